@@ -1,0 +1,1 @@
+"""V3 nodes (TrickleInput, TrickleOutput, and LoadTensor/SaveTensor compatibility)."""

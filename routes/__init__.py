@@ -1,0 +1,1 @@
+"""aiohttp handlers for the stream REST API, mounted on ComfyUI's PromptServer routes."""
