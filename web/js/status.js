@@ -1,5 +1,5 @@
 // Status at a glance: how many streams are live. Grows in the web UI issue.
-import { app } from "../../scripts/app.js";
+import { app } from "../../../scripts/app.js";
 
 app.registerExtension({
   name: "Trickle.Status",
