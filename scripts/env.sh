@@ -1,0 +1,52 @@
+# shellcheck shell=bash
+# Environment shared by every script of comfy-trickle (and by developers' shells).
+#
+# Usage:   source scripts/env.sh          (from the checkout root, or any path to this file)
+#
+# Afterwards:
+#   $COMFY_TRICKLE_PY -m pytest tests/...      runs our tests with the ComfyUI venv's python
+#   $COMFY_TRICKLE_PY -c 'import comfy_trickle' works: the checkout is importable as `comfy_trickle`
+#   $PYTRICKLE_PY                              python of the pytrickle peer venv (foreign test peer)
+#
+# Variables (all may be set before sourcing to override the default):
+#   COMFY_TRICKLE_CACHE  cache outside the checkout, reused across runs and CI clones
+#                        (default: $HOME/.cache/comfy-trickle)
+#   COMFYUI_DIR          ComfyUI source tree, the folder holding main.py
+#                        (default: $COMFY_TRICKLE_CACHE/comfyui-0.3.75, fetched by scripts/setup)
+#   COMFYUI_PYTHON       python that runs ComfyUI (default: $COMFY_TRICKLE_CACHE/venv-comfyui/bin/python)
+#   COMFY_TRICKLE_PY     python that runs our tests, benchmarks and demo (default: $COMFYUI_PYTHON,
+#                        because nodes and tests need the same torch/av/aiohttp as ComfyUI)
+#   PYTRICKLE_PY         python of the pytrickle peer venv ($COMFY_TRICKLE_CACHE/venv-pytrickle/bin/python)
+#   COMFY_TRICKLE_ROOT   this checkout (set here, not overridable)
+#   COMFY_TRICKLE_USER_COMFYUI  1 when COMFYUI_DIR or COMFYUI_PYTHON was given by the user (setup then
+#                        leaves ComfyUI alone and only installs the dev lock into COMFY_TRICKLE_PY)
+#
+# PYTHONPATH gets $COMFY_TRICKLE_CACHE/import-root, holding a symlink `comfy_trickle -> <checkout>`
+# (re-created on every source, so the last checkout sourced wins).
+
+COMFY_TRICKLE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+export COMFY_TRICKLE_ROOT
+
+export COMFY_TRICKLE_CACHE="${COMFY_TRICKLE_CACHE:-$HOME/.cache/comfy-trickle}"
+export COMFY_TRICKLE_COMFYUI_VERSION="0.3.75"
+
+if [ -n "${COMFYUI_DIR:-}" ] || [ -n "${COMFYUI_PYTHON:-}" ]; then
+    export COMFY_TRICKLE_USER_COMFYUI="${COMFY_TRICKLE_USER_COMFYUI:-1}"
+else
+    export COMFY_TRICKLE_USER_COMFYUI="${COMFY_TRICKLE_USER_COMFYUI:-0}"
+fi
+
+export COMFYUI_DIR="${COMFYUI_DIR:-$COMFY_TRICKLE_CACHE/comfyui-$COMFY_TRICKLE_COMFYUI_VERSION}"
+export COMFYUI_PYTHON="${COMFYUI_PYTHON:-$COMFY_TRICKLE_CACHE/venv-comfyui/bin/python}"
+export COMFY_TRICKLE_PY="${COMFY_TRICKLE_PY:-$COMFYUI_PYTHON}"
+export PYTRICKLE_PY="${PYTRICKLE_PY:-$COMFY_TRICKLE_CACHE/venv-pytrickle/bin/python}"
+
+# `import comfy_trickle` outside ComfyUI: the repo root is the package (docs/ARCHITECTURE.md).
+_ct_import_root="$COMFY_TRICKLE_CACHE/import-root"
+mkdir -p "$_ct_import_root"
+ln -sfn "$COMFY_TRICKLE_ROOT" "$_ct_import_root/comfy_trickle"
+case ":${PYTHONPATH:-}:" in
+    *":$_ct_import_root:"*) ;;
+    *) export PYTHONPATH="$_ct_import_root${PYTHONPATH:+:$PYTHONPATH}" ;;
+esac
+unset _ct_import_root
