@@ -1,14 +1,140 @@
-"""Stream REST API handlers."""
+"""The stream REST API on ComfyUI's server (ComfyUI mirrors every route under ``/api``).
+
+| route | answer |
+| --- | --- |
+| ``POST /stream/start`` and ``/live-video-to-video`` | 200 ``{status, message, request_id, config, state}`` |
+| ``POST /stream/{id}/stop`` | 200 ``{status, message, **final status object}`` |
+| ``GET /stream/{id}/status`` | 200 status object |
+| ``GET /streams`` | 200 ``{streams: {id: status}, count}`` |
+
+Errors (JSON ``{"error": ..., ...}``): 400 bad input (workflow errors add ``node_errors`` in ComfyUI's
+shape), 401 missing/wrong bearer token, 403 trickle host not allowed, 404 unknown id, 409 duplicate id,
+413 body too large, 429 stream limit reached. Everything is checked before the registry starts anything.
+"""
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from aiohttp import web
 
+from ..streams.config import StreamConfig, parse_start_request
+from .responses import json_errors
+from .security import HostAllowlist, check_bearer_token, read_json_body
+from .settings import TrickleSettings
 
-async def list_streams(request: web.Request) -> web.Response:
-    return web.json_response({"streams": {}, "count": 0})
+
+class StreamRegistryAPI(Protocol):
+    """What the routes need from the stream engine's registry (``streams.registry.StreamRegistry``)."""
+
+    async def start(self, config: StreamConfig) -> dict[str, Any]:
+        """Validate the workflow, start the stream, return its status object. Raises ``StreamError``s."""
+        ...
+
+    async def stop(self, stream_id: str) -> dict[str, Any]:
+        """Stop the stream and return its final status object; ``StreamNotFound`` when unknown."""
+        ...
+
+    def status(self, stream_id: str) -> dict[str, Any]:
+        """The stream's status object; ``StreamNotFound`` when unknown."""
+        ...
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        """Every known stream's status object by id."""
+        ...
 
 
-def register_stream_routes(routes: web.RouteTableDef) -> None:
-    """Attach the stream routes to ComfyUI's route table (ComfyUI mirrors them under /api)."""
-    routes.get("/streams")(list_streams)
+class StreamRoutes:
+    """Handlers of the stream REST API, bound to one registry and one set of settings.
+
+    Production attaches them to ``PromptServer.instance.routes`` with ``setup_routes``; tests may serve
+    ``get_app()`` on their own.
+    """
+
+    def __init__(self, registry: StreamRegistryAPI, settings: TrickleSettings | None = None) -> None:
+        self.registry = registry
+        self.settings = settings or TrickleSettings.from_env()
+        self.allowlist = HostAllowlist(self.settings.allowed_hosts)
+
+    def setup_routes(self, routes: web.RouteTableDef) -> None:
+        """Register every stream route on ``routes``."""
+        routes.post("/stream/start")(self.start)
+        routes.post("/live-video-to-video")(self.start)
+        routes.post("/stream/{stream_id}/stop")(self.stop)
+        routes.get("/stream/{stream_id}/status")(self.status)
+        routes.get("/streams")(self.list_streams)
+
+    def get_app(self) -> web.Application:
+        """A standalone application serving only these routes (tests, embedding)."""
+        app = web.Application()
+        routes = web.RouteTableDef()
+        self.setup_routes(routes)
+        app.add_routes(routes)
+        return app
+
+    def authorize(self, request: web.Request) -> None:
+        """401 unless the request carries the configured bearer token (no-op without one)."""
+        check_bearer_token(request, self.settings.token)
+
+    @json_errors
+    async def start(self, request: web.Request) -> web.Response:
+        """Start a stream; every check (auth, size, body, hosts, workflow) runs before anything starts."""
+        self.authorize(request)
+        body = await read_json_body(request, self.settings.max_request_bytes)
+        config = parse_start_request(body)
+        self.allowlist.check_urls(config.trickle_urls())
+        status = await self.registry.start(config)
+        return web.json_response(
+            {
+                "status": "success",
+                "message": f"Stream {config.stream_id} started successfully",
+                "request_id": config.stream_id,
+                "config": config.to_json(),
+                "state": status.get("state"),
+            }
+        )
+
+    @json_errors
+    async def stop(self, request: web.Request) -> web.Response:
+        """Stop a stream; answers with its final status."""
+        self.authorize(request)
+        stream_id = request.match_info["stream_id"]
+        final = await self.registry.stop(stream_id)
+        return web.json_response(
+            {"status": "success", "message": f"Stream {stream_id} stopped successfully", **final}
+        )
+
+    @json_errors
+    async def status(self, request: web.Request) -> web.Response:
+        """One stream's status object."""
+        self.authorize(request)
+        return web.json_response(self.registry.status(request.match_info["stream_id"]))
+
+    @json_errors
+    async def list_streams(self, request: web.Request) -> web.Response:
+        """Every known stream with its status."""
+        self.authorize(request)
+        statuses = self.registry.statuses()
+        return web.json_response({"streams": statuses, "count": len(statuses)})
+
+
+def register_stream_routes(
+    routes: web.RouteTableDef,
+    registry: StreamRegistryAPI | None = None,
+    settings: TrickleSettings | None = None,
+) -> StreamRoutes | None:
+    """Attach the stream routes to ComfyUI's route table (ComfyUI mirrors them under /api).
+
+    Transitional: without a registry (until ``integration`` builds one) only an empty ``GET /streams``
+    is served, so ComfyUI keeps loading the pack.
+    """
+    if registry is None:
+
+        async def list_no_streams(request: web.Request) -> web.Response:
+            return web.json_response({"streams": {}, "count": 0})
+
+        routes.get("/streams")(list_no_streams)
+        return None
+    stream_routes = StreamRoutes(registry, settings)
+    stream_routes.setup_routes(routes)
+    return stream_routes

@@ -1,0 +1,133 @@
+"""Request guards for our routes: bearer token, trickle host allowlist, request size limit.
+
+ComfyUI's aiohttp app has its middlewares fixed before custom nodes load, so these are plain
+functions the handlers call, raising ``RequestError`` (the routes turn it into the JSON answer).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from ..streams.config import RequestError
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def check_bearer_token(request: web.Request, token: str) -> None:
+    """Raise 401 unless ``Authorization: Bearer <token>`` matches; no-op when no token is set."""
+    if not token:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    # compare_digest keeps the comparison time independent of how much of the token matches.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        reason = "Missing bearer token" if not header else "Invalid bearer token"
+        raise RequestError(401, reason, headers={"WWW-Authenticate": 'Bearer realm="comfy-trickle"'})
+
+
+class HostAllowlist:
+    """Which trickle hosts a stream may talk to: loopback always, others only when configured.
+
+    Entries are ``host`` (any port) or ``host:port`` (``[v6addr]:port`` for IPv6); ``*`` allows any
+    host. Without this a caller could make ComfyUI's machine connect anywhere on its behalf.
+    """
+
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        self.allow_any = False
+        self._hosts: set[str] = set()
+        self._host_ports: set[tuple[str, int]] = set()
+        for entry in entries:
+            entry = entry.strip().lower()
+            if not entry:
+                continue
+            if entry == "*":
+                self.allow_any = True
+                continue
+            host, port = _split_host_port(entry)
+            if port is None:
+                self._hosts.add(host)
+            else:
+                self._host_ports.add((host, port))
+
+    def is_allowed(self, url: str) -> bool:
+        """True when ``url``'s host (and port) may be used."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if not host:
+            return False
+        if self.allow_any or _is_loopback(host) or host in self._hosts:
+            return True
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return (host, port) in self._host_ports
+
+    def check_urls(self, urls: Mapping[str, str]) -> None:
+        """Raise 403 naming the first field whose host is not allowed."""
+        for field_name, url in urls.items():
+            if not self.is_allowed(url):
+                parts = urlsplit(url)
+                where = parts.netloc or url
+                raise RequestError(
+                    403,
+                    f"Trickle host {where!r} in {field_name} is not allowed; loopback is allowed by default, "
+                    "add other hosts to COMFY_TRICKLE_ALLOWED_HOSTS (comma separated, host or host:port)",
+                    {"field": field_name, "host": parts.hostname or ""},
+                )
+
+
+async def read_json_body(request: web.Request, max_bytes: int) -> Any:
+    """Read and decode a JSON request body of at most ``max_bytes``; 413 when larger, 400 when not JSON.
+
+    The declared Content-Length is checked first; chunked bodies are counted while reading, so a body
+    without a length cannot get past the limit either.
+    """
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise RequestError(413, _too_large(max_bytes), {"max_bytes": max_bytes})
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestError(413, _too_large(max_bytes), {"max_bytes": max_bytes})
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise RequestError(400, "Request body is empty; expected a JSON object")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as err:
+        raise RequestError(400, f"Request body is not UTF-8 JSON: {err}") from err
+    except ValueError as err:
+        raise RequestError(400, f"Request body is not valid JSON: {err}") from err
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"Request body too large: the limit is {max_bytes} bytes (COMFY_TRICKLE_MAX_REQUEST_BYTES)"
+
+
+def _split_host_port(entry: str) -> tuple[str, int | None]:
+    if entry.startswith("["):  # [v6]:port or [v6]
+        host, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        return host, int(port) if port.isdigit() else None
+    if entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+        if port.isdigit():
+            return host, int(port)
+    return entry, None
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
