@@ -1,45 +1,106 @@
-"""TrickleInput / TrickleOutput: where a live stream's frames enter and leave a workflow."""
+"""TrickleInput / TrickleOutput: where a live stream's frames enter and leave a workflow.
+
+The stream session queues one prompt per frame and fills in two inputs of these nodes: ``stream_id``
+and ``frame_ticket`` (the ticket of the frame that prompt is for, see ``streams.bridge``). The frame is
+registered before its prompt is queued, so ``TrickleInput`` returns at once and never holds ComfyUI's
+single executor thread waiting for the network.
+
+Queued from the UI (no ticket): ``TrickleInput`` serves the newest frame of the running stream named by
+``stream_id`` and ``TrickleOutput`` only reports; with no running stream both fail at once with a
+readable message.
+
+comfystream's ``LoadTensor``/``SaveTensor`` are *not* registered here; stream workflows using them are
+rewritten to these nodes at start (see ``streams.workflow``), so an installed comfystream keeps its own.
+"""
 
 from __future__ import annotations
 
-from .._comfy import io
+from typing import Any
+
+from .._comfy import io, ui
+from ..streams.bridge import PROCESS_BRIDGES, FrameBridge
+from ..streams.errors import StreamNotBound
+from ..streams.handoff import InputFrame
+from .frames import frame_to_image
+
+DEFAULT_TIMEOUT_S = 5.0
 
 
-class StreamNotBoundError(RuntimeError):
-    """Raised when a live node runs without a stream (e.g. from the Queue button)."""
-
-
-def _require_stream(stream_id: str) -> None:
+def _bridge(stream_id: str) -> FrameBridge:
     if not stream_id:
-        raise StreamNotBoundError(
-            "This node is fed by a live stream. Start a stream (Trickle sidebar or POST /stream/start) "
-            "instead of queueing the workflow directly."
+        raise StreamNotBound(
+            "This node is fed by a live stream and has no stream_id. Start a stream (Trickle sidebar or "
+            "POST /stream/start) instead of queueing this workflow directly."
         )
+    bridge = PROCESS_BRIDGES.lookup(stream_id)
+    if bridge is None:
+        raise StreamNotBound(
+            f"Stream {stream_id!r} is not running. Start it (Trickle sidebar or POST /stream/start), "
+            "or set stream_id to a running stream."
+        )
+    return bridge
 
 
 class TrickleInput(io.ComfyNode):
+    """The current frame of a live trickle stream, as IMAGE ``[1, H, W, 3]`` float32 in 0..1."""
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TrickleInput",
             display_name="Trickle Input (Live)",
             category="trickle/io",
-            description="The newest frame of a live trickle stream.",
+            description="The current frame of a live trickle stream. Re-executes for every frame.",
             inputs=[
-                io.String.Input("stream_id", default="", tooltip="Filled in by the stream session."),
+                io.String.Input(
+                    "stream_id",
+                    default="",
+                    tooltip="The live stream feeding this node; filled in by the stream.",
+                ),
+                io.Int.Input(
+                    "frame_ticket",
+                    default=0,
+                    min=0,
+                    optional=True,
+                    tooltip="Set by the stream for each frame's prompt; leave 0 (the newest frame is used).",
+                ),
+                io.Float.Input(
+                    "timeout_seconds",
+                    default=DEFAULT_TIMEOUT_S,
+                    min=0.1,
+                    max=60.0,
+                    step=0.1,
+                    optional=True,
+                    tooltip="How long to wait for a frame before failing.",
+                ),
             ],
-            outputs=[io.Image.Output(display_name="image")],
+            outputs=[
+                io.Image.Output(display_name="image"),
+                io.Int.Output(display_name="width"),
+                io.Int.Output(display_name="height"),
+            ],
             not_idempotent=True,
             is_experimental=True,
         )
 
     @classmethod
-    def execute(cls, stream_id: str) -> io.NodeOutput:
-        _require_stream(stream_id)
-        raise StreamNotBoundError(f"Stream {stream_id!r} is not running.")
+    def fingerprint_inputs(cls, **kwargs: Any) -> float:
+        # A fresh NaN object never equals the previous one, so the node re-runs for every frame. A shared
+        # math.nan would compare equal to itself by identity inside the cache key and get cached forever.
+        return float("nan")
+
+    @classmethod
+    def execute(
+        cls, stream_id: str, frame_ticket: int = 0, timeout_seconds: float = DEFAULT_TIMEOUT_S
+    ) -> io.NodeOutput:
+        frame: InputFrame = _bridge(stream_id).input_frame(int(frame_ticket or 0), float(timeout_seconds))
+        image = frame_to_image(frame)
+        return io.NodeOutput(image, int(image.shape[2]), int(image.shape[1]))
 
 
 class TrickleOutput(io.ComfyNode):
+    """Sends images to a live trickle stream's output channel (handed to its encoder, never blocking)."""
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -48,15 +109,34 @@ class TrickleOutput(io.ComfyNode):
             category="trickle/io",
             description="Sends frames to a live trickle stream's output channel.",
             inputs=[
-                io.Image.Input("images"),
-                io.String.Input("stream_id", default="", tooltip="Filled in by the stream session."),
+                io.Image.Input("images", tooltip="Frames to send: any batch size, each image one frame."),
+                io.String.Input(
+                    "stream_id", default="", tooltip="The live stream to send to; filled in by the stream."
+                ),
+                io.Int.Input(
+                    "frame_ticket",
+                    default=0,
+                    min=0,
+                    optional=True,
+                    tooltip="Set by the stream for each frame's prompt; leave 0.",
+                ),
             ],
             outputs=[],
             is_output_node=True,
+            not_idempotent=True,
             is_experimental=True,
         )
 
     @classmethod
-    def execute(cls, images: object, stream_id: str) -> io.NodeOutput:
-        _require_stream(stream_id)
-        raise StreamNotBoundError(f"Stream {stream_id!r} is not running.")
+    def fingerprint_inputs(cls, **kwargs: Any) -> float:
+        # Always run, even if the images did not change: every frame's prompt must deliver its frame.
+        return float("nan")
+
+    @classmethod
+    def execute(cls, images: Any, stream_id: str, frame_ticket: int = 0) -> io.NodeOutput:
+        bridge = _bridge(stream_id)
+        if bridge.deliver(int(frame_ticket or 0), images):
+            text = f"sent {int(images.shape[0])} frame(s) to {stream_id}"
+        else:
+            text = f"not sent: only prompts queued by stream {stream_id} reach its output"
+        return io.NodeOutput(ui=ui.PreviewText(text))

@@ -1,0 +1,127 @@
+"""Where a stream session and the nodes running its prompts meet.
+
+Nodes run on ComfyUI's prompt worker thread; sessions live on the server's event loop. Each session
+owns one ``FrameBridge`` (a lock-protected table, never a module-global queue). The session registers
+the frame under a *ticket* before it queues the frame's prompt and writes the ticket into the prompt's
+``TrickleInput``/``TrickleOutput`` inputs, so a node never waits for the network and frames can never
+cross streams: a ticket names exactly one frame of exactly one session.
+
+``BridgeDirectory`` maps stream ids to the bridges of running sessions; nodes find their stream there.
+One directory per process (``PROCESS_BRIDGES``), because ComfyUI instantiates nothing per node that we
+could hand a reference to; a registry can be given its own directory in tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .errors import FrameTimeout, StreamNotBound
+from .handoff import InputFrame
+
+# Tickets are unique per process, so a prompt left over from a stopped session can never pick up a
+# frame of a newer session that reuses the stream id.
+_TICKETS = itertools.count(1)
+
+# (ticket, the ticket's input frame, the images TrickleOutput received); called on ComfyUI's worker thread
+OutputCallback = Callable[[int, InputFrame, Any], None]
+
+
+class FrameBridge:
+    """Thread-safe frame table of one session (see the module docstring)."""
+
+    def __init__(self, stream_id: str, on_output: OutputCallback) -> None:
+        self.stream_id = stream_id
+        self._on_output = on_output
+        self._changed = threading.Condition()
+        self._pending: dict[int, InputFrame] = {}
+        self._latest: InputFrame | None = None
+        self._closed = False
+
+    # --- session side -------------------------------------------------------------------------------
+    def open_ticket(self, frame: InputFrame) -> int:
+        """Register the frame a prompt is about to be queued for; returns its ticket."""
+        ticket = next(_TICKETS)
+        with self._changed:
+            self._pending[ticket] = frame
+            self._latest = frame
+            self._changed.notify_all()
+        return ticket
+
+    def close_ticket(self, ticket: int) -> None:
+        with self._changed:
+            self._pending.pop(ticket, None)
+
+    def note_latest(self, frame: InputFrame) -> None:
+        """Remember the newest decoded frame (served to UI-queued prompts that name this stream)."""
+        with self._changed:
+            self._latest = frame
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """The session ends: waiting nodes fail at once, later deliveries are ignored."""
+        with self._changed:
+            self._closed = True
+            self._pending.clear()
+            self._latest = None
+            self._changed.notify_all()
+
+    # --- node side (ComfyUI's worker thread) -----------------------------------------------------------
+    def input_frame(self, ticket: int, timeout: float) -> InputFrame:
+        """The frame of ``ticket``; ticket 0 (a prompt queued from the UI) gets the newest frame.
+
+        Waits at most ``timeout`` seconds; raises ``FrameTimeout`` or, if the stream stops meanwhile,
+        ``StreamNotBound``.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                if self._closed:
+                    raise StreamNotBound(f"Stream {self.stream_id!r} stopped.")
+                frame = self._pending.get(ticket) if ticket else self._latest
+                if frame is not None:
+                    return frame
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise FrameTimeout(
+                        f"No frame from stream {self.stream_id!r} within {timeout:g} s"
+                        + ("" if ticket else " (is its input publishing?)")
+                    )
+                self._changed.wait(remaining)
+
+    def deliver(self, ticket: int, images: Any) -> bool:
+        """Hand a processed frame to the session's encoder; never blocks. False when nothing takes it
+        (a UI-queued prompt, or a session that stopped)."""
+        with self._changed:
+            frame = self._pending.get(ticket) if ticket else None
+            if frame is None or self._closed:
+                return False
+        self._on_output(ticket, frame, images)
+        return True
+
+
+class BridgeDirectory:
+    """Thread-safe map stream id -> bridge of the running session."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bridges: dict[str, FrameBridge] = {}
+
+    def register(self, bridge: FrameBridge) -> None:
+        with self._lock:
+            self._bridges[bridge.stream_id] = bridge
+
+    def unregister(self, bridge: FrameBridge) -> None:
+        with self._lock:
+            if self._bridges.get(bridge.stream_id) is bridge:
+                del self._bridges[bridge.stream_id]
+
+    def lookup(self, stream_id: str) -> FrameBridge | None:
+        with self._lock:
+            return self._bridges.get(stream_id)
+
+
+PROCESS_BRIDGES = BridgeDirectory()

@@ -1,0 +1,114 @@
+"""Bounded, thread-safe hand-off of decoded frames from the decoder thread to the session's dispatcher.
+
+Drop policy (why it is shaped like this): trickle delivers video in segments, and a relay or a test
+publisher may hand us a whole segment at once, so the decoder produces frames in bursts. Dropping on a
+small fixed capacity would throw most of every burst away even when ComfyUI keeps up on average. So the
+bound is on *media time*: the queue holds at most ``max_backlog_s`` seconds of video (newest pts minus
+oldest pts); when the executor falls behind by more than that, the oldest frames are dropped and the
+stream catches up, which bounds latency without punishing bursty arrival. ``capacity`` is a hard cap
+on memory. The producer never blocks, so a slow workflow can never stall the network side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class InputFrame:
+    """One decoded input frame on its way into ComfyUI.
+
+    ``image`` is whatever the decoder produced (an ``[H, W, 3]`` uint8 array); ``media_time`` is its pts
+    in seconds (``pts * time_base``); ``arrival`` is ``time.monotonic()`` when it was decoded.
+    """
+
+    index: int
+    image: Any
+    pts: int | None
+    time_base: Any
+    media_time: float
+    arrival: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FrameHandoff:
+    """FIFO between one producer thread and one asyncio consumer; see the module docstring."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, *, max_backlog_s: float = 1.0, capacity: int = 120
+    ) -> None:
+        self._loop = loop
+        self._max_backlog_s = max_backlog_s
+        self._capacity = capacity
+        self._frames: collections.deque[InputFrame] = collections.deque()
+        self._lock = threading.Lock()
+        self._ready = asyncio.Event()  # touched only on the loop
+        self._ended = False
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, frame: InputFrame) -> bool:
+        """Add a frame (any thread, never blocks). Returns False once the hand-off is closed."""
+        with self._lock:
+            if self._closed or self._ended:
+                return False
+            self._frames.append(frame)
+            while len(self._frames) > self._capacity:
+                self._frames.popleft()
+                self.dropped += 1
+        self._wake()
+        return True
+
+    def end(self) -> None:
+        """The input ended: the consumer drains what is queued, then ``get`` returns None."""
+        with self._lock:
+            self._ended = True
+        self._wake()
+
+    def close(self) -> None:
+        """Stop now: queued frames are discarded, ``get`` returns None, later ``put`` calls return False."""
+        with self._lock:
+            self._closed = True
+            self._frames.clear()
+        self._wake()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._frames)
+
+    async def get(self) -> InputFrame | None:
+        """The oldest frame still within the backlog bound, or None at end of input / after close."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    return None
+                while len(self._frames) > 1 and (
+                    self._frames[-1].media_time - self._frames[0].media_time > self._max_backlog_s
+                ):
+                    self._frames.popleft()
+                    self.dropped += 1
+                if self._frames:
+                    return self._frames.popleft()
+                if self._ended:
+                    return None
+                self._ready.clear()
+            await self._ready.wait()
+
+    def _wake(self) -> None:
+        if self._loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._ready.set()
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._ready.set)
+            except RuntimeError:  # the loop closed meanwhile: nobody is waiting any more
+                pass

@@ -1,0 +1,169 @@
+"""The loop that feeds one stream's frames into ComfyUI's queue: one prompt per frame, one at a time.
+
+Completion detection (decision):
+- Fast path: ``TrickleOutput`` hands its frame to the session on the worker thread, which wakes this
+  loop via ``call_soon_threadsafe``; the next frame's prompt is queued at once, while ComfyUI is still
+  finishing the previous one, so the executor never idles between frames of a busy stream.
+- Slow path (node errors, ComfyUI's Interrupt, a prompt the user deleted from the queue): a prompt whose
+  output has not arrived is checked with ``PromptRunner.outcome``, starting after 20 ms and backing off to
+  250 ms. ``outcome`` is one dictionary look-up under ComfyUI's queue lock, so this polling costs
+  microseconds per check and only runs while a prompt is overdue. ComfyUI offers no completion hook
+  (``add_on_prompt_handler`` sees only POST /prompt bodies); the alternatives, wrapping
+  ``PromptServer.send_sync`` or ``PromptQueue.task_done``, would monkey-patch ComfyUI for every user.
+- Every finished prompt of ours is forgotten (history entry deleted), so history never grows per frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .bridge import FrameBridge
+from .counters import StreamCounters
+from .executor import PromptOutcome, PromptRunner, PromptState
+from .handoff import FrameHandoff
+from .workflow import PromptBuilder
+
+logger = logging.getLogger(__name__)
+
+POLL_FIRST_S = 0.02
+POLL_MAX_S = 0.25
+DRAIN_TIMEOUT_S = 10.0
+
+
+class PromptPump:
+    """Queues one prompt per frame of a ``FrameHandoff`` and watches each to its end."""
+
+    def __init__(
+        self,
+        *,
+        runner: PromptRunner,
+        builder: PromptBuilder,
+        bridge: FrameBridge,
+        handoff: FrameHandoff,
+        counters: StreamCounters,
+        client_id: str,
+        inert_nodes: Callable[[], dict[str, Any]] = dict,
+    ) -> None:
+        self._runner = runner
+        self._builder = builder
+        self._bridge = bridge
+        self._handoff = handoff
+        self._counters = counters
+        self._client_id = client_id
+        self._inert_nodes = inert_nodes
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+        # prompts whose output arrived but which ComfyUI may still be finishing: (prompt id, ticket)
+        self._finishing: collections.deque[tuple[str, int]] = collections.deque()
+        self._in_flight: tuple[str, int] | None = None
+        self.prompts_submitted = 0
+
+    # --- any thread -------------------------------------------------------------------------------------
+    def output_arrived(self, ticket: int) -> None:
+        """``TrickleOutput`` delivered the frame of ``ticket`` (called on ComfyUI's worker thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._resolve, ticket)
+        except RuntimeError:  # loop closed meanwhile: the session is gone
+            pass
+
+    def _resolve(self, ticket: int) -> None:
+        waiter = self._waiters.get(ticket)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- loop side ----------------------------------------------------------------------------------------
+    async def run(self) -> PromptOutcome | None:
+        """Pump until the input ends (returns None) or a node fails (returns that prompt's outcome)."""
+        self._loop = asyncio.get_running_loop()
+        while True:
+            failure = self._reap_finishing()
+            if failure is not None:
+                return failure
+            frame = await self._handoff.get()
+            if frame is None:
+                break
+            ticket = self._bridge.open_ticket(frame)
+            waiter = self._loop.create_future()
+            self._waiters[ticket] = waiter
+            try:
+                prompt = self._builder.build(ticket, self._inert_nodes())
+                prompt_id = self._runner.submit(prompt, [self._builder.output_id], self._client_id)
+                self.prompts_submitted += 1
+                self._in_flight = (prompt_id, ticket)
+                outcome = await self._await_frame(prompt_id, ticket, waiter)
+            finally:
+                self._waiters.pop(ticket, None)
+            # (left set if cancelled: ``abandon`` then forgets the prompt)
+            self._in_flight = None
+            if outcome is None:
+                self._finishing.append((prompt_id, ticket))
+                continue
+            self._bridge.close_ticket(ticket)
+            self._runner.forget(prompt_id)
+            if outcome.state is PromptState.ERROR:
+                return outcome
+            # interrupted, lost, or finished without reaching TrickleOutput: that frame is dropped
+            logger.info("stream %s: frame dropped (%s)", self._bridge.stream_id, outcome.state.value)
+            self._counters.frame_dropped()
+        return await self._drain()
+
+    async def _await_frame(
+        self, prompt_id: str, ticket: int, waiter: asyncio.Future[None]
+    ) -> PromptOutcome | None:
+        """None once the output arrived; otherwise the outcome of a prompt that ended without one."""
+        delay = POLL_FIRST_S
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), delay)
+                return None
+            except asyncio.TimeoutError:  # noqa: UP041 - distinct from TimeoutError on Python 3.10
+                pass
+            outcome = self._runner.outcome(prompt_id)
+            if outcome.finished:
+                # the output may have been scheduled between the timeout and the look-up
+                await asyncio.sleep(0)
+                return None if waiter.done() else outcome
+            delay = min(delay * 2, POLL_MAX_S)
+
+    def _reap_finishing(self) -> PromptOutcome | None:
+        """Forget our finished prompts; report one that failed after its output (e.g. a second node)."""
+        failure = None
+        while self._finishing:
+            prompt_id, ticket = self._finishing[0]
+            outcome = self._runner.outcome(prompt_id)
+            if not outcome.finished:
+                break
+            self._finishing.popleft()
+            self._bridge.close_ticket(ticket)
+            self._runner.forget(prompt_id)
+            if outcome.state is PromptState.ERROR and failure is None:
+                failure = outcome
+        return failure
+
+    async def _drain(self) -> PromptOutcome | None:
+        """At end of input: wait (bounded) for ComfyUI to finish our last prompts, then forget them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_TIMEOUT_S
+        while True:
+            failure = self._reap_finishing()
+            if failure is not None or not self._finishing or loop.time() > deadline:
+                return failure
+            await asyncio.sleep(POLL_FIRST_S)
+
+    def abandon(self) -> None:
+        """On stop: forget every prompt of ours (queued ones leave the queue; a running one's history
+        entry is deleted when it finishes)."""
+        pending = list(self._finishing)
+        if self._in_flight is not None:
+            pending.append(self._in_flight)
+        self._finishing.clear()
+        for prompt_id, ticket in pending:
+            self._bridge.close_ticket(ticket)
+            self._runner.forget(prompt_id)

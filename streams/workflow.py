@@ -1,0 +1,151 @@
+"""A stream's workflow: finding its live nodes, mapping comfystream's nodes, building per-frame prompts.
+
+comfystream compatibility (decision): workflows written for comfystream use ``LoadTensor`` (input) and
+``SaveTensor`` (output). We do **not** register nodes under those names, because a ComfyUI that also has
+comfystream installed would then have two classes fighting over one name. Instead the stream's own copy
+of the workflow is rewritten at start: ``LoadTensor`` -> ``TrickleInput`` (its ``timeout_seconds`` is
+kept) and ``SaveTensor`` -> ``TrickleOutput``. Both pairs have the same sockets (IMAGE out at index 0,
+``images`` in), so links stay valid. The user's workflow object is never modified.
+
+Per frame, only the ``TrickleOutput`` node (and what it depends on) is executed; other output nodes
+(``PreviewImage``, ``SaveImage``) in a stream's workflow are kept for the UI but never run per frame,
+so temp/ and output/ do not fill up with one file per video frame.
+
+Cache keep-alive (why prompts carry other streams' nodes): ComfyUI's default cache drops, before every
+prompt, each entry the prompt does not contain. Two streams with different workflows alternate on the
+one executor, so each would evict the other's model loaders and constant branches every frame. Every
+node id of a stream is therefore namespaced with the stream's prefix, and each frame's prompt also
+carries the other live streams' nodes, inert (not executed: ComfyUI only runs what the listed outputs
+need). Their cache entries then survive, and frame-independent nodes run once per stream.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import WorkflowInvalid, node_error
+
+INPUT_CLASS = "TrickleInput"
+OUTPUT_CLASS = "TrickleOutput"
+# comfystream class -> our class (see the module docstring)
+COMPAT_CLASSES = {"LoadTensor": INPUT_CLASS, "SaveTensor": OUTPUT_CLASS}
+
+STREAM_INPUT = "stream_id"
+TICKET_INPUT = "frame_ticket"
+
+
+def is_link(value: Any) -> bool:
+    """ComfyUI's link form: ``[source node id, output index]``."""
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and type(value[1]) is int
+
+
+@dataclass(frozen=True)
+class LiveWorkflow:
+    """A workflow with its live nodes found; ``nodes`` uses the original ids and our class names."""
+
+    nodes: dict[str, Any]
+    input_ids: tuple[str, ...]
+    output_id: str
+    mapped: dict[str, str]  # node id -> original class_type, for nodes rewritten from comfystream's
+
+    def with_nodes(self, nodes: dict[str, Any]) -> LiveWorkflow:
+        return LiveWorkflow(nodes, self.input_ids, self.output_id, self.mapped)
+
+
+def prepare_workflow(workflow: dict[str, Any]) -> LiveWorkflow:
+    """Copy the workflow, map comfystream's nodes and find the live input/output nodes.
+
+    Raises ``WorkflowInvalid`` (with ComfyUI-shaped ``node_errors``) for a workflow without a live input,
+    without a live output, or with more than one live output.
+    """
+    if not isinstance(workflow, dict) or not workflow:
+        raise WorkflowInvalid("The workflow must be a non-empty API-format object (node id -> node).")
+    nodes: dict[str, Any] = {}
+    mapped: dict[str, str] = {}
+    for node_id, node in workflow.items():
+        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
+            raise WorkflowInvalid(
+                f"Node {node_id!r} is not an object with a class_type.",
+                node_error(str(node_id), "", "invalid_node", "node has no class_type"),
+            )
+        node = copy.deepcopy(node)
+        node.setdefault("inputs", {})
+        original = node["class_type"]
+        if original in COMPAT_CLASSES:
+            node["class_type"] = COMPAT_CLASSES[original]
+            mapped[str(node_id)] = original
+        nodes[str(node_id)] = node
+
+    input_ids = tuple(nid for nid, node in nodes.items() if node["class_type"] == INPUT_CLASS)
+    output_ids = [nid for nid, node in nodes.items() if node["class_type"] == OUTPUT_CLASS]
+    if not input_ids:
+        raise WorkflowInvalid(
+            "The workflow has no live input node: add a TrickleInput (or comfystream's LoadTensor).",
+            {},
+        )
+    if not output_ids:
+        raise WorkflowInvalid(
+            "The workflow has no live output node: add a TrickleOutput (or comfystream's SaveTensor).",
+            {},
+        )
+    if len(output_ids) > 1:
+        errors: dict[str, Any] = {}
+        for nid in output_ids[1:]:
+            errors.update(
+                node_error(
+                    nid,
+                    mapped.get(nid, OUTPUT_CLASS),
+                    "too_many_outputs",
+                    "A stream workflow has exactly one live output node",
+                    f"Node ID '#{nid}' is a second live output (the first is '#{output_ids[0]}')",
+                )
+            )
+        raise WorkflowInvalid("The workflow has more than one live output node.", errors)
+    return LiveWorkflow(nodes=nodes, input_ids=input_ids, output_id=output_ids[0], mapped=mapped)
+
+
+def namespaced(nodes: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The nodes with every id (and every link to one) prefixed, so streams never share node ids."""
+    renamed: dict[str, Any] = {}
+    for node_id, node in nodes.items():
+        inputs = {
+            name: [prefix + value[0], value[1]] if is_link(value) else value
+            for name, value in node["inputs"].items()
+        }
+        renamed[prefix + node_id] = {**node, "inputs": inputs}
+    return renamed
+
+
+class PromptBuilder:
+    """Builds one frame's prompt from a stream's validated workflow (cheap: shallow copies)."""
+
+    def __init__(self, live: LiveWorkflow, prefix: str, stream_id: str) -> None:
+        self.prefix = prefix
+        self.stream_id = stream_id
+        self._template = namespaced(live.nodes, prefix)
+        self._live_ids = [prefix + nid for nid in (*live.input_ids, live.output_id)]
+        self.output_id = prefix + live.output_id
+        for live_id in self._live_ids:
+            self._template[live_id]["inputs"][STREAM_INPUT] = stream_id
+            self._template[live_id]["inputs"][TICKET_INPUT] = 0
+
+    def inert_nodes(self) -> dict[str, Any]:
+        """This stream's nodes for other streams' prompts (never executed there, see module docstring)."""
+        return self._template
+
+    def build(self, ticket: int, inert: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The prompt for one frame: this stream's nodes bound to ``ticket``, plus ``inert`` nodes."""
+        prompt: dict[str, Any] = dict(inert) if inert else {}
+        for node_id, node in self._template.items():
+            prompt[node_id] = {**node, "inputs": dict(node["inputs"])}
+        for live_id in self._live_ids:
+            prompt[live_id]["inputs"][TICKET_INPUT] = ticket
+        return prompt
+
+    def original_id(self, node_id: str | None) -> str | None:
+        """Map a namespaced node id (from an execution error) back to the user's id."""
+        if node_id is not None and node_id.startswith(self.prefix):
+            return node_id[len(self.prefix) :]
+        return node_id
