@@ -1,0 +1,293 @@
+"""Streaming MPEG-TS/H.264 decoder: bytes in (across trickle segment boundaries), RGB frames out.
+
+Threading: :meth:`StreamDecoder.feed` and :meth:`StreamDecoder.end_of_input` are called from any thread
+(typically the asyncio loop) and only append to a bounded :class:`ByteFeed`. One decode thread owned by the
+decoder demuxes and decodes, and calls ``on_frame`` / ``on_audio`` on that thread, so those callbacks must
+be quick and thread-safe (e.g. ``loop.call_soon_threadsafe`` or a bounded ``queue.Queue``).
+
+Latency: a frame is emitted as soon as the demuxer returns its packet. MPEG-TS video PES packets carry no
+length, so the demuxer knows a frame is complete only when the next one starts (or the input ends): that
+one frame interval is inherent to the format.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+
+import av
+
+from .adts import parse_adts
+from .bytefeed import ByteFeed
+from .resize import FrameRateCap, convert_frame, validate_target_size
+from .types import AudioPacket, DecodedFrame
+
+logger = logging.getLogger(__name__)
+
+FrameCallback = Callable[[DecodedFrame], None]
+AudioCallback = Callable[[AudioPacket], None]
+
+# Demuxer options: the format is known, so skip format probing, and keep stream probing short so the first
+# frame is not held back by analysis (the decoder learns sizes from the bitstream anyway).
+_DEMUX_OPTIONS = {"probesize": "65536", "analyzeduration": "100000", "fpsprobesize": "0"}
+# Reopens after demuxer failures without a single decoded frame in between; then the input is hopeless.
+_MAX_FUTILE_REOPENS = 50
+
+
+@dataclass
+class DecoderStats:
+    """Counters of what the decoder saw; read from any thread (plain ints, updated by the decode thread)."""
+
+    bytes_in: int = 0
+    bytes_dropped: int = 0
+    video_packets: int = 0
+    audio_packets: int = 0
+    decoded: int = 0
+    emitted: int = 0
+    dropped_by_rate: int = 0
+    corrupt_skipped: int = 0
+    demux_restarts: int = 0
+    resolution_changes: int = 0
+    pts_resets: int = 0
+    callback_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class StreamDecoder:
+    """Decode one continuous MPEG-TS byte stream in a background thread.
+
+    Args:
+        on_frame: called on the decode thread with each emitted :class:`DecodedFrame`.
+        on_audio: called on the decode thread with each audio packet of the first audio track.
+        max_fps: drop frames arriving faster than this, judged by pts (``None`` or 0: keep all).
+        width, height: if both given (multiples of 8), frames are scaled to cover and center-cropped to
+            exactly this size; otherwise frames keep the source size.
+        max_buffered_bytes: bound on undecoded input; older bytes are dropped beyond it.
+        threads: libavcodec decode threads (1 keeps latency lowest; frame threading adds a frame per thread).
+    """
+
+    def __init__(
+        self,
+        on_frame: FrameCallback,
+        on_audio: AudioCallback | None = None,
+        *,
+        max_fps: float | None = 30.0,
+        width: int | None = None,
+        height: int | None = None,
+        max_buffered_bytes: int = 8 * 1024 * 1024,
+        threads: int = 1,
+        on_finished: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
+        self._target = validate_target_size(width, height)
+        self._on_frame = on_frame
+        self._on_audio = on_audio
+        self._on_finished = on_finished
+        self._threads = max(1, int(threads))
+        self._feed = ByteFeed(max_buffered_bytes)
+        self._rate_cap = FrameRateCap(max_fps)
+        self._stats = DecoderStats()
+        self._stop_requested = False
+        self._thread: threading.Thread | None = None
+        self._last_size: tuple[int, int] | None = None
+        self._last_pts: int | None = None
+        self._next_index = 0
+        self._audio_next_pts: int | None = None
+        self.error: BaseException | None = None
+
+    # ------------------------------------------------------------------ control (any thread)
+
+    def start(self) -> None:
+        """Start the decode thread (once)."""
+        if self._thread is not None:
+            raise RuntimeError("decoder already started")
+        self._thread = threading.Thread(target=self._run, name="trickle-decode", daemon=True)
+        self._thread.start()
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Hand over the next bytes of the stream; returns at once (bounded buffer, oldest dropped)."""
+        self._feed.feed(chunk)
+
+    def end_of_input(self) -> None:
+        """No more bytes will come: decode what is buffered, flush, then the thread ends by itself."""
+        self._feed.finish()
+
+    def stop(self) -> None:
+        """Stop quickly: discard buffered input and end the thread after the packet in hand."""
+        self._stop_requested = True
+        self._feed.close()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the decode thread to end; True if it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def stats(self) -> DecoderStats:
+        self._stats.bytes_in = self._feed.bytes_in
+        self._stats.bytes_dropped = self._feed.bytes_dropped
+        return self._stats
+
+    # ------------------------------------------------------------------ decode thread
+
+    def _run(self) -> None:
+        error: BaseException | None = None
+        try:
+            self._demux_until_exhausted()
+        except BaseException as exc:  # noqa: BLE001 - reported through on_finished and .error
+            logger.exception("decode thread failed")
+            error = exc
+            self.error = exc
+        finally:
+            if self._on_finished is not None:
+                try:
+                    self._on_finished(error)
+                except Exception:
+                    logger.exception("on_finished callback failed")
+
+    def _demux_until_exhausted(self) -> None:
+        decoder: av.CodecContext | None = None
+        futile_reopens = 0
+        while not self._stop_requested:
+            decoded_before = self._stats.decoded
+            try:
+                container = av.open(self._feed, mode="r", format="mpegts", options=dict(_DEMUX_OPTIONS))
+            except (av.FFmpegError, EOFError, ValueError) as exc:
+                if self._feed.exhausted:
+                    break
+                # Garbage where a stream should start: the bytes read are gone, try on what follows.
+                self._stats.demux_restarts += 1
+                self._stats.corrupt_skipped += 1
+                futile_reopens += 1
+                logger.debug("cannot open MPEG-TS input (%s); retrying on following bytes", exc)
+                if futile_reopens > _MAX_FUTILE_REOPENS:
+                    raise RuntimeError("input is not a decodable MPEG-TS stream") from exc
+                continue
+            try:
+                decoder = self._demux(container, decoder)
+            except av.FFmpegError as exc:
+                self._stats.demux_restarts += 1
+                logger.warning("demuxer error (%s); reopening on following bytes", exc)
+            finally:
+                container.close()
+            futile_reopens = 0 if self._stats.decoded > decoded_before else futile_reopens + 1
+            if self._feed.exhausted or futile_reopens > _MAX_FUTILE_REOPENS:
+                break
+        if decoder is not None and not self._stop_requested:
+            self._decode_packet(decoder, None, Fraction(1, 90000))
+
+    def _demux(
+        self, container: av.container.InputContainer, decoder: av.CodecContext | None
+    ) -> av.CodecContext | None:
+        video = next((s for s in container.streams if s.type == "video"), None)
+        audio = next((s for s in container.streams if s.type == "audio"), None)
+        if video is None and audio is None:
+            return decoder
+        wanted = [s for s in (video, audio) if s is not None]
+        for packet in container.demux(wanted):
+            if self._stop_requested:
+                break
+            if packet.size == 0:
+                continue  # PyAV's end-of-demux flush packets; we flush once, at the real end
+            if video is not None and packet.stream_index == video.index:
+                self._stats.video_packets += 1
+                if decoder is None or decoder.name != video.codec_context.name:
+                    decoder = self._make_decoder(video.codec_context.name)
+                self._decode_packet(decoder, packet, video.time_base or Fraction(1, 90000))
+            elif audio is not None and packet.stream_index == audio.index:
+                self._stats.audio_packets += 1
+                self._emit_audio(packet, audio)
+        return decoder
+
+    def _make_decoder(self, codec_name: str) -> av.CodecContext:
+        decoder = av.CodecContext.create(codec_name, "r")
+        decoder.thread_count = self._threads
+        if self._threads > 1:
+            decoder.thread_type = "SLICE"  # frame threading would delay output by a frame per thread
+        return decoder
+
+    def _decode_packet(self, decoder: av.CodecContext, packet: av.Packet | None, time_base: Fraction) -> None:
+        try:
+            frames = decoder.decode(packet)
+        except av.FFmpegError as exc:
+            self._stats.corrupt_skipped += 1
+            logger.debug("skipping undecodable video packet: %s", exc)
+            return
+        for frame in frames:
+            self._stats.decoded += 1
+            if frame.is_corrupt:
+                self._stats.corrupt_skipped += 1
+                continue
+            self._handle_frame(frame, time_base)
+
+    def _handle_frame(self, frame: av.VideoFrame, time_base: Fraction) -> None:
+        pts = frame.pts
+        if pts is None:
+            # Without a timestamp, place the frame one nominal interval after the previous one.
+            pts = (self._last_pts or 0) + int(Fraction(1, 30) / time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            self._stats.pts_resets += 1
+            logger.info("video pts went back from %d to %d (source restart?)", self._last_pts, pts)
+        self._last_pts = pts
+        size = (frame.width, frame.height)
+        if self._last_size is not None and size != self._last_size:
+            self._stats.resolution_changes += 1
+            logger.info("input resolution changed from %dx%d to %dx%d", *self._last_size, *size)
+        self._last_size = size
+        if not self._rate_cap.admit(pts, time_base):
+            self._stats.dropped_by_rate += 1
+            return
+        rgb = convert_frame(frame, self._target)
+        decoded = DecodedFrame(rgb=rgb, pts=int(pts), time_base=time_base, index=self._next_index)
+        self._next_index += 1
+        self._stats.emitted += 1
+        try:
+            self._on_frame(decoded)
+        except Exception:
+            self._stats.callback_errors += 1
+            logger.exception("on_frame callback failed")
+
+    def _emit_audio(self, packet: av.Packet, stream: av.audio.stream.AudioStream) -> None:
+        if self._on_audio is None:
+            return
+        ctx = stream.codec_context
+        time_base = stream.time_base or Fraction(1, 90000)
+        data = bytes(packet)
+        sample_rate = int(ctx.sample_rate or 0)
+        channels = int(ctx.layout.nb_channels)
+        duration = int(packet.duration or 0)
+        adts = parse_adts(data) if ctx.name == "aac" else None
+        if adts is not None:
+            sample_rate, channels = adts.sample_rate, adts.channels or channels
+            duration = duration or round(Fraction(adts.samples, adts.sample_rate) / time_base)
+        pts = packet.pts
+        if pts is None:
+            # The AAC parser splits a multi-frame PES and only the first frame keeps the PES timestamp.
+            if self._audio_next_pts is None:
+                return
+            pts = self._audio_next_pts
+        self._audio_next_pts = int(pts) + duration if duration else None
+        audio = AudioPacket(
+            data=data,
+            pts=int(pts),
+            time_base=time_base,
+            codec=ctx.name,
+            sample_rate=sample_rate,
+            channels=channels,
+            duration=duration,
+        )
+        try:
+            self._on_audio(audio)
+        except Exception:
+            self._stats.callback_errors += 1
+            logger.exception("on_audio callback failed")

@@ -1,0 +1,84 @@
+"""Per-frame helpers of the decoder: target-size checks, the pts-based rate cap, and frame conversion."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+# A pts step this many times the nominal interval (or any step back) means the timeline restarted.
+_RESET_AFTER_INTERVALS = 150
+
+
+def validate_target_size(width: int | None, height: int | None) -> tuple[int, int] | None:
+    """Return ``(width, height)`` or ``None`` for "keep the source size"; both or neither must be set."""
+    if width is None and height is None:
+        return None
+    if width is None or height is None:
+        raise ValueError("width and height must be given together")
+    if width <= 0 or height <= 0 or width % 8 or height % 8:
+        raise ValueError(f"width and height must be positive multiples of 8, got {width}x{height}")
+    return int(width), int(height)
+
+
+def cover_size(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[int, int]:
+    """Smallest size with the source's aspect ratio that covers ``dst`` (both sides even, for swscale)."""
+    scale = max(dst_w / src_w, dst_h / src_h)
+    width = max(dst_w, round(src_w * scale))
+    height = max(dst_h, round(src_h * scale))
+    return width + (width & 1), height + (height & 1)
+
+
+def convert_frame(frame: av.VideoFrame, target: tuple[int, int] | None) -> np.ndarray:
+    """Decoded frame -> uint8 RGB HxWx3 (C-contiguous), scaled to cover ``target`` and center-cropped.
+
+    Colour conversion and scaling happen in one swscale pass; the crop is a numpy slice copied once.
+    """
+    if target is None:
+        return frame.to_ndarray(format="rgb24")
+    dst_w, dst_h = target
+    if (frame.width, frame.height) == (dst_w, dst_h):
+        return frame.to_ndarray(format="rgb24")
+    scaled_w, scaled_h = cover_size(frame.width, frame.height, dst_w, dst_h)
+    rgb = frame.to_ndarray(format="rgb24", width=scaled_w, height=scaled_h)
+    if (scaled_w, scaled_h) == (dst_w, dst_h):
+        return rgb
+    top = (scaled_h - dst_h) // 2
+    left = (scaled_w - dst_w) // 2
+    return np.ascontiguousarray(rgb[top : top + dst_h, left : left + dst_w])
+
+
+class FrameRateCap:
+    """Admit frames no faster than ``max_fps``, judged by pts (not wall clock), on an even grid.
+
+    Frames are admitted when they reach the next slot of a 1/max_fps grid (with 10% tolerance for
+    timestamp jitter), so 60 fps input becomes an even 30 fps, and 25 fps input passes untouched. A pts
+    that jumps back or far ahead (source restart) resets the grid.
+    """
+
+    def __init__(self, max_fps: float | None) -> None:
+        if max_fps is not None and max_fps < 0:
+            raise ValueError("max_fps must be positive or None")
+        self._interval_s = Fraction(1) / Fraction(max_fps).limit_denominator(1001) if max_fps else None
+        self._next_due: Fraction | None = None
+        self._last: Fraction | None = None
+
+    def admit(self, pts: int, time_base: Fraction) -> bool:
+        if self._interval_s is None:
+            return True
+        now = pts * time_base
+        interval = self._interval_s
+        if self._last is not None and (
+            now < self._last or now - self._last > interval * _RESET_AFTER_INTERVALS
+        ):
+            self._next_due = None
+        self._last = now
+        if self._next_due is not None and now < self._next_due - interval / 10:
+            return False
+        if self._next_due is None:
+            self._next_due = now + interval
+        else:
+            # Stay on the grid, but never let a long gap build up credit for a burst.
+            self._next_due = max(self._next_due + interval, now + interval / 2)
+        return True

@@ -1,0 +1,70 @@
+"""Plain data objects passed between the decoder, the stream engine and the encoder.
+
+They hold no PyAV objects, so they can cross threads and outlive the containers they came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+#: MPEG-TS runs on a 90 kHz clock; our encoder writes every timestamp in this base.
+MPEGTS_TIME_BASE = Fraction(1, 90000)
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """One decoded video frame in the cheap form: uint8 RGB, HxWx3, C-contiguous.
+
+    ``pts`` is in ``time_base`` units as demuxed (90 kHz for MPEG-TS); ``index`` counts every frame the
+    decoder emitted since it started (frames dropped by the rate cap do not take an index).
+    """
+
+    rgb: np.ndarray
+    pts: int
+    time_base: Fraction
+    index: int
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def time(self) -> float:
+        """Presentation time in seconds."""
+        return float(self.pts * self.time_base)
+
+
+@dataclass(frozen=True)
+class AudioPacket:
+    """One compressed audio packet kept for passthrough (Opus or AAC as demuxed, AAC with ADTS headers).
+
+    ``codec`` is FFmpeg's codec name (``"opus"``, ``"aac"``); ``sample_rate`` and ``channels`` are those the
+    demuxer reported, which the encoder needs to describe or transcode the track.
+    """
+
+    data: bytes
+    pts: int
+    time_base: Fraction
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: int = 0
+
+    @property
+    def time(self) -> float:
+        """Presentation time in seconds."""
+        return float(self.pts * self.time_base)
+
+
+def rescale(value: int, source: Fraction, target: Fraction) -> int:
+    """Convert a timestamp between time bases, rounding to nearest (as av_rescale_q does)."""
+    if source == target:
+        return int(value)
+    return round(value * source / target)
