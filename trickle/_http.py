@@ -1,0 +1,59 @@
+"""HTTP plumbing shared by the subscriber and publisher: session ownership, error classes, back-off."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import aiohttp
+
+from .errors import TrickleClosedError, TrickleTLSError
+
+# Failures worth retrying: the connection broke, timed out or the server vanished for a moment.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+# Certificate and handshake problems are configuration errors: retrying cannot help.
+TLS_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientSSLError, ssl.SSLError)
+
+
+def tls_error(url: str, err: BaseException) -> TrickleTLSError:
+    return TrickleTLSError(f"{url}: TLS failed ({err}); pass verify_tls=False to accept self-signed servers")
+
+
+def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
+    """Exponential back-off: base, 2*base, 4*base ... capped at ``max_s`` (attempt counts from 1)."""
+    return min(base_s * (2 ** (attempt - 1)), max_s)
+
+
+class SessionHolder:
+    """Uses the caller's ``ClientSession`` or lazily owns one (created on the running loop, closed by us)."""
+
+    def __init__(self, session: aiohttp.ClientSession | None, connect_timeout_s: float) -> None:
+        self._session = session
+        self._owned = session is None
+        self._connect_timeout_s = connect_timeout_s
+        self.closed = False
+
+    @property
+    def owned_session(self) -> aiohttp.ClientSession | None:
+        """The session we created (None if the caller supplied one or none exists yet)."""
+        return self._session if self._owned else None
+
+    def get(self) -> aiohttp.ClientSession:
+        if self.closed:
+            raise TrickleClosedError("client is closed")
+        if self._session is None:
+            # No total/read timeout: a GET may legitimately wait for the next segment indefinitely, and
+            # a POST lasts as long as its segment. Only connecting is bounded.
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout_s)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._owned and self._session is not None and not self._session.closed:
+            await self._session.close()
