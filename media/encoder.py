@@ -116,6 +116,7 @@ class SegmentEncoder:
         self._video_stream: av.stream.Stream | None = None
         self._audio_stream: av.stream.Stream | None = None
         self._audio_codec: str | None = None
+        self._audio_template: AudioPacket | None = None
         self._transcoder: AacToOpus | None = None
         self._segment_start_pts: int | None = None
         self._last_video_pts: int | None = None
@@ -238,8 +239,10 @@ class SegmentEncoder:
         )
         self._video_stream = _add_video_mux_stream(container, width, height)
         self._audio_stream = None
-        head = self._audio.peek()
+        # Once audio has been seen, every segment declares the track, even if no packet is queued now.
+        head = self._audio.peek() or self._audio_template
         if head is not None:
+            self._audio_template = head
             self._audio_stream = self._add_audio_stream(container, head)
         self._container = container
         self._segment_start_pts = pts_90k
