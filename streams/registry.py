@@ -1,0 +1,192 @@
+"""The per-process table of streams: start (validated first), stop, status, preview, stop_all.
+
+``StreamRegistry`` is ComfyUI-free: it reaches ComfyUI through a ``PromptRunner`` and reports state
+changes through an injected ``notifier(event, payload)`` (``PromptServer.send_sync`` in production).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+from typing import Any
+
+from .bridge import PROCESS_BRIDGES, BridgeDirectory
+from .errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
+from .executor import PromptRunner
+from .media_io import MediaFactory
+from .session import Notifier, StreamSession
+from .workflow import INPUT_CLASS, OUTPUT_CLASS, STREAM_INPUT, prepare_workflow
+
+logger = logging.getLogger(__name__)
+
+REMOVED_EVENT = "trickle.removed"
+# finished streams stay queryable (final status) until this many newer ones finished
+KEEP_FINISHED = 16
+
+
+class StreamRegistry:
+    """Starts and tracks streams; at most ``max_streams`` run at once."""
+
+    def __init__(
+        self,
+        runner: PromptRunner,
+        *,
+        max_streams: int = 4,
+        notifier: Notifier | None = None,
+        media_factory: MediaFactory | None = None,
+        bridges: BridgeDirectory = PROCESS_BRIDGES,
+        max_backlog_s: float = 1.0,
+    ) -> None:
+        self._runner = runner
+        self.max_streams = max_streams
+        self._notifier = notifier
+        self._media_factory = media_factory
+        self._bridges = bridges
+        self._max_backlog_s = max_backlog_s
+        self._sessions: dict[str, StreamSession] = {}
+        self._finished_order: collections.deque[str] = collections.deque()
+        self._reserved: set[str] = set()  # ids whose start is being validated
+        self._prefixes = itertools.count(1)
+
+    # --- public API -----------------------------------------------------------------------------------------
+    async def start(self, config: Any) -> dict[str, Any]:
+        """Validate ``config.workflow`` with ComfyUI's validation, then start the stream.
+
+        Raises ``StreamExists`` (409), ``StreamLimitReached`` (429) or ``WorkflowInvalid`` (400) before
+        anything starts. Returns the new stream's status object.
+        """
+        stream_id = config.stream_id
+        existing = self._sessions.get(stream_id)
+        if stream_id in self._reserved or (existing is not None and existing.state.active):
+            raise StreamExists(f"Stream {stream_id!r} is already running.")
+        if self._active_count() + len(self._reserved) >= self.max_streams:
+            raise StreamLimitReached(
+                f"{self.max_streams} streams are already running (the limit); stop one first."
+            )
+        self._reserved.add(stream_id)
+        try:
+            live = prepare_workflow(config.workflow)
+            nodes = live.nodes
+            for node_id in (*live.input_ids, live.output_id):
+                nodes[node_id]["inputs"][STREAM_INPUT] = stream_id
+            result = await self._runner.validate(nodes, [live.output_id])
+            if not result.ok or result.node_errors:
+                message = _validation_message(result.error, result.node_errors)
+                raise WorkflowInvalid(message, result.node_errors)
+            live = live.with_nodes(result.workflow or nodes)
+            if self._media_factory is None:
+                from .trickle_io import trickle_media
+
+                ingest, egress = trickle_media(config)
+            else:
+                ingest, egress = self._media_factory(config)
+            session = StreamSession(
+                config,
+                runner=self._runner,
+                live=live,
+                prefix=f"ct{next(self._prefixes)}_",
+                ingest=ingest,
+                egress=egress,
+                bridges=self._bridges,
+                notifier=self._notifier,
+                max_backlog_s=self._max_backlog_s,
+                on_finished=self._session_finished,
+                inert_nodes=lambda: self._inert_nodes_for(stream_id),
+            )
+            if existing is not None:
+                self._forget(stream_id)
+            self._sessions[stream_id] = session
+            await session.start()
+        finally:
+            self._reserved.discard(stream_id)
+        return session.status()
+
+    async def stop(self, stream_id: str) -> dict[str, Any]:
+        """Stop a stream (returns within ~2 s) and return its final status; a finished stream's final
+        status is returned as is."""
+        return await self._get(stream_id).stop()
+
+    def status(self, stream_id: str) -> dict[str, Any]:
+        """One stream's status object (``StreamNotFound`` when unknown)."""
+        return self._get(stream_id).status()
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        """Every known stream's status object, by id."""
+        return {stream_id: session.status() for stream_id, session in self._sessions.items()}
+
+    def latest_output(self, stream_id: str) -> tuple[Any, int] | None:
+        """Newest output frame of a stream (RGB uint8 ``[H, W, 3]``, pts), None before the first one."""
+        return self._get(stream_id).latest_output()
+
+    def session(self, stream_id: str) -> StreamSession:
+        """The session object (tests and benchmarks; ``StreamNotFound`` when unknown)."""
+        return self._get(stream_id)
+
+    async def stop_all(self) -> None:
+        """Stop every active stream (registered on the server's shutdown)."""
+        active = [s for s in self._sessions.values() if s.state.active]
+        if active:
+            await asyncio.gather(*(s.stop() for s in active), return_exceptions=True)
+
+    # --- internals ------------------------------------------------------------------------------------------
+    def _get(self, stream_id: str) -> StreamSession:
+        session = self._sessions.get(stream_id)
+        if session is None:
+            raise StreamNotFound(f"No stream with id {stream_id!r}.")
+        return session
+
+    def _active_count(self) -> int:
+        return sum(1 for s in self._sessions.values() if s.state.active)
+
+    def _inert_nodes_for(self, stream_id: str) -> dict[str, Any]:
+        """The other active streams' nodes, carried inert in this stream's prompts (cache keep-alive,
+        see ``streams.workflow``)."""
+        nodes: dict[str, Any] = {}
+        for other_id, other in self._sessions.items():
+            if other_id != stream_id and other.state.active:
+                nodes.update(other.builder.inert_nodes())
+        return nodes
+
+    def _session_finished(self, session: StreamSession) -> None:
+        self._finished_order.append(session.stream_id)
+        while len(self._finished_order) > KEEP_FINISHED:
+            old_id = self._finished_order.popleft()
+            old = self._sessions.get(old_id)
+            if old is not None and not old.state.active:
+                self._forget(old_id)
+
+    def _forget(self, stream_id: str) -> None:
+        self._sessions.pop(stream_id, None)
+        with_id = [i for i in self._finished_order if i != stream_id]
+        self._finished_order.clear()
+        self._finished_order.extend(with_id)
+        if self._notifier is not None:
+            try:
+                self._notifier(REMOVED_EVENT, {"request_id": stream_id})
+            except Exception:
+                logger.exception("comfy-trickle: removal notification failed")
+
+
+def _validation_message(error: dict[str, Any] | None, node_errors: dict[str, Any]) -> str:
+    """One readable line: ComfyUI's error message plus each failing node, type, input and reason."""
+    parts: list[str] = []
+    if error and error.get("message"):
+        head = error["message"]
+        if error.get("details") and not node_errors:
+            head += f": {error['details']}"
+        parts.append(head)
+    for node_id, entry in node_errors.items():
+        for item in entry.get("errors", []):
+            input_name = (item.get("extra_info") or {}).get("input_name")
+            where = f"node {node_id} ({entry.get('class_type')})"
+            if input_name:
+                where += f" input {input_name!r}"
+            reason = item.get("message", "invalid")
+            if item.get("details"):
+                reason += f": {item['details']}"
+            parts.append(f"{where}: {reason}")
+    if not parts:
+        parts.append(f"Workflow failed validation (live nodes: {INPUT_CLASS}, {OUTPUT_CLASS})")
+    return "; ".join(parts)

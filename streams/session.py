@@ -1,0 +1,299 @@
+"""One live stream: subscribe -> decode -> hand-off -> one prompt per frame -> encode -> publish.
+
+Threads and tasks of a session (all freed by ``stop``):
+- the ingest's decode thread calls ``_on_frame``/``_on_audio`` (frames go to the ``FrameHandoff``,
+  audio straight to the egress so it stays on the input timeline);
+- the pump task (on the event loop) queues each frame's prompt into ComfyUI's own queue, one in flight;
+- ComfyUI's worker thread runs the prompt; ``TrickleOutput`` calls ``_on_output`` (never blocks);
+- the egress thread converts, encodes (output pts = input pts) and publishes;
+- the supervisor task turns how the pump ended into the final state.
+
+States: ``starting`` -> ``running`` -> ``completed`` (input ended, last frames flushed, output channel
+ended) | ``error`` (a node failed: node id, type and message in ``error``; or the input failed) |
+``stopping`` -> ``stopped``. ComfyUI's Interrupt only drops the frame it hit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..media.types import AudioPacket, DecodedFrame
+from .bridge import BridgeDirectory, FrameBridge
+from .counters import StreamCounters
+from .executor import PromptOutcome, PromptRunner
+from .handoff import FrameHandoff, InputFrame
+from .media_io import Egress, Ingest
+from .pump import PromptPump
+from .workflow import LiveWorkflow, PromptBuilder
+
+logger = logging.getLogger(__name__)
+
+STATUS_EVENT = "trickle.status"
+STATUS_INTERVAL_S = 1.0
+# stop() must return within 2 s: closing the ends shares this budget
+CLOSE_BUDGET_S = 1.5
+FINISH_TIMEOUT_S = 10.0
+
+Notifier = Callable[[str, dict[str, Any]], None]
+
+
+class StreamState(str, enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+    ERROR = "error"
+
+    @property
+    def active(self) -> bool:
+        return self in (StreamState.STARTING, StreamState.RUNNING, StreamState.STOPPING)
+
+
+class StreamSession:
+    """A running stream; created and owned by ``StreamRegistry``."""
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        runner: PromptRunner,
+        live: LiveWorkflow,
+        prefix: str,
+        ingest: Ingest,
+        egress: Egress,
+        bridges: BridgeDirectory,
+        notifier: Notifier | None = None,
+        inert_nodes: Callable[[], dict[str, Any]] = dict,
+        max_backlog_s: float = 1.0,
+        on_finished: Callable[[StreamSession], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.stream_id: str = config.stream_id
+        self.state = StreamState.STARTING
+        self.error: dict[str, Any] | None = None
+        self.counters = StreamCounters()
+        self.builder = PromptBuilder(live, prefix, self.stream_id)
+        self._runner = runner
+        self._ingest = ingest
+        self._egress = egress
+        self._bridges = bridges
+        self._notifier = notifier
+        self._on_finished = on_finished
+        self._max_backlog_s = max_backlog_s
+        self._inert_nodes = inert_nodes
+        self._bridge = FrameBridge(self.stream_id, self._on_output)
+        self._handoff: FrameHandoff | None = None
+        self._pump: PromptPump | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._frames_seen = 0
+        self._latest_output: tuple[Any, int] | None = None
+        self._finished = asyncio.Event()
+        self._stop_lock = asyncio.Lock()
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start ingest, pump and egress; returns at once (frames flow in the background)."""
+        loop = asyncio.get_running_loop()
+        self._handoff = FrameHandoff(loop, max_backlog_s=self._max_backlog_s)
+        self.counters.add_drop_source(lambda: self._handoff.dropped if self._handoff else 0)
+        self._pump = PromptPump(
+            runner=self._runner,
+            builder=self.builder,
+            bridge=self._bridge,
+            handoff=self._handoff,
+            counters=self.counters,
+            client_id=f"comfy-trickle:{self.stream_id}",
+            inert_nodes=self._inert_nodes,
+        )
+        self._bridges.register(self._bridge)
+        self._egress.start(self._on_written)
+        self._tasks = [
+            asyncio.create_task(self._run_ingest(), name=f"trickle-ingest-{self.stream_id}"),
+            asyncio.create_task(self._supervise(), name=f"trickle-pump-{self.stream_id}"),
+            asyncio.create_task(self._tick(), name=f"trickle-status-{self.stream_id}"),
+        ]
+        self._set_state(StreamState.RUNNING)
+
+    async def stop(self) -> dict[str, Any]:
+        """Stop now (within ~2 s even while a prompt runs) and free everything; returns the final status."""
+        async with self._stop_lock:
+            if self.state.active:
+                self._set_state(StreamState.STOPPING)
+                await self._teardown(StreamState.STOPPED)
+        return self.status()
+
+    async def wait_finished(self, timeout: float | None = None) -> bool:
+        """Wait until the stream is stopped, completed or in error; False on timeout."""
+        try:
+            await asyncio.wait_for(self._finished.wait(), timeout)
+        except asyncio.TimeoutError:  # noqa: UP041 - distinct from TimeoutError on Python 3.10
+            return False
+        return True
+
+    # --- status -------------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """The status object of docs/ARCHITECTURE.md."""
+        config_json = self.config.to_json() if hasattr(self.config, "to_json") else {}
+        return {
+            "request_id": self.stream_id,
+            "state": self.state.value,
+            "config": config_json,
+            "counters": self.counters.snapshot(),
+            "error": self.error,
+        }
+
+    def latest_output(self) -> tuple[Any, int] | None:
+        """The newest output frame written: (RGB uint8 ``[H, W, 3]`` array, pts), or None."""
+        return self._latest_output
+
+    # --- callbacks from other threads ---------------------------------------------------------------------
+    def _on_frame(self, decoded: DecodedFrame) -> None:
+        self.counters.frame_in()
+        frame = InputFrame(
+            index=self._frames_seen,
+            image=decoded.rgb,
+            pts=decoded.pts,
+            time_base=decoded.time_base,
+            media_time=decoded.time,
+            arrival=time.monotonic(),
+        )
+        self._frames_seen += 1
+        self._bridge.note_latest(frame)
+        if self._handoff is not None and not self._handoff.put(frame):
+            self.counters.frame_dropped()
+
+    def _on_audio(self, packet: AudioPacket) -> None:
+        self._egress.put_audio(packet)
+
+    def _on_output(self, ticket: int, frame: InputFrame, images: Any) -> None:
+        """``TrickleOutput`` ran for ``frame`` (ComfyUI's worker thread): hand over, wake the pump."""
+        self.counters.frame_processed()
+        if not self._egress.submit(frame, images):
+            self.counters.frame_dropped()
+        if self._pump is not None:
+            self._pump.output_arrived(ticket)
+
+    def _on_written(self, frame: InputFrame, rgb: Any, pts: int) -> None:
+        self.counters.frame_out(frame.arrival)
+        self._latest_output = (rgb, pts)
+
+    # --- tasks --------------------------------------------------------------------------------------------
+    async def _run_ingest(self) -> None:
+        assert self._handoff is not None  # noqa: S101 - set in start() before this task exists
+        try:
+            await self._ingest.run(self._on_frame, self._on_audio)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            logger.warning("stream %s: input failed: %s", self.stream_id, err)
+            self._fail({"node_id": None, "node_type": None, "message": f"input failed: {err}"})
+            return
+        self._handoff.end()
+
+    async def _supervise(self) -> None:
+        assert self._pump is not None  # noqa: S101 - set in start() before this task exists
+        try:
+            failure = await self._pump.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            logger.exception("stream %s: prompt pump failed", self.stream_id)
+            self._fail({"node_id": None, "node_type": None, "message": f"internal error: {err}"})
+            return
+        if failure is not None:
+            self._fail(self._error_of(failure))
+            return
+        if self.state is not StreamState.RUNNING:
+            return
+        # input ended and every prompt finished: flush the output, end its channel
+        try:
+            await asyncio.wait_for(self._egress.finish(), FINISH_TIMEOUT_S)
+        except Exception as err:  # also a timeout
+            logger.warning("stream %s: output did not finish cleanly: %r", self.stream_id, err)
+        self._schedule_teardown(StreamState.COMPLETED)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_INTERVAL_S)
+            self._notify()
+
+    def _error_of(self, outcome: PromptOutcome) -> dict[str, Any]:
+        return {
+            "node_id": self.builder.original_id(outcome.node_id),
+            "node_type": outcome.node_type,
+            "message": (outcome.message or "node failed").strip(),
+        }
+
+    def _fail(self, error: dict[str, Any]) -> None:
+        if not self.state.active or self.state is StreamState.STOPPING:
+            return
+        logger.warning("stream %s: error: %s", self.stream_id, error)
+        self.error = error
+        self._schedule_teardown(StreamState.ERROR)
+
+    def _schedule_teardown(self, final: StreamState) -> None:
+        # run as its own task: teardown cancels the task that asked for it
+        task = asyncio.create_task(self._teardown_locked(final), name=f"trickle-teardown-{self.stream_id}")
+        task.add_done_callback(_log_task_error)
+
+    async def _teardown_locked(self, final: StreamState) -> None:
+        async with self._stop_lock:
+            if self.state.active:
+                await self._teardown(final)
+
+    async def _teardown(self, final: StreamState) -> None:
+        """Free every task, thread, socket and queue; then enter ``final``."""
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        if self._pump is not None:
+            self._pump.abandon()
+        self._bridge.close()
+        self._bridges.unregister(self._bridge)
+        if self._handoff is not None:
+            self._handoff.close()
+        closers = [self._ingest.close(), self._egress.close()]
+        done = await asyncio.wait(
+            [asyncio.ensure_future(c) for c in closers], timeout=CLOSE_BUDGET_S
+        )
+        for task in done[0]:
+            if not task.cancelled() and task.exception() is not None:
+                logger.warning("stream %s: close failed: %r", self.stream_id, task.exception())
+        if done[1]:
+            logger.warning("stream %s: %d end(s) did not close within %.1f s", self.stream_id,
+                           len(done[1]), CLOSE_BUDGET_S)
+        others = [t for t in self._tasks if t is not current]
+        if others:
+            await asyncio.wait(others, timeout=0.3)
+        self.counters.finish()
+        self._set_state(final)
+        self._finished.set()
+        if self._on_finished is not None:
+            self._on_finished(self)
+
+    def _set_state(self, state: StreamState) -> None:
+        if state is self.state:
+            return
+        logger.info("stream %s: %s -> %s", self.stream_id, self.state.value, state.value)
+        self.state = state
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._notifier is None:
+            return
+        try:
+            self._notifier(STATUS_EVENT, self.status())
+        except Exception:
+            logger.exception("stream %s: status notification failed", self.stream_id)
+
+
+def _log_task_error(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("comfy-trickle: %s failed", task.get_name(), exc_info=task.exception())

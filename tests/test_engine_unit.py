@@ -1,0 +1,231 @@
+"""Unit tests of the stream engine's pure logic with fakes (see engine_fakes): hand-off, counters,
+workflow mapping, pump outcomes, session lifecycle, registry errors. The real thing is in
+test_engine_comfyui.py."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from comfy_trickle.streams.bridge import BridgeDirectory
+from comfy_trickle.streams.config import StreamConfig
+from comfy_trickle.streams.counters import StreamCounters
+from comfy_trickle.streams.errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
+from comfy_trickle.streams.handoff import FrameHandoff, InputFrame
+from comfy_trickle.streams.registry import StreamRegistry
+from comfy_trickle.streams.workflow import PromptBuilder, prepare_workflow
+from engine_fakes import FakeEgress, FakeIngest, FakeRunner, frame_of
+
+SEED_WORKFLOW = {
+    "1": {"inputs": {"images": ["2", 0]}, "class_type": "SaveTensor"},
+    "2": {"inputs": {}, "class_type": "LoadTensor"},
+}
+
+
+def make_config(stream_id: str, workflow: dict | None = None) -> StreamConfig:
+    return StreamConfig(
+        stream_id=stream_id,
+        subscribe_url="http://127.0.0.1:1/in",
+        publish_url="http://127.0.0.1:1/out",
+        workflow=workflow or SEED_WORKFLOW,
+        width=64,
+        height=64,
+    )
+
+
+def input_frame(index: int, media_time: float) -> InputFrame:
+    return InputFrame(index=index, image=None, pts=index, time_base=None, media_time=media_time, arrival=0.0)
+
+
+@pytest.fixture
+def engine():
+    bridges = BridgeDirectory()
+    runner = FakeRunner(bridges)
+    media: dict[str, tuple[FakeIngest, FakeEgress]] = {}
+    frames: dict[str, list] = {}
+
+    def factory(config):
+        ingest = FakeIngest(frames.get(config.stream_id, [frame_of(i) for i in range(20)]))
+        egress = FakeEgress()
+        media[config.stream_id] = (ingest, egress)
+        return ingest, egress
+
+    registry = StreamRegistry(runner, max_streams=2, media_factory=factory, bridges=bridges)
+    yield registry, runner, media, frames
+    runner.close()
+
+
+# --- hand-off -----------------------------------------------------------------------------------------------
+async def test_handoff_keeps_bursts_and_drops_only_beyond_the_backlog_bound():
+    handoff = FrameHandoff(asyncio.get_running_loop(), max_backlog_s=0.5)
+    for i in range(10):  # a burst: 10 frames, 0.1 s apart = 0.9 s of video
+        handoff.put(input_frame(i, i * 0.1))
+    handoff.end()
+    got = []
+    while (frame := await handoff.get()) is not None:
+        got.append(frame.index)
+    assert got == [4, 5, 6, 7, 8, 9]  # oldest dropped until <= 0.5 s remained
+    assert handoff.dropped == 4
+
+
+async def test_handoff_close_wakes_a_waiting_consumer_and_refuses_frames():
+    handoff = FrameHandoff(asyncio.get_running_loop())
+    waiter = asyncio.create_task(handoff.get())
+    await asyncio.sleep(0.01)
+    handoff.close()
+    assert await asyncio.wait_for(waiter, 1) is None
+    assert handoff.put(input_frame(0, 0.0)) is False
+
+
+def test_counters_latency_percentiles_and_drops():
+    now = [100.0]
+    counters = StreamCounters(clock=lambda: now[0])
+    counters.add_drop_source(lambda: 3)
+    for i in range(100):
+        counters.frame_in()
+        counters.frame_out(arrival=now[0] - (i + 1) / 1000.0)  # 1..100 ms
+    counters.frame_dropped(2)
+    snap = counters.snapshot()
+    assert snap["frames_in"] == 100 and snap["frames_out"] == 100
+    assert snap["frames_dropped"] == 5
+    assert snap["latency_ms"]["p50"] == pytest.approx(50.0, abs=1.5)
+    assert snap["latency_ms"]["p95"] == pytest.approx(95.0, abs=1.5)
+
+
+# --- workflow -----------------------------------------------------------------------------------------------
+def test_comfystream_nodes_are_mapped_without_touching_the_users_workflow():
+    live = prepare_workflow(SEED_WORKFLOW)
+    assert live.nodes["2"]["class_type"] == "TrickleInput"
+    assert live.nodes["1"]["class_type"] == "TrickleOutput"
+    assert live.mapped == {"2": "LoadTensor", "1": "SaveTensor"}
+    assert SEED_WORKFLOW["2"]["class_type"] == "LoadTensor"
+    prompt = PromptBuilder(live, "ct9_", "s").build(42)
+    assert prompt["ct9_1"]["inputs"]["images"] == ["ct9_2", 0]
+    assert prompt["ct9_2"]["inputs"]["frame_ticket"] == 42
+    assert prompt["ct9_1"]["inputs"]["stream_id"] == "s"
+
+
+@pytest.mark.parametrize(
+    ("workflow", "needle"),
+    [
+        ({"1": {"class_type": "ImageInvert", "inputs": {}}}, "no live input"),
+        ({"2": {"class_type": "LoadTensor", "inputs": {}}}, "no live output"),
+    ],
+)
+def test_workflow_without_live_nodes_is_invalid(workflow, needle):
+    with pytest.raises(WorkflowInvalid, match=needle):
+        prepare_workflow(workflow)
+
+
+def test_second_live_output_is_named_in_node_errors():
+    workflow = dict(SEED_WORKFLOW, **{"3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0]}}})
+    with pytest.raises(WorkflowInvalid) as info:
+        prepare_workflow(workflow)
+    assert info.value.node_errors["3"]["class_type"] == "TrickleOutput"
+    assert info.value.http_status == 400
+
+
+# --- sessions through the registry --------------------------------------------------------------------------
+async def test_stream_runs_every_frame_in_order_then_completes(engine):
+    registry, runner, media, _ = engine
+    status = await registry.start(make_config("a"))
+    assert status["state"] == "running"
+    session = registry.session("a")
+    assert await session.wait_finished(10)
+    ingest, egress = media["a"]
+    assert [w[0] for w in egress.written] == [255 - i for i in range(20)]  # inverted, in order
+    assert [w[1] for w in egress.written] == [i * 3000 for i in range(20)]  # input pts kept
+    final = registry.status("a")
+    assert final["state"] == "completed"
+    assert final["counters"]["frames_in"] == 20 and final["counters"]["frames_out"] == 20
+    assert egress.finished and egress.closed and ingest.closed.is_set()
+    assert runner.history == {}  # every prompt forgotten
+    assert registry._bridges.lookup("a") is None
+
+
+async def test_node_error_puts_stream_in_error_with_node_and_message(engine):
+    registry, runner, media, _ = engine
+    runner.fail_on[5] = ("ct1_7", "Boom", "frame five broke")
+    await registry.start(make_config("a"))
+    assert await registry.session("a").wait_finished(10)
+    status = registry.status("a")
+    assert status["state"] == "error"
+    assert status["error"] == {"node_id": "7", "node_type": "Boom", "message": "frame five broke"}
+    assert len(media["a"][1].written) == 5
+    assert media["a"][1].closed
+
+
+async def test_interrupted_frame_is_dropped_and_stream_goes_on(engine):
+    registry, runner, media, _ = engine
+    runner.interrupt_on.add(3)
+    await registry.start(make_config("a"))
+    assert await registry.session("a").wait_finished(10)
+    status = registry.status("a")
+    assert status["state"] == "completed"
+    assert [w[0] for w in media["a"][1].written] == [255 - i for i in range(20) if i != 3]
+    assert status["counters"]["frames_dropped"] == 1
+
+
+async def test_stop_while_a_prompt_runs_returns_quickly(engine):
+    registry, runner, media, frames = engine
+    runner.slow_on[2] = 5.0
+    frames["a"] = [frame_of(i) for i in range(10)]
+    await registry.start(make_config("a"))
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    final = await registry.stop("a")
+    assert time.monotonic() - started < 2.0
+    assert final["state"] == "stopped"
+    assert media["a"][0].closed.is_set() and media["a"][1].closed
+    assert registry.status("a")["state"] == "stopped"
+
+
+async def test_registry_errors(engine):
+    registry, runner, media, frames = engine
+    frames["a"] = frames["b"] = [frame_of(i) for i in range(500)]
+    await registry.start(make_config("a"))
+    with pytest.raises(StreamExists):
+        await registry.start(make_config("a"))
+    await registry.start(make_config("b"))
+    with pytest.raises(StreamLimitReached):
+        await registry.start(make_config("c"))
+    with pytest.raises(StreamNotFound):
+        registry.status("nope")
+    with pytest.raises(StreamNotFound):
+        await registry.stop("nope")
+    await registry.stop_all()
+    assert {s["state"] for s in registry.statuses().values()} == {"stopped"}
+    # a stopped stream's id can be started again
+    runner.validation_errors = {
+        "2": {
+            "class_type": "TrickleInput",
+            "errors": [
+                {
+                    "type": "x",
+                    "message": "bad",
+                    "details": "d",
+                    "extra_info": {"input_name": "timeout_seconds"},
+                }
+            ],
+        }
+    }
+    with pytest.raises(WorkflowInvalid) as info:
+        await registry.start(make_config("a"))
+    assert "node 2 (TrickleInput) input 'timeout_seconds': bad: d" in info.value.message
+    assert info.value.node_errors == runner.validation_errors
+
+
+async def test_prompts_carry_other_streams_nodes_inert(engine):
+    registry, runner, media, frames = engine
+    frames["a"] = frames["b"] = [frame_of(i) for i in range(300)]
+    await registry.start(make_config("a"))
+    await registry.start(make_config("b"))
+    await asyncio.sleep(0.3)
+    await registry.stop_all()
+    both = [
+        p
+        for p in runner.submitted
+        if any(k.startswith("ct1_") for k in p) and any(k.startswith("ct2_") for k in p)
+    ]
+    assert both, "prompts of one stream should carry the other's nodes"
