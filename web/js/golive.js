@@ -4,7 +4,7 @@
 // Validation errors come back as ComfyUI node_errors and are shown on the nodes (common/node_errors.js).
 import { app } from "../../../scripts/app.js";
 import { el } from "./common/dom.js";
-import { describeNodeError } from "./common/format.js";
+import { FINAL_STATES, describeNodeError } from "./common/format.js";
 import { getSetting, toast, toastFailure, trickleFetch } from "./common/http.js";
 import { clearNodeErrors, revealNode, showNodeErrors } from "./common/node_errors.js";
 import { SETTING } from "./common/settings.js";
@@ -13,17 +13,20 @@ import { streamStore } from "./common/store.js";
 /** Most node errors listed in one toast; the form lists them all. */
 const TOAST_ERROR_LINES = 3;
 
-/** The request body of POST /stream/start for the current graph. */
+/** A stream id for a start without one; also a valid relay channel name for the test source. */
+function newStreamId() {
+  return `ui-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/** The request body of POST /stream/start for the current graph (`gateway_request_id` is the stream id). */
 export async function buildStartRequest({ subscribeUrl, publishUrl, streamId, width, height }) {
   const { output } = await app.graphToPrompt();
-  const body = {
+  return {
     subscribe_url: subscribeUrl,
     publish_url: publishUrl,
-    gateway_request_id: streamId || `ui-${Date.now().toString(36)}`,
+    gateway_request_id: streamId || newStreamId(),
     params: { width, height, prompt: output },
   };
-  if (streamId) body.stream_id = streamId;
-  return body;
 }
 
 /**
@@ -47,7 +50,7 @@ export async function startFromGraph(fields) {
   }
   const result = await trickleFetch("/stream/start", { method: "POST", body });
   if (result.ok) {
-    const requestId = result.data?.request_id ?? body.stream_id ?? body.gateway_request_id;
+    const requestId = result.data?.request_id ?? body.gateway_request_id;
     if (!streamStore.get(requestId)) {
       streamStore.apply({ request_id: requestId, state: result.data?.state ?? "starting",
         config: result.data?.config ?? {}, counters: {}, error: null });
@@ -68,16 +71,34 @@ export async function startFromGraph(fields) {
   return { ok: false, message: result.message, entries: [] };
 }
 
-/** Ask the server for a local test source; returns {ok, subscribeUrl, publishUrl} or {ok: false}. */
-export async function startTestSource({ width, height }) {
-  const result = await trickleFetch("/trickle/test-source", { method: "POST", body: { width, height } });
+// Test sources this page started, by the stream they feed; each is stopped when its stream ends (or
+// does not start), so a tried-out source never keeps publishing into the relay.
+const testSources = new Map();
+const CHANNEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Start a local test source for stream `streamId`; returns {ok, subscribeUrl, publishUrl} or {ok: false}. */
+export async function startTestSource({ streamId, width, height }) {
+  const body = { width, height };
+  if (CHANNEL_NAME.test(streamId) && !streamId.endsWith("-out")) body.name = streamId;
+  const result = await trickleFetch("/trickle/test-source", { method: "POST", body });
   const data = result.data || {};
-  const urls = data.urls || data;
-  if (!result.ok || !urls.subscribe_url || !urls.publish_url) {
+  if (!result.ok || !data.subscribe_url || !data.publish_url) {
     toastFailure("Trickle: local test source failed", result.ok ? { ...result, message: "no URLs in the answer" } : result);
-    return { ok: false };
+    return { ok: false, message: result.message || "The local test source did not start." };
   }
-  return { ok: true, subscribeUrl: urls.subscribe_url, publishUrl: urls.publish_url, source: data };
+  testSources.set(streamId, data.name);
+  return { ok: true, subscribeUrl: data.subscribe_url, publishUrl: data.publish_url };
+}
+
+/** Stop the test source feeding `streamId`, if this page started one and it still runs. */
+export async function releaseTestSource(streamId) {
+  const name = testSources.get(streamId);
+  if (!name) return;
+  testSources.delete(streamId);
+  // Ask first: a source that already finished is gone, and a 404 would only add noise to the console.
+  const running = await trickleFetch("/trickle/test-source");
+  if (!running.ok || !running.data?.sources?.[name]) return;
+  await trickleFetch(`/trickle/test-source/${encodeURIComponent(name)}`, { method: "DELETE" });
 }
 
 function field(label, input) {
@@ -125,13 +146,6 @@ export function createGoLiveForm() {
     }
   }
 
-  function validSize() {
-    const { width: w, height: h } = size();
-    if (w >= 16 && h >= 16) return true;
-    showOutcome({ ok: false, message: "Width and height must be at least 16 pixels." });
-    return false;
-  }
-
   const form = el("form", { class: "trickle-form", id: "trickle-go-live-form", novalidate: true }, [
     ...field("Subscribe URL", subscribe),
     ...field("Publish URL", publish),
@@ -149,22 +163,32 @@ export function createGoLiveForm() {
       showOutcome({ ok: false, message: "Enter a subscribe URL and a publish URL, or use the local test source." });
       return;
     }
-    if (!validSize()) return;
     run(() => startFromGraph({ subscribeUrl: subscribe.value.trim(), publishUrl: publish.value.trim(),
       streamId: streamId.value.trim(), ...size() }));
   });
 
   testSource.addEventListener("click", () => {
-    if (!validSize()) return;
     run(async () => {
-      const source = await startTestSource(size());
-      if (!source.ok) return { ok: false, message: "The local test source did not start.", entries: [] };
-      return startFromGraph({ subscribeUrl: source.subscribeUrl, publishUrl: source.publishUrl,
-        streamId: streamId.value.trim(), ...size() });
+      const id = streamId.value.trim() || newStreamId();
+      const source = await startTestSource({ streamId: id, ...size() });
+      if (!source.ok) return { ok: false, message: source.message, entries: [] };
+      const outcome = await startFromGraph({ subscribeUrl: source.subscribeUrl, publishUrl: source.publishUrl,
+        streamId: id, ...size() });
+      if (!outcome.ok) await releaseTestSource(id);
+      return outcome;
     });
   });
 
   return form;
 }
 
-app.registerExtension({ name: "Trickle.GoLive" });
+app.registerExtension({
+  name: "Trickle.GoLive",
+  setup() {
+    streamStore.subscribe((store) => {
+      for (const id of [...testSources.keys()]) {
+        if (FINAL_STATES.has(store.get(id)?.state)) releaseTestSource(id);
+      }
+    });
+  },
+});

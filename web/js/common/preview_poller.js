@@ -8,6 +8,8 @@
 
 /** How long to wait before asking again after an answer without a usable frame. */
 export const IDLE_RETRY_MS = 1000;
+/** How often a paused loop (hidden page, rate 0) looks again; no request is made while paused. */
+export const PAUSED_RECHECK_MS = 250;
 
 export class PreviewPoller {
   /**
@@ -72,7 +74,7 @@ export class PreviewPoller {
     if (loop.stopped || loop.busy) return;
     const fps = this.fps();
     if (!(fps > 0) || this.paused()) {
-      this.schedule(id, loop, IDLE_RETRY_MS);
+      this.schedule(id, loop, PAUSED_RECHECK_MS);
       return;
     }
     const period = 1000 / fps;
