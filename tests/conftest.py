@@ -1,0 +1,78 @@
+"""Shared fixtures.
+
+``comfyui``: the session's real ComfyUI (see ``support.comfyui``), shared by all tests that use it.
+``comfyui_factory``: ``comfyui_factory(extra_args=(), env=None) -> ComfyUIServer`` for tests needing a
+differently configured server; one server per distinct configuration, shared within the session.
+Tests using either fixture are marked ``comfyui`` automatically.
+
+ComfyUI logs are written under ``artifacts/comfyui/``; they are deleted at the end of a session in
+which no test failed, and kept otherwise. Every server started here is stopped at session end, also
+after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import pytest
+from support.comfyui import ARTIFACTS_DIR, ComfyUIError, ComfyUIServer, start_comfyui
+
+ComfyUIFactory = Callable[..., ComfyUIServer]
+
+COMFYUI_FIXTURES = frozenset({"comfyui", "comfyui_factory"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if COMFYUI_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.comfyui)
+
+
+@pytest.fixture(scope="session")
+def comfyui_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ComfyUIFactory]:
+    servers: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], ComfyUIServer] = {}
+    failures: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], str] = {}
+    log_dir = ARTIFACTS_DIR / "comfyui"
+    session_tag = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+    def start(extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> ComfyUIServer:
+        key = (tuple(extra_args), tuple(sorted((env or {}).items())))
+        if key in failures:  # fail fast: one start-up attempt per configuration and session
+            pytest.fail(failures[key], pytrace=False)
+        server = servers.get(key)
+        if server is not None and server.is_running():
+            return server
+        index = len(servers) + len(failures)
+        log_path = log_dir / f"{session_tag}-{index}.log"
+        try:
+            server = start_comfyui(
+                tmp_path_factory.mktemp(f"comfyui-base-{index}"), log_path, extra_args=extra_args, env=env
+            )
+        except ComfyUIError as err:
+            failures[key] = str(err)
+            pytest.fail(failures[key], pytrace=False)
+        servers[key] = server
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers.values():
+            server.stop()
+        if request.session.testsfailed == 0:
+            for server in servers.values():
+                server.log_path.unlink(missing_ok=True)
+        else:
+            for server in servers.values():
+                sys.stderr.write(f"\nComfyUI log kept: {server.log_path}\n")
+
+
+@pytest.fixture(scope="session")
+def comfyui(comfyui_factory: ComfyUIFactory) -> ComfyUIServer:
+    """The shared default ComfyUI with the pack (and tests/custom_nodes/*) loaded."""
+    return comfyui_factory()
