@@ -31,6 +31,7 @@ class ByteFeed:
         self._cond = threading.Condition()
         self.bytes_in = 0
         self.bytes_dropped = 0
+        self.bytes_read = 0
 
     @property
     def buffered_bytes(self) -> int:
@@ -94,6 +95,7 @@ class ByteFeed:
                 taken = head[:size]
                 self._chunks[0] = head[size:]
             self._buffered -= len(taken)
+            self.bytes_read += len(taken)
             return taken.tobytes()
 
     def readable(self) -> bool:

@@ -291,3 +291,41 @@ class StreamDecoder:
         except Exception:
             self._stats.callback_errors += 1
             logger.exception("on_audio callback failed")
+
+
+def decode_bytes(
+    data: bytes | list[bytes],
+    *,
+    max_fps: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    timeout: float = 60.0,
+) -> tuple[list[DecodedFrame], list[AudioPacket], DecoderStats]:
+    """Decode a whole byte string (or a list of chunks) synchronously; for tests, tools and the demo.
+
+    Unlike the live default, no rate cap is applied unless ``max_fps`` is given.
+    """
+    chunks = [bytes(data)] if isinstance(data, (bytes, bytearray)) else list(data)
+    frames: list[DecodedFrame] = []
+    audio: list[AudioPacket] = []
+    decoder = StreamDecoder(
+        frames.append,
+        audio.append,
+        max_fps=max_fps,
+        width=width,
+        height=height,
+        max_buffered_bytes=sum(len(c) for c in chunks) + 1,  # everything is fed at once: keep it all
+    )
+    decoder.start()
+    try:
+        for chunk in chunks:
+            decoder.feed(chunk)
+        decoder.end_of_input()
+        if not decoder.join(timeout):
+            raise TimeoutError(f"decoding did not finish within {timeout} s")
+    finally:
+        decoder.stop()
+        decoder.join(5.0)
+    if decoder.error is not None:
+        raise decoder.error
+    return frames, audio, decoder.stats

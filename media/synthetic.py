@@ -217,3 +217,11 @@ class _Pending:
         # A segment closed by this frame's cut holds the previous frame, not this one.
         owner = frame_index if self.segment == current else frame_index - 1
         return SyntheticChunk(self.segment, bytes(self.data), self.starts, ends, owner, pts, media_time)
+
+
+def psnr(decoded: np.ndarray, reference: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB between two uint8 images of the same shape (inf if identical)."""
+    if decoded.shape != reference.shape:
+        raise ValueError(f"shapes differ: {decoded.shape} vs {reference.shape}")
+    mse = float(np.mean((decoded.astype(np.float64) - reference.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
