@@ -33,8 +33,8 @@ AudioCallback = Callable[[AudioPacket], None]
 # Demuxer options: the format is known, so skip format probing, and keep stream probing short so the first
 # frame is not held back by analysis (the decoder learns sizes from the bitstream anyway).
 _DEMUX_OPTIONS = {"probesize": "65536", "analyzeduration": "100000", "fpsprobesize": "0"}
-# Reopens after demuxer failures without a single decoded frame in between; then the input is hopeless.
-_MAX_FUTILE_REOPENS = 50
+# Demuxer opens in a row that failed without consuming a byte: something other than the input is wrong.
+_MAX_STALLED_OPENS = 20
 
 
 @dataclass
@@ -157,9 +157,9 @@ class StreamDecoder:
 
     def _demux_until_exhausted(self) -> None:
         decoder: av.CodecContext | None = None
-        futile_reopens = 0
+        stalled_opens = 0
         while not self._stop_requested:
-            decoded_before = self._stats.decoded
+            read_before = self._feed.bytes_read
             try:
                 container = av.open(self._feed, mode="r", format="mpegts", options=dict(_DEMUX_OPTIONS))
             except (av.FFmpegError, EOFError, ValueError) as exc:
@@ -167,12 +167,13 @@ class StreamDecoder:
                     break
                 # Garbage where a stream should start: the bytes read are gone, try on what follows.
                 self._stats.demux_restarts += 1
-                self._stats.corrupt_skipped += 1
-                futile_reopens += 1
                 logger.debug("cannot open MPEG-TS input (%s); retrying on following bytes", exc)
-                if futile_reopens > _MAX_FUTILE_REOPENS:
-                    raise RuntimeError("input is not a decodable MPEG-TS stream") from exc
+                # Only failures that consumed nothing could loop forever; live garbage just gets skipped.
+                stalled_opens = stalled_opens + 1 if self._feed.bytes_read == read_before else 0
+                if stalled_opens > _MAX_STALLED_OPENS:
+                    raise RuntimeError("cannot open the MPEG-TS demuxer") from exc
                 continue
+            stalled_opens = 0
             try:
                 decoder = self._demux(container, decoder)
             except av.FFmpegError as exc:
@@ -180,8 +181,7 @@ class StreamDecoder:
                 logger.warning("demuxer error (%s); reopening on following bytes", exc)
             finally:
                 container.close()
-            futile_reopens = 0 if self._stats.decoded > decoded_before else futile_reopens + 1
-            if self._feed.exhausted or futile_reopens > _MAX_FUTILE_REOPENS:
+            if self._feed.exhausted:
                 break
         if decoder is not None and not self._stop_requested:
             self._decode_packet(decoder, None, Fraction(1, 90000))
