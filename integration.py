@@ -157,6 +157,10 @@ async def build_extension() -> TrickleExtension:
     global _registry
     from server import PromptServer
 
+    from .routes.dev import register_dev_routes
+    from .routes.preview import register_preview_routes
+    from .routes.dev import DevRoutes
+    from .routes.preview import PreviewRoutes
     from .routes.settings import TrickleSettings
     from .routes.streams import register_stream_routes
 
@@ -168,6 +172,13 @@ async def build_extension() -> TrickleExtension:
         notifier=lambda event, payload: server.send_sync(event, payload),
     )
     register_stream_routes(server.routes, _registry, settings)
+    PreviewRoutes(_registry, settings).setup_routes(server.routes)
+    if settings.dev_relay:
+        dev_routes = DevRoutes(settings)
+        dev_routes.setup_routes(server.routes)
+        dev_routes.attach_lifecycle(server.app)
+    register_dev_routes(server.routes, server.app, settings)  # dev relay + test source (routes.dev)
+    register_preview_routes(server.routes, _registry, settings)  # GET /trickle/preview/{id}.jpg (web UI)
 
     async def stop_streams(app: Any) -> None:
         if _registry is not None:
