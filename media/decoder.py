@@ -48,7 +48,11 @@ class DecoderStats:
     decoded: int = 0
     emitted: int = 0
     dropped_by_rate: int = 0
+    #: video packets that never became a frame (decode errors, damaged data) plus frames the decoder flagged
+    #: corrupt; while running it also holds the frames still inside the decoder (none for low-delay streams)
     corrupt_skipped: int = 0
+    #: frames whose data never arrived as packets (a gap in pts, e.g. a truncated segment)
+    frames_missing: int = 0
     demux_restarts: int = 0
     resolution_changes: int = 0
     pts_resets: int = 0
@@ -94,9 +98,12 @@ class StreamDecoder:
         self._stop_requested = False
         self._thread: threading.Thread | None = None
         self._last_size: tuple[int, int] | None = None
-        self._last_pts: int | None = None
+        self._last_pts: int | None = None  # last video packet timestamp (decode order)
+        self._last_frame_pts: int | None = None
         self._next_index = 0
         self._audio_next_pts: int | None = None
+        self._frame_step: int | None = None
+        self._corrupt_frames = 0
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ control (any thread)
@@ -134,9 +141,11 @@ class StreamDecoder:
 
     @property
     def stats(self) -> DecoderStats:
-        self._stats.bytes_in = self._feed.bytes_in
-        self._stats.bytes_dropped = self._feed.bytes_dropped
-        return self._stats
+        stats = self._stats
+        stats.bytes_in = self._feed.bytes_in
+        stats.bytes_dropped = self._feed.bytes_dropped
+        stats.corrupt_skipped = max(0, stats.video_packets - stats.decoded) + self._corrupt_frames
+        return stats
 
     # ------------------------------------------------------------------ decode thread
 
@@ -201,6 +210,9 @@ class StreamDecoder:
                 continue  # PyAV's end-of-demux flush packets; we flush once, at the real end
             if video is not None and packet.stream_index == video.index:
                 self._stats.video_packets += 1
+                stamp = packet.dts if packet.dts is not None else packet.pts
+                if stamp is not None:  # decode order (dts) is monotonic even with B-frames
+                    self._track_timeline(int(stamp), video.time_base or Fraction(1, 90000))
                 if decoder is None or decoder.name != video.codec_context.name:
                     decoder = self._make_decoder(video.codec_context.name)
                 self._decode_packet(decoder, packet, video.time_base or Fraction(1, 90000))
@@ -220,13 +232,12 @@ class StreamDecoder:
         try:
             frames = decoder.decode(packet)
         except av.FFmpegError as exc:
-            self._stats.corrupt_skipped += 1
             logger.debug("skipping undecodable video packet: %s", exc)
             return
         for frame in frames:
             self._stats.decoded += 1
             if frame.is_corrupt:
-                self._stats.corrupt_skipped += 1
+                self._corrupt_frames += 1
                 continue
             self._handle_frame(frame, time_base)
 
@@ -234,11 +245,8 @@ class StreamDecoder:
         pts = frame.pts
         if pts is None:
             # Without a timestamp, place the frame one nominal interval after the previous one.
-            pts = (self._last_pts or 0) + int(Fraction(1, 30) / time_base)
-        if self._last_pts is not None and pts <= self._last_pts:
-            self._stats.pts_resets += 1
-            logger.info("video pts went back from %d to %d (source restart?)", self._last_pts, pts)
-        self._last_pts = pts
+            pts = (self._last_frame_pts or 0) + (self._frame_step or int(Fraction(1, 30) / time_base))
+        self._last_frame_pts = int(pts)
         size = (frame.width, frame.height)
         if self._last_size is not None and size != self._last_size:
             self._stats.resolution_changes += 1
@@ -256,6 +264,23 @@ class StreamDecoder:
         except Exception:
             self._stats.callback_errors += 1
             logger.exception("on_frame callback failed")
+
+    def _track_timeline(self, pts: int, time_base: Fraction) -> None:
+        """Count timestamps going back (source restart) and gaps of whole frames (lost before demuxing)."""
+        last = self._last_pts
+        self._last_pts = pts
+        if last is None:
+            return
+        step = pts - last
+        if step <= 0:
+            self._stats.pts_resets += 1
+            logger.info("video timestamps went back from %d to %d (source restart?)", last, pts)
+            return
+        nominal = self._frame_step
+        if nominal is not None and step > nominal * 3 // 2 and step * time_base < 10:
+            self._stats.frames_missing += round(step / nominal) - 1
+            return  # a gap says nothing about the frame rate
+        self._frame_step = step if nominal is None else min(step, nominal * 2)
 
     def _emit_audio(self, packet: av.Packet, stream: av.audio.stream.AudioStream) -> None:
         if self._on_audio is None:
