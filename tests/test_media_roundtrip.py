@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from itertools import pairwise
 
 import numpy as np
 import pytest
-
 from comfy_trickle.media.decoder import decode_bytes
 from comfy_trickle.media.encoder import EncoderSettings, SegmentEncoder
 from comfy_trickle.media.synthetic import (
@@ -85,7 +85,7 @@ def test_bytes_trickle_out_frame_by_frame():
         encoder.encode(make_test_frame(i, 128, 96), i * 3000, MPEGTS_TIME_BASE)
         writes_after_each_frame.append(sum(1 for kind, _ in sink.calls if kind == "write"))
     # Every encode() call handed bytes to the sink before returning (no waiting for segment end).
-    assert all(b > a for a, b in zip([0, *writes_after_each_frame], writes_after_each_frame))
+    assert all(later > earlier for earlier, later in pairwise([0, *writes_after_each_frame]))
     assert sink.calls[0] == ("start", 0)
     assert ("end", 0) not in sink.calls  # the segment is still open, yet most of it is already out
     encoder.close()
