@@ -38,6 +38,7 @@ MAX_TEST_SOURCE_FPS = 60.0
 MAX_TEST_SOURCE_DURATION_S = 24 * 3600.0
 CHANNEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 OUTPUT_SUFFIX = "-out"
+TS_MIME_TYPE = "video/MP2T"
 
 
 class DevRoutes:
@@ -96,6 +97,10 @@ class DevRoutes:
             raise RequestError(429, f"At most {MAX_TEST_SOURCES} test sources run at once")
         options = _options(body)
 
+        # Both channels exist before we answer, so a stream started right away finds its input (the
+        # first segment may still be encoding) and a viewer can already wait on the output.
+        self.relay.create_channel(name, TS_MIME_TYPE)
+        self.relay.create_channel(name + OUTPUT_SUFFIX, TS_MIME_TYPE)
         base = self.relay_base_url(request)
         source = TestSource(base + name, options)
         await source.start()

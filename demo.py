@@ -1,0 +1,319 @@
+"""The demo: live video through a ComfyUI workflow on this machine, written to an mp4.
+
+    python -m comfy_trickle.demo [--seconds 20] [--comfyui-url http://127.0.0.1:8188] [--output out.mp4]
+
+(``scripts/demo`` sets everything up and runs this.) Steps:
+
+1. Start ComfyUI (a subprocess on 127.0.0.1 with this pack symlinked into an isolated base directory,
+   ``$COMFY_TRICKLE_CACHE/demo-base``), or use the running one given by ``--comfyui-url``.
+2. ``POST /trickle/test-source``: ComfyUI's dev relay gets a channel fed in real time with the synthetic
+   test pattern (moving picture plus a tone).
+3. ``POST /stream/start`` with that channel as input, a second relay channel as output and the example
+   workflow ``example_workflows/api/tinted_negative.json`` (core nodes only, CPU friendly).
+4. Read the output channel with our trickle subscriber while logging progress from the status route
+   (frames in/out, fps, latency), for ``--seconds`` or until Ctrl-C.
+5. Stop the stream and the source, remux the received MPEG-TS into an mp4 (PyAV, no re-encoding), log
+   where it is, and stop ComfyUI if we started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+
+from .trickle.errors import TrickleChannelNotFound, TrickleError
+from .trickle.subscriber import TrickleSubscriber
+
+logger = logging.getLogger("comfy_trickle.demo")
+
+PACK_DIR = Path(__file__).resolve().parent
+DEFAULT_WORKFLOW = PACK_DIR / "example_workflows" / "api" / "tinted_negative.json"
+READY_TIMEOUT_S = 180.0
+PROGRESS_INTERVAL_S = 2.0
+DRAIN_TIMEOUT_S = 10.0
+
+
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------------------------- ComfyUI
+
+
+class LaunchedComfyUI:
+    """A ComfyUI subprocess with this pack loaded, on 127.0.0.1, stopped by ``stop()``."""
+
+    def __init__(self, base_directory: Path, port: int) -> None:
+        comfyui_dir = Path(os.environ.get("COMFYUI_DIR", "")).expanduser()
+        python = Path(os.environ.get("COMFYUI_PYTHON", sys.executable)).expanduser()
+        if not (comfyui_dir / "main.py").is_file():
+            raise DemoError(
+                f"No ComfyUI at COMFYUI_DIR={str(comfyui_dir)!r}: run scripts/demo (it sets up ComfyUI), "
+                "or pass --comfyui-url of a running ComfyUI that has comfy-trickle installed"
+            )
+        self.port = port or _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        custom_nodes = base_directory / "custom_nodes"
+        custom_nodes.mkdir(parents=True, exist_ok=True)
+        link = custom_nodes / "comfy-trickle"
+        if link.is_symlink() or not link.exists():
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+            link.symlink_to(PACK_DIR, target_is_directory=True)
+        self.log_path = base_directory / "comfyui.log"
+        args = [
+            str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+            "--disable-api-nodes", "--database-url", "sqlite:///:memory:",
+            "--base-directory", str(base_directory),
+        ]  # fmt: skip
+        logger.info("Starting ComfyUI on %s (log: %s)", self.url, self.log_path)
+        with open(self.log_path, "wb") as log_file:
+            self.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                args, cwd=comfyui_dir, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the demo, which then stops ComfyUI itself
+            )  # fmt: skip
+
+    async def wait_ready(self, session: aiohttp.ClientSession) -> None:
+        started = time.monotonic()
+        while time.monotonic() - started < READY_TIMEOUT_S:
+            if self.process.poll() is not None:
+                raise DemoError(f"ComfyUI exited with {self.process.returncode}; see {self.log_path}")
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with session.get(
+                    self.url + "/system_stats", timeout=aiohttp.ClientTimeout(total=2)
+                ) as r:
+                    if r.status == 200:
+                        logger.info("ComfyUI ready after %.1f s", time.monotonic() - started)
+                        return
+            await asyncio.sleep(0.25)
+        raise DemoError(f"ComfyUI not ready after {READY_TIMEOUT_S:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --------------------------------------------------------------------------------------------- HTTP
+
+
+async def _call(session: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> dict[str, Any]:
+    async with session.request(method, url, json=body) as resp:
+        try:
+            answer = await resp.json(content_type=None)
+        except ValueError:
+            answer = {"error": (await resp.text())[:500]}
+        if resp.status != 200:
+            detail = answer.get("error") if isinstance(answer, dict) else answer
+            extra = answer.get("node_errors") if isinstance(answer, dict) else None
+            raise DemoError(
+                f"{method} {url} answered {resp.status}: {detail}" + (f" {extra}" if extra else "")
+            )
+        return answer
+
+
+def _progress_line(status: dict[str, Any]) -> str:
+    counters = status.get("counters") or {}
+    latency = counters.get("latency_ms") or {}
+    line = (
+        f"[{status.get('state')}] frames in {counters.get('frames_in', 0)}, "
+        f"out {counters.get('frames_out', 0)}, dropped {counters.get('frames_dropped', 0)}; "
+        f"fps in {counters.get('fps_in', 0):.1f}, out {counters.get('fps_out', 0):.1f}; "
+        f"latency p50 {latency.get('p50', 0):.0f} ms, p95 {latency.get('p95', 0):.0f} ms"
+    )
+    error = status.get("error")
+    if error:
+        line += f"; error in node {error.get('node_id')} ({error.get('node_type')}): {error.get('message')}"
+    return line
+
+
+# --------------------------------------------------------------------------------------------- output
+
+
+async def record_channel(url: str, ts_path: Path, give_up_at: float) -> int:
+    """Append every segment of trickle channel ``url`` to ``ts_path`` until the channel ends.
+
+    The channel appears only when the stream publishes its first segment, so "not found" is retried
+    until ``give_up_at`` (monotonic). Returns the number of segments written.
+    """
+    written = 0
+    with open(ts_path, "wb") as out:  # noqa: ASYNC230 - small local writes, one per received chunk
+        while True:
+            try:
+                async with TrickleSubscriber(url, start_seq=0) as subscriber:
+                    async for segment in subscriber:
+                        async for chunk in segment.iter_chunks():
+                            out.write(chunk)
+                        written += 1
+                return written
+            except TrickleChannelNotFound:
+                if written or time.monotonic() > give_up_at:
+                    return written
+                await asyncio.sleep(0.2)
+
+
+def remux_to_mp4(ts_path: Path, mp4_path: Path) -> int:
+    """Copy the video (and audio, when the mp4 muxer takes it) of ``ts_path`` into ``mp4_path``.
+
+    Returns the number of video packets written. No re-encoding: the mp4 holds the stream's own H.264.
+    """
+    video_packets = 0
+    with av.open(str(ts_path)) as source, av.open(str(mp4_path), "w", format="mp4") as target:
+        streams = {}
+        for stream in source.streams:
+            if stream.type not in ("video", "audio"):
+                continue
+            try:
+                streams[stream.index] = target.add_stream_from_template(stream)
+            except (ValueError, av.FFmpegError) as err:
+                logger.warning("Leaving out %s stream %s: %s", stream.type, stream.codec_context.name, err)
+        if not streams:
+            raise DemoError(f"No video in {ts_path}")
+        for packet in source.demux(*[s for s in source.streams if s.index in streams]):
+            if packet.dts is None or packet.size == 0:
+                continue
+            packet.stream = streams[packet.stream.index]
+            target.mux(packet)
+            video_packets += packet.stream.type == "video"
+    return video_packets
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+async def run_demo(args: argparse.Namespace, workflow: dict[str, Any], output: Path) -> Path:
+    """Run the whole demo with ``workflow`` (API format); returns ``output``, the mp4 written."""
+    ts_path = output.with_suffix(".ts")
+    launched: LaunchedComfyUI | None = None
+    stop_event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_event.set)
+
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        try:
+            if args.comfyui_url:
+                base_url = args.comfyui_url.rstrip("/")
+            else:
+                cache = Path(os.environ.get("COMFY_TRICKLE_CACHE", Path.home() / ".cache" / "comfy-trickle"))
+                launched = LaunchedComfyUI(cache / "demo-base", args.port)
+                base_url = launched.url
+                await launched.wait_ready(session)
+
+            name = f"demo-{secrets.token_hex(3)}"
+            source = await _call(
+                session, "POST", base_url + "/trickle/test-source",
+                {"name": name, "width": args.width, "height": args.height, "fps": args.fps,
+                 "duration_s": args.seconds + 30.0},  # bounded even if this process dies
+            )  # fmt: skip
+            logger.info("Test source publishing to %s", source["subscribe_url"])
+            started = await _call(
+                session, "POST", base_url + "/stream/start",
+                {"subscribe_url": source["subscribe_url"], "publish_url": source["publish_url"],
+                 "gateway_request_id": name,
+                 "params": {"width": args.width, "height": args.height, "prompt": workflow}},
+            )  # fmt: skip
+            logger.info("Stream %s %s; output channel %s", name, started.get("state"), source["publish_url"])
+            recorder = asyncio.create_task(
+                record_channel(source["publish_url"], ts_path, time.monotonic() + args.seconds + 60.0)
+            )
+            deadline = time.monotonic() + args.seconds
+            while time.monotonic() < deadline and not stop_event.is_set() and not recorder.done():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop_event.wait(), PROGRESS_INTERVAL_S)
+                status = await _call(session, "GET", f"{base_url}/stream/{name}/status")
+                logger.info("%s", _progress_line(status))
+                if status.get("state") in ("error", "completed", "stopped"):
+                    break
+            final = await _call(session, "POST", f"{base_url}/stream/{name}/stop")
+            logger.info("Stopped. Final: %s", _progress_line(final))
+            with contextlib.suppress(DemoError):
+                await _call(session, "DELETE", f"{base_url}/trickle/test-source/{name}")
+            try:
+                segments = await asyncio.wait_for(recorder, DRAIN_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                segments = -1
+                logger.warning("The output channel did not end within %.0f s", DRAIN_TIMEOUT_S)
+            except TrickleError as err:
+                raise DemoError(f"Reading the output channel failed: {err}") from err
+            if not ts_path.exists() or ts_path.stat().st_size == 0:
+                raise DemoError("No output arrived from the stream; see ComfyUI's log")
+            frames = remux_to_mp4(ts_path, output)
+            ts_path.unlink()
+            logger.info("Received %d segments, %d video frames", segments, frames)
+            logger.info("ComfyUI: %s/   (the Trickle sidebar shows streams)", base_url)
+            logger.info("Output video: %s", output)
+            return output
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            if launched is not None:
+                if args.keep_comfyui:
+                    logger.info("ComfyUI keeps running at %s (pid %d)", launched.url, launched.process.pid)
+                else:
+                    launched.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m comfy_trickle.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to stream (default 20)")
+    parser.add_argument("--comfyui-url", help="use this running ComfyUI instead of starting one")
+    parser.add_argument("--port", type=int, default=0, help="port for the ComfyUI we start (default: free)")
+    parser.add_argument("--output", default="comfy-trickle-demo.mp4", help="mp4 to write")
+    parser.add_argument("--workflow", default=str(DEFAULT_WORKFLOW), help="API-format workflow JSON")
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--token", default=os.environ.get("COMFY_TRICKLE_TOKEN", ""), help="bearer token")
+    parser.add_argument("--keep-comfyui", action="store_true", help="leave the started ComfyUI running")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[demo] %(message)s")
+    try:
+        workflow = json.loads(Path(args.workflow).read_text(encoding="utf-8"))
+        output = Path(args.output).resolve()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        asyncio.run(run_demo(args, workflow, output))
+    except (OSError, ValueError) as err:
+        logger.error("%s", err)  # noqa: TRY400 - a bad path or workflow file: the message says it
+        return 1
+    except DemoError as err:
+        logger.error("%s", err)  # noqa: TRY400 - the message is the whole story
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
