@@ -157,10 +157,8 @@ async def build_extension() -> TrickleExtension:
     global _registry
     from server import PromptServer
 
-    from .routes.dev import register_dev_routes
-    from .routes.preview import register_preview_routes
-    from .routes.dev import DevRoutes
-    from .routes.preview import PreviewRoutes
+    from .routes.dev import DevRoutes, register_dev_routes
+    from .routes.preview import PreviewRoutes, register_preview_routes
     from .routes.settings import TrickleSettings
     from .routes.streams import register_stream_routes
 

@@ -1,0 +1,286 @@
+"""The real ends of a session: trickle subscriber -> decoder (ingest), encoder -> trickle publisher (egress).
+
+Ingest: the subscriber reads segments on the event loop and feeds their bytes as they arrive to the
+media decoder, whose own thread emits frames (resized to the stream's width x height) and audio packets.
+
+Egress: ``submit`` (ComfyUI's worker thread) only appends to a bounded queue (full: the frame is dropped,
+the executor never waits). One encode thread per stream turns each IMAGE batch into uint8 frames, encodes
+them at their input frame's pts (audio passes through into the same segments, on the input timeline)
+and hands the TS bytes to the publisher task on the event loop. If the network is slower than the encoder,
+the encode thread waits (bounded bytes in flight), the queue fills and frames are dropped - memory stays
+bounded and the executor is never held up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from fractions import Fraction
+from typing import Any
+
+from ..media.decoder import StreamDecoder
+from ..media.encoder import EncoderSettings, SegmentEncoder
+from ..media.frames import comfy_image_to_frames
+from ..media.types import AudioPacket
+from ..trickle.errors import TrickleError, TrickleSegmentError
+from ..trickle.publisher import TricklePublisher
+from ..trickle.subscriber import TrickleSubscriber
+from .handoff import InputFrame
+from .media_io import AudioCallback, FrameCallback, WrittenCallback
+
+logger = logging.getLogger(__name__)
+
+EGRESS_QUEUE_FRAMES = 8
+MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024
+DEFAULT_FRAME_SECONDS = Fraction(1, 30)
+
+
+def trickle_media(config: Any) -> tuple[TrickleIngest, TrickleEgress]:
+    """Ingest and egress for a ``StreamConfig``."""
+    return (
+        TrickleIngest(config.subscribe_url, width=config.width, height=config.height),
+        TrickleEgress(config.publish_url, name=config.stream_id),
+    )
+
+
+class TrickleIngest:
+    """Subscribes to ``url`` and decodes it (see the module docstring)."""
+
+    def __init__(self, url: str, *, width: int | None = None, height: int | None = None,
+                 max_fps: float | None = 30.0) -> None:
+        self.url = url
+        self._width = width
+        self._height = height
+        self._max_fps = max_fps
+        self._subscriber: TrickleSubscriber | None = None
+        self._decoder: StreamDecoder | None = None
+        self._closed = False
+
+    async def run(self, on_frame: FrameCallback, on_audio: AudioCallback) -> None:
+        loop = asyncio.get_running_loop()
+        decoded_all: asyncio.Future[BaseException | None] = loop.create_future()
+
+        def finished(error: BaseException | None) -> None:
+            def settle() -> None:
+                if not decoded_all.done():
+                    decoded_all.set_result(error)
+
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:  # loop closed: nobody waits any more
+                pass
+
+        self._decoder = StreamDecoder(
+            on_frame, on_audio, max_fps=self._max_fps, width=self._width, height=self._height,
+            on_finished=finished,
+        )
+        self._decoder.start()
+        self._subscriber = TrickleSubscriber(self.url)
+        async for segment in self._subscriber:
+            try:
+                while chunk := await segment.read_chunk():
+                    self._decoder.feed(chunk)
+            except TrickleSegmentError as err:
+                logger.info("input %s: segment %s truncated (%s); going on", self.url, segment.seq, err)
+        if self._closed:
+            return
+        self._decoder.end_of_input()
+        error = await decoded_all
+        if error is not None:
+            raise RuntimeError(f"decoder failed: {error}") from error
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._decoder is not None:
+            self._decoder.stop()
+        if self._subscriber is not None:
+            await self._subscriber.close()
+        if self._decoder is not None:
+            await asyncio.to_thread(self._decoder.join, 1.0)
+
+
+class _Finish:
+    pass
+
+
+_FINISH = _Finish()
+
+
+class TrickleEgress:
+    """Encodes and publishes output frames to ``url`` (see the module docstring)."""
+
+    def __init__(self, url: str, *, name: str = "", settings: EncoderSettings | None = None,
+                 queue_frames: int = EGRESS_QUEUE_FRAMES) -> None:
+        self.url = url
+        self._name = name or url
+        self._frames: queue.Queue[Any] = queue.Queue(maxsize=queue_frames)
+        self._encoder = SegmentEncoder(_LoopSink(self), settings)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._events: asyncio.Queue[tuple[str, Any]] | None = None
+        self._publisher: TricklePublisher | None = None
+        self._publish_task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._on_written: WrittenCallback | None = None
+        self._closed = False
+        self._in_flight = 0
+        self._in_flight_changed = threading.Condition()
+        self._last_input_pts: int | None = None
+        self._input_step: int | None = None
+
+    # --- Egress protocol ----------------------------------------------------------------------------------
+    def start(self, on_written: WrittenCallback) -> None:
+        self._on_written = on_written
+        self._loop = asyncio.get_running_loop()
+        self._events = asyncio.Queue()
+        self._publisher = TricklePublisher(self.url)
+        self._publish_task = self._loop.create_task(self._publish(), name=f"trickle-publish-{self._name}")
+        self._thread = threading.Thread(target=self._encode_loop, name=f"trickle-encode-{self._name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, frame: InputFrame, images: Any) -> bool:
+        if self._closed:
+            return False
+        try:
+            self._frames.put_nowait((frame, images))
+        except queue.Full:
+            return False
+        return True
+
+    def put_audio(self, packet: AudioPacket) -> None:
+        if not self._closed:
+            self._encoder.add_audio(packet)
+
+    async def finish(self) -> None:
+        await asyncio.to_thread(self._frames.put, _FINISH)
+        if self._publish_task is not None:
+            await asyncio.shield(self._publish_task)
+
+    async def close(self) -> None:
+        self._closed = True
+        with self._in_flight_changed:
+            self._in_flight_changed.notify_all()
+        # make room for the sentinel: queued frames are abandoned
+        while True:
+            try:
+                self._frames.get_nowait()
+            except queue.Empty:
+                pass
+            try:
+                self._frames.put_nowait(_FINISH)
+                break
+            except queue.Full:  # ComfyUI's worker submitted meanwhile: drain again
+                continue
+        if self._publish_task is not None and not self._publish_task.done():
+            self._publish_task.cancel()
+            await asyncio.wait({self._publish_task})
+        if self._publisher is not None:
+            await self._publisher.close(delete_channel=True)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 1.0)
+
+    # --- encode thread ------------------------------------------------------------------------------------
+    def _encode_loop(self) -> None:
+        try:
+            while True:
+                item = self._frames.get()
+                if item is _FINISH:
+                    break
+                frame, images = item
+                self._encode(frame, images)
+            if not self._closed:
+                self._encoder.close()  # flushes the last segment
+        except Exception:
+            logger.exception("output %s: encoder failed", self.url)
+        finally:
+            self._send("finish", None)
+
+    def _encode(self, frame: InputFrame, images: Any) -> None:
+        rgbs = comfy_image_to_frames(images)
+        pts = int(frame.pts or 0)
+        if self._last_input_pts is not None and pts > self._last_input_pts:
+            self._input_step = pts - self._last_input_pts
+        self._last_input_pts = pts
+        # a batch of B images from one input frame is spread over that frame's duration
+        step = self._frame_step(frame) // max(1, len(rgbs))
+        for i, rgb in enumerate(rgbs):
+            if self._closed:
+                return
+            out_pts = pts + i * max(1, step)
+            self._encoder.encode(rgb, out_pts, frame.time_base)
+            if self._on_written is not None:
+                self._on_written(frame, rgb, out_pts)
+
+    def _frame_step(self, frame: InputFrame) -> int:
+        if self._input_step is not None:
+            return self._input_step
+        time_base = frame.time_base or Fraction(1, 90000)
+        return max(1, round(DEFAULT_FRAME_SECONDS / Fraction(time_base)))
+
+    def _send(self, kind: str, payload: Any) -> None:
+        """Encode thread -> publisher task; waits while too many bytes are in flight (back-pressure)."""
+        if kind == "data":
+            with self._in_flight_changed:
+                while self._in_flight > MAX_BYTES_IN_FLIGHT and not self._closed:
+                    self._in_flight_changed.wait(0.5)
+                self._in_flight += len(payload)
+        loop, events = self._loop, self._events
+        if loop is None or events is None:
+            return
+        try:
+            loop.call_soon_threadsafe(events.put_nowait, (kind, payload))
+        except RuntimeError:  # loop closed
+            pass
+
+    # --- publisher task (event loop) ----------------------------------------------------------------------
+    async def _publish(self) -> None:
+        assert self._events is not None and self._publisher is not None  # noqa: S101 - set in start()
+        segment = None
+        try:
+            while True:
+                kind, payload = await self._events.get()
+                if kind == "finish":
+                    break
+                try:
+                    if kind == "start":
+                        segment = await self._publisher.open_segment()
+                    elif kind == "data":
+                        self._release(len(payload))
+                        if segment is not None:
+                            await segment.write(payload)
+                    elif kind == "end" and segment is not None:
+                        done, segment = segment, None
+                        await done.close()
+                except TrickleError as err:
+                    # one segment lost; the next starts with an IDR, so the output recovers by itself
+                    logger.warning("output %s: segment failed: %s", self.url, err)
+                    if segment is not None:
+                        await segment.abort()
+                    segment = None
+        finally:
+            if segment is not None:
+                await segment.abort()
+        await self._publisher.close(delete_channel=True)
+
+    def _release(self, size: int) -> None:
+        with self._in_flight_changed:
+            self._in_flight -= size
+            self._in_flight_changed.notify_all()
+
+
+class _LoopSink:
+    """``SegmentSink`` for the encoder: forwards segment events to the egress's publisher task."""
+
+    def __init__(self, egress: TrickleEgress) -> None:
+        self._egress = egress
+
+    def start_segment(self, index: int) -> None:
+        self._egress._send("start", index)  # noqa: SLF001 - a private helper of the owner
+
+    def write(self, data: bytes) -> None:
+        self._egress._send("data", bytes(data))  # noqa: SLF001
+
+    def end_segment(self) -> None:
+        self._egress._send("end", None)  # noqa: SLF001

@@ -1,0 +1,101 @@
+"""Test-only nodes for the stream engine's tests (loaded by tests/support/comfyui.py as a node pack).
+
+- ``TrickleTestCountRuns(tag)``: a frame-independent node that counts how often it really executes
+  (``GET /trickle-test/counts``), for the cache test.
+- ``TrickleTestTagImage(image, tag)``: passes ``image`` through; depends on a ``TrickleTestCountRuns``.
+- ``TrickleTestFailAt(image, tag, fail_at)``: passes through, raises on its ``fail_at``-th run (1-based).
+- ``TrickleTestSlow(image, seconds)``: sleeps, then passes through.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from aiohttp import web
+from server import PromptServer
+
+_counts: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def _bump(key: str) -> int:
+    with _lock:
+        _counts[key] = _counts.get(key, 0) + 1
+        return _counts[key]
+
+
+class TrickleTestCountRuns:
+    CATEGORY = "trickle/testing"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's V1 API name
+        return {"required": {"tag": ("STRING", {"default": "x"})}}
+
+    def run(self, tag):
+        _bump(f"count:{tag}")
+        return (tag,)
+
+
+class TrickleTestTagImage:
+    CATEGORY = "trickle/testing"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802
+        return {"required": {"image": ("IMAGE",), "tag": ("STRING", {"forceInput": True})}}
+
+    def run(self, image, tag):
+        return (image,)
+
+
+class TrickleTestFailAt:
+    CATEGORY = "trickle/testing"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802
+        return {
+            "required": {
+                "image": ("IMAGE",),
+                "tag": ("STRING", {"default": "fail"}),
+                "fail_at": ("INT", {"default": 5, "min": 1}),
+            }
+        }
+
+    def run(self, image, tag, fail_at):
+        if _bump(f"fail:{tag}") == fail_at:
+            raise RuntimeError(f"TrickleTestFailAt {tag} fails on run {fail_at}")
+        return (image,)
+
+
+class TrickleTestSlow:
+    CATEGORY = "trickle/testing"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802
+        return {"required": {"image": ("IMAGE",), "seconds": ("FLOAT", {"default": 1.0})}}
+
+    def run(self, image, seconds):
+        time.sleep(seconds)
+        return (image,)
+
+
+NODE_CLASS_MAPPINGS = {
+    "TrickleTestCountRuns": TrickleTestCountRuns,
+    "TrickleTestTagImage": TrickleTestTagImage,
+    "TrickleTestFailAt": TrickleTestFailAt,
+    "TrickleTestSlow": TrickleTestSlow,
+}
+
+
+@PromptServer.instance.routes.get("/trickle-test/counts")
+async def _get_counts(request):
+    with _lock:
+        return web.json_response(dict(_counts))

@@ -1,0 +1,147 @@
+"""Helpers for the stream engine's end-to-end tests: publish the synthetic source over trickle, collect and
+decode a stream's output, drive ComfyUI's stream API with aiohttp (never blocking the loop that serves
+the test's relay)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from comfy_trickle.media.decoder import StreamDecoder
+from comfy_trickle.media.synthetic import SyntheticConfig, SyntheticSource
+from comfy_trickle.media.types import AudioPacket, DecodedFrame
+from comfy_trickle.trickle.publisher import TricklePublisher
+from comfy_trickle.trickle.subscriber import TrickleSubscriber
+
+SEED_PASSTHROUGH = {
+    "1": {"inputs": {"images": ["2", 0]}, "class_type": "SaveTensor"},
+    "2": {"inputs": {}, "class_type": "LoadTensor"},
+}
+INVERT = {
+    "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0], "stream_id": ""}},
+}
+# two core nodes in a chain: invert twice = identity (but both run), then flip horizontally
+TWO_NODE_CHAIN = {
+    "1": {"class_type": "LoadTensor", "inputs": {}},
+    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "ImageFlip", "inputs": {"image": ["2", 0], "flip_method": "x-axis: vertically"}},
+    "4": {"class_type": "SaveTensor", "inputs": {"images": ["3", 0]}},
+}
+
+
+@dataclass
+class Output:
+    frames: list[DecodedFrame]
+    audio: list[AudioPacket]
+
+
+async def publish_synthetic(
+    url: str,
+    frame_count: int,
+    *,
+    width: int = 128,
+    height: int = 128,
+    fps: float = 30.0,
+    audio: str | None = None,
+    realtime: bool = True,
+    end: bool = True,
+) -> SyntheticSource:
+    """Publish ``frame_count`` frames of the test pattern (paced in real time), then end the channel."""
+    source = SyntheticSource(SyntheticConfig(width=width, height=height, fps=fps, audio=audio))
+    publisher = TricklePublisher(url)
+    started = time.monotonic()
+    segment = None
+    try:
+        for chunk in source.chunks(frame_count):
+            if realtime:
+                delay = chunk.media_time - (time.monotonic() - started)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if chunk.starts_segment or segment is None:
+                segment = await publisher.open_segment()
+            await segment.write(chunk.data)
+            if chunk.ends_segment:
+                await segment.close()
+                segment = None
+        if segment is not None:
+            await segment.close()
+    finally:
+        await publisher.close(delete_channel=end)
+    return source
+
+
+async def collect_output(url: str, timeout: float = 60.0) -> Output:
+    """Subscribe to a stream's output channel from its first segment until it ends; decode everything."""
+    frames: list[DecodedFrame] = []
+    audio: list[AudioPacket] = []
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def finished(_error: BaseException | None) -> None:
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+    decoder = StreamDecoder(frames.append, audio.append, max_fps=None, on_finished=finished)
+    decoder.start()
+    subscriber = TrickleSubscriber(url, start_seq=0)
+
+    async def read() -> None:
+        async for segment in subscriber:
+            while chunk := await segment.read_chunk():
+                decoder.feed(chunk)
+
+    try:
+        await asyncio.wait_for(read(), timeout)
+    finally:
+        await subscriber.close()
+        decoder.end_of_input()
+        await asyncio.wait_for(done, 10)
+    return Output(frames, audio)
+
+
+class StreamAPI:
+    """ComfyUI's stream routes over aiohttp."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body)
+        async with self.http.request(method, self.base_url + path, data=data) as response:
+            text = await response.text()
+            return response.status, (json.loads(text) if text else None)
+
+    async def start(self, stream_id: str, subscribe_url: str, publish_url: str, workflow: dict,
+                    width: int = 128, height: int = 128) -> tuple[int, Any]:
+        return await self.call("POST", "/stream/start", {
+            "gateway_request_id": stream_id,
+            "subscribe_url": subscribe_url,
+            "publish_url": publish_url,
+            "params": {"width": width, "height": height, "prompt": workflow},
+        })
+
+    async def status(self, stream_id: str) -> dict:
+        status, body = await self.call("GET", f"/stream/{stream_id}/status")
+        assert status == 200, body
+        return body
+
+    async def wait_state(self, stream_id: str, states: set[str], timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            body = await self.status(stream_id)
+            if body["state"] in states:
+                return body
+            assert time.monotonic() < deadline, f"{stream_id} still {body['state']}: {body}"
+            await asyncio.sleep(0.1)
+
+    async def stop(self, stream_id: str) -> tuple[int, Any]:
+        return await self.call("POST", f"/stream/{stream_id}/stop")
