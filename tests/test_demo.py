@@ -14,7 +14,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from comfy_trickle.media.synthetic import make_test_frame, read_frame_index
 
 REPO = Path(__file__).resolve().parents[1]

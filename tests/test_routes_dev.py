@@ -8,7 +8,6 @@ import uuid
 
 import av
 import pytest
-
 from comfy_trickle.media.synthetic import make_test_frame, read_frame_index
 from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.subscriber import TrickleSubscriber
@@ -20,6 +19,7 @@ pytestmark = pytest.mark.timeout(120)
 async def test_relay_on_comfyui_port_round_trip(comfyui, prefix):
     url = f"{comfyui.base_url}{prefix}rt-{uuid.uuid4().hex[:6]}"
     payloads = [b"first segment " * 1000, b"second", b"third " * 50000]
+
     async def read_three() -> list[bytes]:
         got = []
         async with TrickleSubscriber(url, start_seq=0) as subscriber:
