@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from comfy_trickle.trickle import errors
+from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.relay import RelayRequestError, TrickleRelay
 from comfy_trickle.trickle.relay_server import RunningRelay, serve_relay
 from comfy_trickle.trickle.subscriber import TrickleSubscriber
@@ -555,6 +556,16 @@ async def test_case23_tls_verified_by_default_insecure_opt_in(tmp_path: Path) ->
                 await strict.next_segment()
         finally:
             await strict.close()
+        strict_publisher = TricklePublisher(running.channel_url(CHANNEL))
+        try:
+            with pytest.raises(errors.TrickleTLSError):
+                await strict_publisher.write_segment(b"refused")
+        finally:
+            await strict_publisher.close(delete_channel=False)
+        assert running.relay.channels.get(CHANNEL).next_write == 1  # nothing got through
+        insecure_publisher = TricklePublisher(running.channel_url(CHANNEL), verify_tls=False, rejoin=True)
+        assert await insecure_publisher.write_segment(b"accepted") == 1
+        await insecure_publisher.close(delete_channel=False)
         insecure = TrickleSubscriber(running.channel_url(CHANNEL), start_seq=0, verify_tls=False)
         try:
             segment = await insecure.next_segment()

@@ -26,7 +26,7 @@ def tls_error(url: str, err: BaseException) -> TrickleTLSError:
 
 def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
     """Exponential back-off: base, 2*base, 4*base ... capped at ``max_s`` (attempt counts from 1)."""
-    return min(base_s * (2 ** (attempt - 1)), max_s)
+    return min(base_s * 2.0 ** (attempt - 1), max_s)
 
 
 class SessionHolder:

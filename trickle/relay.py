@@ -300,12 +300,14 @@ class TrickleRelay:
         self, request: web.Request, channel: Channel, segment: Segment, latest: int
     ) -> web.StreamResponse:
         """Send a segment from byte 0, then live bytes; headers only go out with the first byte."""
-        offset = 0
+        position = 0  # pieces of the segment already sent
         response: web.StreamResponse | None = None
         try:
             while True:
-                data = segment.read_from(offset)
-                if data:
+                pieces = segment.chunks_from(position)
+                if pieces:
+                    position += len(pieces)
+                    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
                     if response is None:
                         headers = {SEQ_HEADER: str(segment.idx), "Content-Type": channel.mime_type}
                         if segment.idx != latest:
@@ -313,7 +315,6 @@ class TrickleRelay:
                         response = web.StreamResponse(status=200, headers=headers)
                         await response.prepare(request)
                     await response.write(data)
-                    offset += len(data)
                     continue
                 if segment.closed:
                     break

@@ -20,22 +20,26 @@ Clock = Callable[[], float]
 
 
 class Segment:
-    """An append-only byte buffer that any number of readers follow, each from its own offset."""
+    """An append-only byte buffer that any number of readers follow, each from its own position."""
 
     def __init__(self, idx: int) -> None:
         self.idx = idx
         self.closed = False
-        self._buffer = bytearray()
+        # Appended pieces are kept as immutable bytes, so readers send them without copying (Go keeps
+        # a page list for the same reason); ``_size`` is their total length.
+        self._chunks: list[bytes] = []
+        self._size = 0
         # Replaced on every change, so a waiter only wakes for changes after it started waiting.
         self._changed = asyncio.Event()
 
     def __len__(self) -> int:
-        return len(self._buffer)
+        return self._size
 
     def append(self, data: bytes) -> None:
         """Append bytes and wake readers. Appending to a closed segment is allowed (case 15 of A15)."""
         if data:
-            self._buffer += data
+            self._chunks.append(bytes(data))
+            self._size += len(data)
             self._notify()
 
     def close(self) -> None:
@@ -44,9 +48,13 @@ class Segment:
             self.closed = True
             self._notify()
 
-    def read_from(self, offset: int) -> bytes:
-        """The bytes after ``offset`` (possibly empty)."""
-        return bytes(self._buffer[offset:])
+    def chunks_from(self, index: int) -> list[bytes]:
+        """The pieces appended after the first ``index`` ones (a reader's position is a piece count)."""
+        return self._chunks[index:]
+
+    def read_all(self) -> bytes:
+        """Everything written so far."""
+        return b"".join(self._chunks)
 
     def change_event(self) -> asyncio.Event:
         """An event set at the next append or close.

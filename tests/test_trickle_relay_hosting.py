@@ -1,0 +1,109 @@
+"""Hosting the relay: mounted under a prefix on another aiohttp app, the changefeed, and GET refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+from aiohttp import web
+from comfy_trickle.trickle import TricklePublisher, TrickleRelay, TrickleSubscriber, serve_relay
+from comfy_trickle.trickle.relay_server import _bind
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def test_relay_mounted_under_a_prefix_on_an_existing_route_table() -> None:
+    # How a host such as ComfyUI's server embeds it: routes collected on a RouteTableDef before start-up.
+    routes = web.RouteTableDef()
+
+    @routes.get("/hello")
+    async def hello(_: web.Request) -> web.Response:
+        return web.Response(text="host app")
+
+    relay = TrickleRelay(autocreate=False)
+    relay.create_channel("cam", "video/MP2T")
+    relay.add_routes(routes, prefix="/trickle/relay/")
+    app = web.Application()
+    app.add_routes(routes)
+    relay.attach_lifecycle(app)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    sock = _bind("127.0.0.1", 0)
+    await web.SockSite(runner, sock).start()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        url = base + "/trickle/relay/cam"
+        async with TrickleSubscriber(url, start_seq=0) as subscriber:
+            publisher = TricklePublisher(url)
+            await publisher.write_segment(b"through the host")
+            segment = await subscriber.next_segment()
+            assert segment is not None and await segment.read_all() == b"through the host"
+            waiting = asyncio.create_task(subscriber.next_segment())
+            await publisher.close()  # DELETE under the prefix
+            assert await asyncio.wait_for(waiting, 5) is None
+        assert "cam" not in relay.channels
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/hello") as response:
+                assert await response.text() == "host app"
+            async with http.get(base + "/cam/0") as response:  # only under the prefix
+                assert response.status == 404
+    finally:
+        await runner.cleanup()
+        sock.close()
+
+
+async def test_shutdown_of_the_host_app_ends_waiting_subscribers() -> None:
+    async with serve_relay(channels=[("cam", "video/MP2T")], prefix="/trickle/relay/") as running:
+        assert running.url.endswith("/trickle/relay/")
+        subscriber = TrickleSubscriber(running.channel_url("cam"), start_seq=0)
+        waiting = asyncio.create_task(subscriber.next_segment())
+        await asyncio.sleep(0.1)
+    assert await asyncio.wait_for(waiting, 5) is None  # EOS, not a hang, when the server stops
+    await subscriber.close()
+
+
+async def test_changefeed_reports_created_and_deleted_channels() -> None:
+    async with serve_relay(changefeed=True, autocreate=True) as running:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(running.url + "alpha", headers={"Expect-Content": "text/plain"}) as response:
+                assert response.status == 200
+            async with http.delete(running.url + "alpha") as response:
+                assert response.status == 200
+        async with TrickleSubscriber(running.channel_url("_changes"), start_seq=0) as feed:
+            changes = []
+            for _ in range(2):
+                segment = await feed.next_segment()
+                assert segment is not None
+                changes.append(json.loads(await segment.read_all()))
+    assert changes == [{"added": ["alpha"]}, {"removed": ["alpha"]}]
+
+
+async def test_waiting_get_is_refreshed_and_still_gets_the_segment() -> None:
+    relay = TrickleRelay(disconnect_poll_s=0.05)
+    relay.create_channel("cam", "video/MP2T")
+    gets = 0
+    handle_get = relay._handle_get
+
+    async def counting_get(request: web.Request) -> web.StreamResponse:
+        nonlocal gets
+        gets += 1
+        return await handle_get(request)
+
+    relay._handle_get = counting_get  # type: ignore[method-assign]
+    async with serve_relay(relay) as running:
+        url = running.channel_url("cam")
+        async with TrickleSubscriber(url, start_seq=0, preconnect_refresh_s=0.2) as subscriber:
+            waiting = asyncio.create_task(subscriber.next_segment())
+            await asyncio.sleep(0.9)
+            assert gets >= 3  # re-issued about every 0.2 s while nothing is published
+            for _ in range(50):  # the abandoned GETs are freed on the relay
+                if relay.active_requests <= 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert relay.active_requests <= 1
+            relay.write_segment("cam", b"finally")
+            segment = await asyncio.wait_for(waiting, 5)
+            assert segment is not None
+            assert (segment.seq, await segment.read_all()) == (0, b"finally")
