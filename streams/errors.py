@@ -68,6 +68,12 @@ class WorkflowInvalid(StreamError):
         return {"error": self.message, "node_errors": self.node_errors}
 
 
+class InvalidParameter(StreamError):
+    """A stream parameter (``params.*``) has a bad value."""
+
+    http_status = 400
+
+
 class StreamNotBound(StreamError):
     """A live node ran without a running stream (e.g. queued from the UI's Queue button)."""
 

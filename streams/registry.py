@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from .bridge import PROCESS_BRIDGES, BridgeDirectory
-from .errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
+from .errors import InvalidParameter, StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
 from .media_io import MediaFactory
 from .session import Notifier, StreamSession
@@ -65,6 +65,7 @@ class StreamRegistry:
             raise StreamLimitReached(
                 f"{self.max_streams} streams are already running (the limit); stop one first."
             )
+        max_backlog_s = self._backlog_of(config)
         self._reserved.add(stream_id)
         try:
             live = prepare_workflow(config.workflow)
@@ -91,7 +92,7 @@ class StreamRegistry:
                 egress=egress,
                 bridges=self._bridges,
                 notifier=self._notifier,
-                max_backlog_s=self._max_backlog_s,
+                max_backlog_s=max_backlog_s,
                 on_finished=self._session_finished,
                 inert_nodes=lambda: self._inert_nodes_for(stream_id),
             )
@@ -136,6 +137,14 @@ class StreamRegistry:
         if session is None:
             raise StreamNotFound(f"No stream with id {stream_id!r}.")
         return session
+
+    def _backlog_of(self, config: Any) -> float:
+        """``params.max_backlog_s``: seconds of video the hand-off may hold before dropping the oldest
+        (lower: less latency under load; higher: fewer drops)."""
+        value = (getattr(config, "params", None) or {}).get("max_backlog_s", self._max_backlog_s)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 120:
+            raise InvalidParameter(f"params.max_backlog_s must be a number of seconds in 0.05..120, got {value!r}")
+        return float(value)
 
     def _active_count(self) -> int:
         return sum(1 for s in self._sessions.values() if s.state.active)

@@ -121,12 +121,12 @@ class StreamAPI:
             return response.status, (json.loads(text) if text else None)
 
     async def start(self, stream_id: str, subscribe_url: str, publish_url: str, workflow: dict,
-                    width: int = 128, height: int = 128) -> tuple[int, Any]:
+                    width: int = 128, height: int = 128, **params: Any) -> tuple[int, Any]:
         return await self.call("POST", "/stream/start", {
             "gateway_request_id": stream_id,
             "subscribe_url": subscribe_url,
             "publish_url": publish_url,
-            "params": {"width": width, "height": height, "prompt": workflow},
+            "params": {"width": width, "height": height, "prompt": workflow, **params},
         })
 
     async def status(self, stream_id: str) -> dict:

@@ -99,3 +99,8 @@ NODE_CLASS_MAPPINGS = {
 async def _get_counts(request):
     with _lock:
         return web.json_response(dict(_counts))
+
+
+@PromptServer.instance.routes.get("/trickle-test/threads")
+async def _get_threads(request):
+    return web.json_response(sorted(t.name for t in threading.enumerate()))
