@@ -143,7 +143,7 @@ class StreamRegistry:
         (lower: less latency under load; higher: fewer drops)."""
         value = (getattr(config, "params", None) or {}).get("max_backlog_s", self._max_backlog_s)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 120:
-            raise InvalidParameter(f"params.max_backlog_s must be a number of seconds in 0.05..120, got {value!r}")
+            raise InvalidParameter(f"params.max_backlog_s must be seconds in 0.05..120, got {value!r}")
         return float(value)
 
     def _active_count(self) -> int:
