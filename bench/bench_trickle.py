@@ -22,8 +22,10 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
+import comfy_trickle
 from comfy_trickle.trickle import TricklePublisher, TrickleSubscriber, serve_relay
 from comfy_trickle.trickle.relay_server import _bind
 
@@ -31,6 +33,14 @@ TS_PACKET = b"\x47" + b"\x00" * 187
 CHANNEL_LATENCY = "latency"
 CHANNEL_THROUGHPUT = "throughput"
 WINDOW = 3
+
+
+def child_env() -> dict[str, str]:
+    """This environment, with the folder ``comfy_trickle`` was imported from on PYTHONPATH."""
+    import_root = str(Path(comfy_trickle.__file__).parent.parent)
+    env = os.environ.copy()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [import_root, env.get("PYTHONPATH", "")]))
+    return env
 
 
 @asynccontextmanager
@@ -55,7 +65,7 @@ async def relay_base_url(in_process: bool) -> AsyncIterator[str]:
     ]
     for name, mime in channels:
         args += ["--create", f"{name}:{mime}"]
-    process = await asyncio.create_subprocess_exec(*args, env=os.environ.copy())
+    process = await asyncio.create_subprocess_exec(*args, env=child_env())
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(300):

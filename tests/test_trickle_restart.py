@@ -10,8 +10,10 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
+import comfy_trickle
 import pytest
 from comfy_trickle.trickle import (
     SubscribedSegment,
@@ -25,6 +27,14 @@ from comfy_trickle.trickle.relay_server import _bind
 pytestmark = pytest.mark.timeout(90)
 
 CHANNEL = "video"
+
+
+def child_env() -> dict[str, str]:
+    """This environment, with the folder ``comfy_trickle`` was imported from on PYTHONPATH."""
+    import_root = str(Path(comfy_trickle.__file__).parent.parent)
+    env = os.environ.copy()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [import_root, env.get("PYTHONPATH", "")]))
+    return env
 
 
 def free_port() -> int:
@@ -46,7 +56,7 @@ async def start_relay(port: int) -> asyncio.subprocess.Process:
         f"{CHANNEL}:video/MP2T",
         "--log-level",
         "WARNING",
-        env=os.environ.copy(),
+        env=child_env(),
     )
     async with aiohttp.ClientSession() as session:
         for _ in range(300):  # up to 30 s on a loaded machine
