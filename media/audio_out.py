@@ -65,6 +65,15 @@ class AudioBuffer:
                 taken.append(self._packets.popleft())
         return taken
 
+    def discard_after(self, pts_90k: int) -> int:
+        """Drop queued packets later than ``pts_90k`` (an old timeline after a source restart)."""
+        with self._lock:
+            kept = deque(p for p in self._packets if p.pts <= pts_90k)
+            count = len(self._packets) - len(kept)
+            self._packets = kept
+            self.dropped += count
+            return count
+
     def discard_before(self, pts_90k: int) -> int:
         with self._lock:
             count = 0

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # Packets reach the sink right after each mux, and a video packet is not held back waiting for audio.
 _MUX_OPTIONS = {"flush_packets": "1", "max_interleave_delta": "1"}
+# After a pts reset, queued audio this far ahead of the new video timeline belongs to the old one.
+_STALE_AUDIO_TICKS = 2 * 90000
 
 
 class SegmentSink(Protocol):
@@ -67,6 +69,7 @@ class EncoderStats:
     audio_packets_out: int = 0
     audio_dropped: int = 0
     audio_transcode_errors: int = 0
+    audio_out_of_order: int = 0
     size_changes: int = 0
     pts_resets: int = 0
 
@@ -160,6 +163,9 @@ class SegmentEncoder:
         elif self._last_video_pts is not None and pts_90k <= self._last_video_pts:
             self._stats.pts_resets += 1
             logger.info("output pts went back from %d to %d: new segment", self._last_video_pts, pts_90k)
+            # A new timeline: audio may restart too, and audio queued from the old one is stale.
+            self._last_audio_pts = None
+            self._audio.discard_after(pts_90k + _STALE_AUDIO_TICKS)
             new_segment = True
         elif self._segment_start_pts is not None:
             elapsed = (pts_90k - self._segment_start_pts) * MPEGTS_TIME_BASE
@@ -246,8 +252,6 @@ class SegmentEncoder:
             self._audio_stream = self._add_audio_stream(container, head)
         self._container = container
         self._segment_start_pts = pts_90k
-        self._last_video_pts = None
-        self._last_audio_pts = None
 
     def _add_audio_stream(
         self, container: av.container.OutputContainer, head: AudioPacket
@@ -300,7 +304,8 @@ class SegmentEncoder:
                 self._stats.audio_transcode_errors = self._transcoder.errors
         for item in ready:
             if self._last_audio_pts is not None and item.pts <= self._last_audio_pts:
-                continue  # the muxer needs increasing timestamps per track
+                self._stats.audio_out_of_order += 1  # the muxer needs increasing timestamps per track
+                continue
             out = av.Packet(item.data)
             out.pts = out.dts = item.pts
             out.duration = item.duration

@@ -1,0 +1,213 @@
+"""Per-frame cost of our media decoder and encoder against the codec floor. Prints figures; asserts nothing.
+
+    python bench/bench_codec.py [--frames 150] [--repeats 5] [--sizes 512x512,1280x720]
+                                [--presets superfast,ultrafast] [--content smooth|noise]
+
+Floor = a plain PyAV loop on the same frames in the same run:
+- decode floor: ``av.open`` on the whole TS in memory, ``demux`` -> ``decode`` -> ``to_ndarray("rgb24")``
+  (our decoder's output is uint8 RGB too), same decoder thread count as ours;
+- encode floor: one MPEG-TS container, ``VideoFrame.from_ndarray(rgb24)`` -> libx264 with the same options
+  (preset, zerolatency, no B-frames, forced-idr) -> ``mux``; no segments, no sink.
+
+Ours = ``StreamDecoder`` fed the same bytes in 64 KiB chunks (thread, byte feed, rate cap off, RGB out),
+and ``SegmentEncoder`` producing 1 s self-contained segments into a sink that keeps the bytes.
+
+Each figure is the median of ``--repeats`` runs, floor and ours interleaved; wall ms/frame and process
+CPU ms/frame (all threads) are both shown, since other work on the machine disturbs wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import av
+import numpy as np
+from comfy_trickle.media.decoder import StreamDecoder
+from comfy_trickle.media.encoder import EncoderSettings, SegmentEncoder
+from comfy_trickle.media.synthetic import make_test_frame
+from comfy_trickle.media.types import MPEGTS_TIME_BASE
+
+FPS = 30
+TICKS = 90000 // FPS
+CHUNK = 64 * 1024
+
+
+def make_frames(count: int, width: int, height: int, content: str) -> list[np.ndarray]:
+    if content == "noise":
+        rng = np.random.default_rng(7)
+        return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
+    return [make_test_frame(i, width, height) for i in range(count)]
+
+
+class KeepSink:
+    def __init__(self) -> None:
+        self.size = 0
+        self.segments = 0
+
+    def start_segment(self, index: int) -> None:
+        self.segments += 1
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+
+    def end_segment(self) -> None:
+        pass
+
+
+def x264_options(preset: str) -> dict[str, str]:
+    return {"preset": preset, "tune": "zerolatency", "forced-idr": "1"}
+
+
+def encode_floor(frames: list[np.ndarray], preset: str) -> int:
+    out = io.BytesIO()
+    container = av.open(out, "w", format="mpegts")
+    stream = container.add_stream("libx264", rate=FPS, options=x264_options(preset))
+    stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+    stream.pix_fmt = "yuv420p"
+    stream.time_base = MPEGTS_TIME_BASE
+    stream.codec_context.max_b_frames = 0
+    stream.codec_context.gop_size = FPS * 4
+    for i, rgb in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = i * TICKS
+        frame.time_base = MPEGTS_TIME_BASE
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+    container.close()
+    return out.tell()
+
+
+def encode_ours(frames: list[np.ndarray], preset: str) -> int:
+    sink = KeepSink()
+    encoder = SegmentEncoder(sink, EncoderSettings(preset=preset, audio=False))
+    for i, rgb in enumerate(frames):
+        encoder.encode(rgb, i * TICKS, MPEGTS_TIME_BASE)
+    encoder.close()
+    return sink.size
+
+
+def decode_floor(data: bytes) -> int:
+    count = 0
+    container = av.open(io.BytesIO(data), format="mpegts")
+    stream = container.streams.video[0]
+    stream.codec_context.thread_count = 1
+    for packet in container.demux(stream):
+        for frame in packet.decode():
+            frame.to_ndarray(format="rgb24")
+            count += 1
+    container.close()
+    return count
+
+
+def decode_ours(data: bytes) -> int:
+    count = 0
+
+    def on_frame(frame: object) -> None:
+        nonlocal count
+        count += 1
+
+    decoder = StreamDecoder(on_frame, max_fps=None, max_buffered_bytes=len(data) + 1)
+    decoder.start()
+    for offset in range(0, len(data), CHUNK):
+        decoder.feed(data[offset : offset + CHUNK])
+    decoder.end_of_input()
+    decoder.join()
+    return count
+
+
+def timed(run: Callable[[], int]) -> tuple[float, float, int]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = run()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def compare(
+    floor: Callable[[], int], ours: Callable[[], int], frames: int, repeats: int
+) -> tuple[tuple[float, float, float, float], int]:
+    """Median wall and CPU ms/frame of floor and ours (interleaved runs after one warm-up each), and what
+    the last run of ours returned."""
+    floor()
+    ours()
+    runs: dict[str, list[tuple[float, float]]] = {"floor": [], "ours": []}
+    result = 0
+    for _ in range(repeats):
+        for name, run in (("floor", floor), ("ours", ours)):
+            wall, cpu, result = timed(run)
+            runs[name].append((wall, cpu))
+    per_frame = 1000.0 / frames
+
+    def median(name: str, index: int) -> float:
+        return statistics.median(r[index] for r in runs[name]) * per_frame
+
+    return (median("floor", 0), median("ours", 0), median("floor", 1), median("ours", 1)), result
+
+
+def row(label: str, figures: tuple[float, float, float, float], extra: str = "") -> str:
+    floor_wall, ours_wall, floor_cpu, ours_cpu = figures
+    return (
+        f"| {label:<26} | {floor_wall:7.2f} | {ours_wall:7.2f} | {ours_wall / floor_wall:5.2f}x "
+        f"| {floor_cpu:7.2f} | {ours_cpu:7.2f} | {ours_cpu / floor_cpu:5.2f}x | {extra} |"
+    )
+
+
+def encoded_stream(frames: list[np.ndarray]) -> bytes:
+    """Our encoder's output at default settings: the decode benchmark's input."""
+    collected = io.BytesIO()
+    sink = KeepSink()
+    sink.write = collected.write  # type: ignore[method-assign]
+    encoder = SegmentEncoder(sink, EncoderSettings(audio=False))
+    for i, rgb in enumerate(frames):
+        encoder.encode(rgb, i * TICKS, MPEGTS_TIME_BASE)
+    encoder.close()
+    return collected.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sizes", default="512x512,1280x720")
+    parser.add_argument("--presets", default="superfast,ultrafast")
+    parser.add_argument("--content", choices=("smooth", "noise"), default="smooth")
+    args = parser.parse_args()
+
+    ffmpeg = getattr(av, "ffmpeg_version_info", "?")
+    print(f"PyAV {av.__version__}, FFmpeg {ffmpeg}; {args.frames} frames of {args.content} content, ", end="")
+    print(f"median of {args.repeats} runs; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        "| step | floor wall ms/frame | ours wall ms/frame | ratio | floor CPU ms/frame | ours CPU ms/frame ",
+        end="",
+    )
+    print("| ratio | note |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size in args.sizes.split(","):
+        width, height = (int(v) for v in size.split("x"))
+        frames = make_frames(args.frames, width, height, args.content)
+        for preset in args.presets.split(","):
+            figures, size_out = compare(
+                functools.partial(encode_floor, frames, preset),
+                functools.partial(encode_ours, frames, preset),
+                len(frames),
+                args.repeats,
+            )
+            print(row(f"encode {size} {preset}", figures, f"{size_out / len(frames) / 1024:.1f} KiB/frame"))
+        data = encoded_stream(frames)
+        if not decode_floor(data) == decode_ours(data) == len(frames):
+            raise SystemExit("decoders disagree on the frame count")
+        figures, _ = compare(
+            functools.partial(decode_floor, data),
+            functools.partial(decode_ours, data),
+            len(frames),
+            args.repeats,
+        )
+        print(row(f"decode {size}", figures))
+
+
+if __name__ == "__main__":
+    main()
