@@ -28,7 +28,9 @@ async def one_run(api, relay, name, size, frames, realtime, backlog):
     relay.relay.create_channel(f"{name}-in", "video/MP2T")
     relay.relay.create_channel(f"{name}-out", "video/MP2T")
     sub_url, pub_url = relay.channel_url(f"{name}-in"), relay.channel_url(f"{name}-out")
-    status, body = await api.start(name, sub_url, pub_url, SEED_PASSTHROUGH, size, size, max_backlog_s=backlog)
+    status, body = await api.start(
+        name, sub_url, pub_url, SEED_PASSTHROUGH, size, size, max_backlog_s=backlog
+    )
     assert status == 200, body
     collector = asyncio.create_task(collect_output(pub_url, timeout=600))
     samples = []
@@ -46,11 +48,13 @@ async def one_run(api, relay, name, size, frames, realtime, backlog):
     sampler.cancel()
     final = await api.wait_state(name, {"completed", "error"}, timeout=60)
     counters = final["counters"]
-    steady = [s for s in samples[2:-1]] or samples
+    steady = list(samples[2:-1]) or samples
     fps_out = sum(s["fps_out"] for s in steady) / max(1, len(steady))
-    print(f"--- {name}: {size}x{size}, {frames} frames, {'real time 30 fps' if realtime else 'as fast as possible'}")
-    print(f"state={final['state']} frames_in={counters['frames_in']} processed={counters['frames_processed']} "
-          f"out={counters['frames_out']} dropped={counters['frames_dropped']} decoded_output={len(output.frames)}")
+    pace = "real time 30 fps" if realtime else "as fast as possible"
+    print(f"--- {name}: {size}x{size}, {frames} frames, {pace}")
+    print(f"state={final['state']} frames_in={counters['frames_in']} "
+          f"processed={counters['frames_processed']} out={counters['frames_out']} "
+          f"dropped={counters['frames_dropped']} decoded_output={len(output.frames)}")
     print(f"fps_out (steady, mean of 1 s samples) = {fps_out:.1f}; overall out/elapsed = "
           f"{counters['frames_out'] / elapsed:.1f} fps over {elapsed:.1f} s")
     print(f"latency p50 = {counters['latency_ms']['p50']} ms, p95 = {counters['latency_ms']['p95']} ms "
