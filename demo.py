@@ -89,9 +89,11 @@ class LaunchedComfyUI:
                 start_new_session=True,  # Ctrl-C reaches the demo, which then stops ComfyUI itself
             )  # fmt: skip
 
-    async def wait_ready(self, session: aiohttp.ClientSession) -> None:
+    async def wait_ready(self, session: aiohttp.ClientSession, cancelled: asyncio.Event) -> None:
         started = time.monotonic()
         while time.monotonic() - started < READY_TIMEOUT_S:
+            if cancelled.is_set():
+                raise DemoError("Interrupted while ComfyUI was starting")
             if self.process.poll() is not None:
                 raise DemoError(f"ComfyUI exited with {self.process.returncode}; see {self.log_path}")
             with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
@@ -227,7 +229,8 @@ async def run_demo(args: argparse.Namespace, workflow: dict[str, Any], output: P
                 cache = Path(os.environ.get("COMFY_TRICKLE_CACHE", Path.home() / ".cache" / "comfy-trickle"))
                 launched = LaunchedComfyUI(cache / "demo-base", args.port)
                 base_url = launched.url
-                await launched.wait_ready(session)
+                await launched.wait_ready(session, stop_event)
+            logger.info("Open %s/ to watch: the Trickle sidebar lists the stream", base_url)
 
             name = f"demo-{secrets.token_hex(3)}"
             source = await _call(
@@ -270,8 +273,10 @@ async def run_demo(args: argparse.Namespace, workflow: dict[str, Any], output: P
             frames = remux_to_mp4(ts_path, output)
             ts_path.unlink()
             logger.info("Received %d segments, %d video frames", segments, frames)
-            logger.info("ComfyUI: %s/   (the Trickle sidebar shows streams)", base_url)
+            logger.info("ComfyUI: %s/", base_url)
             logger.info("Output video: %s", output)
+            if launched is not None and not args.keep_comfyui:
+                logger.info("(ComfyUI stops now; --keep-comfyui leaves it running)")
             return output
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -287,7 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m comfy_trickle.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to stream (default 20)")
     parser.add_argument("--comfyui-url", help="use this running ComfyUI instead of starting one")
-    parser.add_argument("--port", type=int, default=0, help="port for the ComfyUI we start (default: free)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("COMFY_TRICKLE_DEMO_PORT") or 0),
+        help="port for the ComfyUI we start (default: $COMFY_TRICKLE_DEMO_PORT, else a free one)",
+    )
     parser.add_argument("--output", default="comfy-trickle-demo.mp4", help="mp4 to write")
     parser.add_argument("--workflow", default=str(DEFAULT_WORKFLOW), help="API-format workflow JSON")
     parser.add_argument("--width", type=int, default=512)
@@ -305,10 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         workflow = json.loads(Path(args.workflow).read_text(encoding="utf-8"))
         output = Path(args.output).resolve()
         output.parent.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run_demo(args, workflow, output))
     except (OSError, ValueError) as err:
-        logger.error("%s", err)  # noqa: TRY400 - a bad path or workflow file: the message says it
-        return 1
+        logger.error("Cannot use --workflow/--output: %s", err)  # noqa: TRY400 - the message says it all
+        return 2
+    try:
+        asyncio.run(run_demo(args, workflow, output))
     except DemoError as err:
         logger.error("%s", err)  # noqa: TRY400 - the message is the whole story
         return 1
