@@ -76,9 +76,16 @@ def assert_every_frame(source, output, frame_count, transform=lambda rgb: rgb, m
 
 
 async def test_seed_passthrough_workflow_streams_every_frame_in_order(api, relay):
-    source, output, final = await run_stream(api, relay, "seed", SEED_PASSTHROUGH, 45)
+    source, output, final = await run_stream(api, relay, "seed", SEED_PASSTHROUGH, 45, audio="opus")
     assert final["state"] == "completed", final
     assert_every_frame(source, output, 45)
+    # audio passed through on the video's timeline
+    assert output.audio, "no audio in the output"
+    audio_times = [p.time for p in output.audio]
+    video_times = [f.time for f in output.frames]
+    assert audio_times == sorted(audio_times)
+    assert abs(audio_times[0] - video_times[0]) < 0.1
+    assert audio_times[-1] >= video_times[-1] - 0.1
     counters = final["counters"]
     assert counters["frames_in"] == counters["frames_processed"] == counters["frames_out"] == 45
     assert counters["frames_dropped"] == 0
@@ -226,3 +233,43 @@ async def test_long_stream_leaves_no_history_or_temp_files_and_shares_the_execut
     # only the user's 3 prompts were added; none of the stream's 300 prompts stayed
     assert len(history_after) - len(history_before) <= 3, len(history_after)
     assert temp_files() - temp_before <= 3  # PreviewImage of the 3 user prompts only
+
+
+async def test_invalid_workflows_answer_400_naming_node_type_input_and_reason(api, relay):
+    sub_url, pub_url = channels(relay, "bad")
+    missing_input = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+        "2": {"class_type": "ImageBlend", "inputs": {"image1": ["1", 0], "blend_factor": 0.5}},
+        "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0], "stream_id": ""}},
+    }
+    status, body = await api.start("bad", sub_url, pub_url, missing_input)
+    assert status == 400, body
+    errors = body["node_errors"]["2"]
+    assert errors["class_type"] == "ImageBlend"
+    assert any(e["extra_info"].get("input_name") == "image2" for e in errors["errors"]), errors
+    assert "node 2 (ImageBlend) input 'image2'" in body["error"]
+
+    unknown = dict(SEED_PASSTHROUGH, **{"9": {"class_type": "NoSuchNode", "inputs": {}}})
+    status, body = await api.start("bad", sub_url, pub_url, unknown)
+    assert status == 400 and body["node_errors"]["9"]["class_type"] == "NoSuchNode", body
+
+    no_input = {"2": {"class_type": "ImageInvert", "inputs": {}}}
+    status, body = await api.start("bad", sub_url, pub_url, no_input)
+    assert status == 400 and "no live input" in body["error"], body
+    status, _ = await api.call("GET", "/stream/bad/status")
+    assert status == 404  # nothing started
+
+
+async def test_live_nodes_queued_from_the_ui_fail_at_once_with_a_clear_message(comfyui):
+    workflow = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+        "2": {"class_type": "TrickleOutput", "inputs": {"images": ["1", 0], "stream_id": ""}},
+    }
+    started = time.monotonic()
+    prompt_id = await asyncio.to_thread(comfyui.queue_prompt, workflow)
+    entry = await asyncio.to_thread(comfyui.wait_for_history, prompt_id, 30)
+    assert time.monotonic() - started < 10
+    assert entry["status"]["status_str"] == "error"
+    error = next(data for event, data in entry["status"]["messages"] if event == "execution_error")
+    assert error["node_type"] == "TrickleInput"
+    assert "Start a stream" in error["exception_message"]
