@@ -393,3 +393,18 @@ async def test_shared_session_is_left_open(relay: RunningRelay) -> None:
         await publisher.write_segment(b"x")
         await publisher.close(delete_channel=False)
         assert not session.closed
+
+
+async def test_aborted_segment_releases_its_readers_and_the_stream_goes_on(relay: RunningRelay) -> None:
+    url = relay.channel_url(CHANNEL)
+    async with TricklePublisher(url) as publisher, TrickleSubscriber(url, start_seq=0) as subscriber:
+        dropped = await publisher.open_segment()
+        await dropped.write(b"half of a GOP")
+        incoming = await subscriber.next_segment()
+        assert incoming is not None and await incoming.read_chunk() == b"half of a GOP"
+        await dropped.abort()  # cut the POST and DELETE the seq: the reader must not wait for more
+        assert await asyncio.wait_for(incoming.read_chunk(), 5) == b""
+        await publisher.write_segment(b"next GOP")
+        following = await asyncio.wait_for(subscriber.next_segment(), 5)
+        assert following is not None
+        assert (following.seq, await following.read_all()) == (1, b"next GOP")
