@@ -1,0 +1,122 @@
+"""pytrickle 0.1.6 running a bare passthrough between two trickle channels: the benchmark's foreign baseline.
+
+Runs with ``$PYTRICKLE_PY`` (pytrickle's own venv), never with our code: it must not import comfy_trickle.
+It wires pytrickle exactly as its docs' "direct client usage" does (``TrickleProtocol`` + ``TrickleClient``
++ a ``FrameProcessor`` that returns every frame unchanged), as in trickle-protocol.md's appendix. It stops
+when the input channel ends (the benchmark DELETEs it) or after ``--max-seconds``, then writes a JSON file
+with its own timestamps (``time.monotonic()``, comparable across processes on Linux) and frame counts.
+
+    $PYTRICKLE_PY bench/peers/pytrickle_passthrough.py --subscribe-url URL --publish-url URL \
+        --width 512 --height 512 --max-framerate 30 --stats-out stats.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from pytrickle.client import TrickleClient
+from pytrickle.frame_processor import FrameProcessor
+from pytrickle.protocol import TrickleProtocol
+
+logger = logging.getLogger("pytrickle_passthrough")
+
+
+class PassthroughProcessor(FrameProcessor):
+    """Returns every frame unchanged; counts what it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.video_frames = 0
+        self.audio_frames = 0
+        self.first_frame_at: float | None = None
+
+    async def load_model(self, **kwargs: Any) -> None:
+        return None
+
+    async def process_video_async(self, frame: Any) -> Any:
+        if self.first_frame_at is None:
+            self.first_frame_at = time.monotonic()
+        self.video_frames += 1
+        return frame
+
+    async def process_audio_async(self, frame: Any) -> list[Any]:
+        self.audio_frames += 1
+        return [frame]
+
+    async def update_params(self, params: dict[str, Any]) -> None:
+        return None
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    processor = PassthroughProcessor()
+    protocol = TrickleProtocol(
+        subscribe_url=args.subscribe_url,
+        publish_url=args.publish_url,
+        control_url=args.control_url or "",
+        events_url=args.events_url or "",
+        width=args.width,
+        height=args.height,
+        max_framerate=args.max_framerate,
+    )
+    client = TrickleClient(protocol=protocol, frame_processor=processor)
+    started = time.monotonic()
+    task = asyncio.create_task(client.start(request_id="bench"))
+    # the benchmark waits for this file (imports done, client starting) before it starts feeding
+    args.stats_out.with_suffix(".ready").write_text(json.dumps({"client_started": started}))
+    # SIGTERM (the benchmark's stop) ends the client like the deadline does, and the stats still get written
+    stop_requested = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop_requested.set)
+    stop_waiter = asyncio.create_task(stop_requested.wait())
+    done, _ = await asyncio.wait(
+        {task, stop_waiter}, timeout=args.max_seconds, return_when=asyncio.FIRST_COMPLETED
+    )
+    stop_waiter.cancel()
+    timed_out = not done
+    if task not in done:
+        await client.stop()
+        try:
+            await asyncio.wait_for(task, timeout=5)
+        except asyncio.TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    return {
+        "client_started": started,
+        "first_frame_processed": processor.first_frame_at,
+        "finished": time.monotonic(),
+        "video_frames_processed": processor.video_frames,
+        "audio_frames_processed": processor.audio_frames,
+        "timed_out": timed_out,
+        "stopped_by_signal": stop_requested.is_set(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribe-url", required=True)
+    parser.add_argument("--publish-url", required=True)
+    parser.add_argument("--control-url", default="")
+    parser.add_argument("--events-url", default="")
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--max-framerate", type=int, default=30, help="pytrickle's decode rate cap (fps)")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="stop after this long at the latest")
+    parser.add_argument("--stats-out", type=Path, required=True)
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args()
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    stats = asyncio.run(run(args))
+    args.stats_out.write_text(json.dumps(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
