@@ -20,6 +20,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
+
+from ..media.synthetic import make_test_frame
+
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "example_workflows"
 API_DIR = EXAMPLES_DIR / "api"
 UI_CLASS = {"LoadTensor": "TrickleInput", "SaveTensor": "TrickleOutput"}
@@ -167,6 +172,35 @@ def build_templates(object_info: Json) -> dict[str, Json]:
     return templates
 
 
+def thumbnail(api: Json, size: int = 256) -> np.ndarray:
+    """An illustration of the example's effect on the test pattern (uint8 RGB), for the template browser.
+
+    Drawn with numpy from the workflow's own parameters (invert; blend factor and tint colour), not by
+    running ComfyUI, so it can be made anywhere; ``tests/test_demo.py`` checks the real effect.
+    """
+    picture = make_test_frame(40, size, size).astype(np.float32)
+    classes = {node["class_type"]: node["inputs"] for node in api.values()}
+    if "ImageInvert" in classes:
+        picture = 255.0 - picture
+    if "ImageBlend" in classes and "EmptyImage" in classes:
+        color = classes["EmptyImage"]["color"]
+        tint = np.array([(color >> 16) & 255, (color >> 8) & 255, color & 255], dtype=np.float32)
+        factor = classes["ImageBlend"]["blend_factor"]
+        picture = (1 - factor) * picture + factor * tint
+    return np.clip(picture, 0, 255).astype(np.uint8)
+
+
+def write_jpeg(rgb: np.ndarray, path: Path) -> None:
+    """One RGB image as a JPEG file (PyAV's mjpeg encoder; no imaging library needed)."""
+    with av.open(str(path), "w", format="mjpeg") as container:
+        stream = container.add_stream("mjpeg", rate=1)
+        stream.width, stream.height = rgb.shape[1], rgb.shape[0]
+        stream.pix_fmt = "yuvj420p"
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
+        for packet in (*stream.encode(frame), *stream.encode(None)):
+            container.mux(packet)
+
+
 def render(graph: Json) -> str:
     """The file text of a template (stable, so regenerating changes nothing)."""
     return json.dumps(graph, indent=2) + "\n"
@@ -180,7 +214,10 @@ def main() -> int:
         object_info = json.load(resp)
     for file_name, graph in build_templates(object_info).items():
         (EXAMPLES_DIR / file_name).write_text(render(graph), encoding="utf-8")
-        print(f"wrote {EXAMPLES_DIR / file_name}")
+        api = json.loads((EXAMPLES_DIR / graph["extra"]["comfy_trickle"]["api_workflow"]).read_text("utf-8"))
+        # the template browser shows <name>.jpg next to <name>.json
+        write_jpeg(thumbnail(api), EXAMPLES_DIR / file_name.replace(".json", ".jpg"))
+        print(f"wrote {EXAMPLES_DIR / file_name} and its thumbnail")
     return 0
 
 

@@ -7,7 +7,10 @@ import json
 import uuid
 from pathlib import Path
 
-from comfy_trickle.examples.make_templates import API_DIR, EXAMPLES_DIR, build_templates, render
+import av
+import numpy as np
+import pytest
+from comfy_trickle.examples.make_templates import API_DIR, EXAMPLES_DIR, build_templates, render, thumbnail
 
 PACK = "comfy-trickle"
 
@@ -35,6 +38,12 @@ def test_comfyui_lists_and_serves_the_templates(comfyui):
         twin = graph["extra"]["comfy_trickle"]["api_workflow"]
         status, api = comfyui.get(f"/api/workflow_templates/{PACK}/{twin}")
         assert status == 200 and api == json.loads((EXAMPLES_DIR / twin).read_text(encoding="utf-8"))
+        # the template browser shows <name>.jpg beside each template
+        picture = comfyui.request("GET", f"/api/workflow_templates/{PACK}/{name}.jpg")
+        assert picture.status == 200 and picture.body[:2] == b"\xff\xd8"
+        with av.open(str(EXAMPLES_DIR / f"{name}.jpg")) as container:
+            rgb = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(np.float32)
+        assert np.abs(rgb - thumbnail(api).astype(np.float32)).mean() < 4.0, name
 
 
 def test_ui_graph_links_match_the_api_workflow():
@@ -74,3 +83,38 @@ def test_every_api_example_passes_stream_start_validation(comfyui):
         assert status == 200, (path.name, answer)
         status, _ = comfyui.post_json(f"/stream/{stream_id}/stop", {})
         assert status == 200
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+async def test_templates_load_in_the_real_frontend_as_their_api_graphs(comfyui):
+    """Load each template in ComfyUI's own frontend (headless Chromium) and export it: the API graph
+    it gives is the example's API workflow (plus widget defaults the stream fills in anyway)."""
+    playwright_api = pytest.importorskip("playwright.async_api")
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            page = await browser.new_page()
+            await page.goto(comfyui.base_url + "/")
+            await page.wait_for_function("window.app && window.app.graph", timeout=120_000)
+            for api_path in sorted(API_DIR.glob("*.json")):
+                name = "passthrough" if api_path.stem == "seed_passthrough" else api_path.stem
+                exported = await page.evaluate(
+                    """async (url) => {
+                        const graph = await (await fetch(url)).json();
+                        await window.app.loadGraphData(graph, true, true, "template");
+                        return (await window.app.graphToPrompt()).output;
+                    }""",
+                    f"/api/workflow_templates/{PACK}/{name}.json",
+                )
+                api = json.loads(api_path.read_text(encoding="utf-8"))
+                compat = {"LoadTensor": "TrickleInput", "SaveTensor": "TrickleOutput"}
+                assert set(exported) == set(api), name
+                for node_id, node in api.items():
+                    assert exported[node_id]["class_type"] == compat.get(
+                        node["class_type"], node["class_type"]
+                    )
+                    for input_name, value in node["inputs"].items():
+                        assert exported[node_id]["inputs"][input_name] == value, (name, node_id, input_name)
+        finally:
+            await browser.close()
