@@ -72,7 +72,7 @@ def encode_floor(frames: list[np.ndarray], preset: str) -> int:
     stream.pix_fmt = "yuv420p"
     stream.time_base = MPEGTS_TIME_BASE
     stream.codec_context.max_b_frames = 0
-    stream.codec_context.gop_size = FPS * 4
+    stream.codec_context.gop_size = FPS  # our segments force an IDR every second: same keyframe cost
     for i, rgb in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame.pts = i * TICKS

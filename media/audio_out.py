@@ -32,6 +32,8 @@ class AudioBuffer:
         self._lock = threading.Lock()
         self.dropped = 0
         self.received = 0
+        #: the newest packet ever put (describes the track, and tells whether audio is still flowing)
+        self.last: AudioPacket | None = None
 
     def put(self, packet: AudioPacket) -> None:
         if packet.time_base != MPEGTS_TIME_BASE:
@@ -46,14 +48,11 @@ class AudioBuffer:
             )
         with self._lock:
             self.received += 1
+            self.last = packet
             self._packets.append(packet)
             while len(self._packets) > self._max:
                 self._packets.popleft()
                 self.dropped += 1
-
-    def peek(self) -> AudioPacket | None:
-        with self._lock:
-            return self._packets[0] if self._packets else None
 
     def take_until(self, pts_90k: int | None, limit: int | None = None) -> list[AudioPacket]:
         """Remove and return packets with ``pts < pts_90k`` (all when ``None``), at most ``limit``."""

@@ -25,8 +25,13 @@ from .types import MPEGTS_TIME_BASE, AudioPacket, rescale
 
 logger = logging.getLogger(__name__)
 
-# Packets reach the sink right after each mux, and a video packet is not held back waiting for audio.
+# Packets reach the sink right after each mux (FFmpeg already does so for non-seekable outputs like ours;
+# explicit so it stays true), and the interleaver releases a packet as soon as a later one of any track
+# arrives instead of waiting up to 10 s for every track to have one.
 _MUX_OPTIONS = {"flush_packets": "1", "max_interleave_delta": "1"}
+# Audio whose newest packet ends this far behind the video has stopped (TS muxers may send audio a few
+# hundred ms late in bursts, so less would cut segments needlessly).
+_AUDIO_STOPPED_TICKS = 90000
 # After a pts reset, queued audio this far ahead of the new video timeline belongs to the old one.
 _STALE_AUDIO_TICKS = 2 * 90000
 
@@ -119,7 +124,6 @@ class SegmentEncoder:
         self._video_stream: av.stream.Stream | None = None
         self._audio_stream: av.stream.Stream | None = None
         self._audio_codec: str | None = None
-        self._audio_template: AudioPacket | None = None
         self._transcoder: AacToOpus | None = None
         self._segment_start_pts: int | None = None
         self._last_video_pts: int | None = None
@@ -170,6 +174,11 @@ class SegmentEncoder:
         elif self._segment_start_pts is not None:
             elapsed = (pts_90k - self._segment_start_pts) * MPEGTS_TIME_BASE
             new_segment = new_segment or elapsed >= self._segment_length
+        if not new_segment and self._audio_stream is not None and not self._audio_flowing(pts_90k):
+            # The muxer holds each video packet until the audio track has one too: once audio has
+            # stopped, a new segment without an audio track keeps video from lagging a frame behind.
+            logger.info("input audio stopped: next segments carry video only")
+            new_segment = True
         if new_segment:
             self._end_segment(pts_90k)
             self._start_segment(width, height, pts_90k)
@@ -245,13 +254,17 @@ class SegmentEncoder:
         )
         self._video_stream = _add_video_mux_stream(container, width, height)
         self._audio_stream = None
-        # Once audio has been seen, every segment declares the track, even if no packet is queued now.
-        head = self._audio.peek() or self._audio_template
-        if head is not None:
-            self._audio_template = head
-            self._audio_stream = self._add_audio_stream(container, head)
+        # Declare the audio track while audio flows, even if no packet happens to be queued right now.
+        last_audio = self._audio.last
+        if last_audio is not None and self._audio_flowing(pts_90k):
+            self._audio_stream = self._add_audio_stream(container, last_audio)
         self._container = container
         self._segment_start_pts = pts_90k
+
+    def _audio_flowing(self, video_pts: int) -> bool:
+        """Whether audio packets still arrive: the newest is less than a second behind the video."""
+        last = self._audio.last
+        return last is not None and last.pts + last.duration >= video_pts - _AUDIO_STOPPED_TICKS
 
     def _add_audio_stream(
         self, container: av.container.OutputContainer, head: AudioPacket

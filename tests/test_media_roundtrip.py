@@ -195,3 +195,40 @@ def test_target_size_must_be_multiples_of_8():
         StreamDecoder(lambda f: None, width=100, height=64)
     with pytest.raises(ValueError, match="together"):
         StreamDecoder(lambda f: None, width=128)
+
+
+@pytest.mark.parametrize("audio_seconds", [0.0, 2.5, 0.3])
+def test_each_frame_is_decodable_as_soon_as_encode_returns(audio_seconds):
+    """The publisher can send each frame's bytes at once: no frame waits for the segment end or for audio.
+
+    Audio is queued ahead of the video, as in a live pipeline where video goes through the workflow. When
+    the audio stops (0.3 s case), the muxer holds each video packet until the next one (it waits for audio
+    to interleave) - at most one frame - until the encoder notices and cuts a video-only segment.
+    """
+    from comfy_trickle.media.tone import ToneSource
+
+    sink = RecordingSink()
+    encoder = SegmentEncoder(sink, EncoderSettings())
+    if audio_seconds:
+        for packet in ToneSource("opus").packets_until(round(audio_seconds * 90000)):
+            encoder.add_audio(packet)
+    lags = []
+    first_of_segment: dict[int, int] = {}
+    for i in range(60):
+        encoder.encode(make_test_frame(i, 128, 96), i * 3000, MPEGTS_TIME_BASE)
+        first = first_of_segment.setdefault(len(sink.segments), i)
+        frames, _, _ = decode_bytes(bytes(sink.segments[-1]))  # each segment decodes on its own
+        decoded = [read_frame_index(f.rgb) for f in frames]
+        assert decoded == list(range(first, first + len(decoded)))
+        lags.append(i + 1 - first - len(decoded))
+    encoder.close()
+    _, audio, _ = decode_bytes(b"".join(bytes(s) for s in sink.segments))
+    if audio_seconds == 0.3:
+        assert set(lags) == {0, 1}
+        assert lags[-15:] == [0] * 15  # after the cut: no lag any more
+        assert len(sink.segments) == 3 and encoder.stats.keyframes == 3  # 0-1 s, 1-1.33 s, then video only
+        assert 0 < len(audio) <= 16
+    else:
+        assert set(lags) == {0}
+        assert len(sink.segments) == 2
+        assert (len(audio) >= 2 * 50) == bool(audio_seconds)  # 20 ms Opus packets over the 2 s of video
