@@ -177,7 +177,7 @@ class PytricklePipeline:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, sig)
             try:
-                await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout=5)
+                await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout=2 if sig is None else 5)
                 break
             except asyncio.TimeoutError:
                 continue

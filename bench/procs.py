@@ -42,9 +42,10 @@ def rss_bytes(pid: int) -> int:
 
 @dataclass
 class ProcessUsage:
-    """CPU % (100 = one core busy) over a window, and RSS peak/end in MiB."""
+    """CPU % (100 = one core busy) and CPU seconds over a window, and RSS peak/end in MiB."""
 
     cpu_percent: float
+    cpu_seconds: float
     rss_peak_mib: float
     rss_end_mib: float
 
@@ -81,8 +82,10 @@ class UsageSampler:
         usage = {}
         for name, pid in self.pids.items():
             end_rss = rss_bytes(pid)
+            used = cpu_seconds(pid) - self._cpu0[name]
             usage[name] = ProcessUsage(
-                cpu_percent=round(100.0 * (cpu_seconds(pid) - self._cpu0[name]) / wall, 1),
+                cpu_percent=round(100.0 * used / wall, 1),
+                cpu_seconds=round(used, 3),
                 rss_peak_mib=round(max(self._rss_peak[name], end_rss) / 2**20, 1),
                 rss_end_mib=round(end_rss / 2**20, 1),
             )

@@ -12,9 +12,12 @@ that frame, so the gateway can timestamp the moment each frame's bytes enter the
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -144,9 +147,7 @@ class _ChunkRecorder(io.RawIOBase):
         return chunk
 
 
-def encode_segment(
-    width: int, height: int, fps: float, first_index: int, frame_count: int
-) -> EncodedSegment:
+def encode_segment(width: int, height: int, fps: float, first_index: int, frame_count: int) -> EncodedSegment:
     """Encode ``frame_count`` frames from ``first_index`` into one self-contained MPEG-TS segment."""
     recorder = _ChunkRecorder()
     # flush_packets: the muxer hands each frame's packets to write() at once, so chunks align with frames
@@ -185,3 +186,52 @@ def encode_source(
         for first in range(0, total, per_segment)
     ]
     return EncodedSource(width=width, height=height, fps=fps, segments=segments)
+
+
+def save_source(source: EncodedSource, path: Path) -> None:
+    """Write ``source`` as a JSON index next to one binary blob (a cache for repeated benchmark runs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    index = {
+        "width": source.width,
+        "height": source.height,
+        "fps": source.fps,
+        "segments": [
+            {"first_index": s.first_index, "chunk_sizes": [len(c) for c in s.frame_chunks]}
+            for s in source.segments
+        ],
+    }
+    path.with_suffix(".bin").write_bytes(b"".join(s.data for s in source.segments))
+    path.with_suffix(".json").write_text(json.dumps(index))
+
+
+def load_source(path: Path) -> EncodedSource | None:
+    """Read what :func:`save_source` wrote; None when absent or inconsistent."""
+    try:
+        index = json.loads(path.with_suffix(".json").read_text())
+        blob = path.with_suffix(".bin").read_bytes()
+    except (OSError, ValueError):
+        return None
+    segments = []
+    offset = 0
+    for entry in index["segments"]:
+        segment = EncodedSegment(first_index=entry["first_index"])
+        for size in entry["chunk_sizes"]:
+            segment.frame_chunks.append(blob[offset : offset + size])
+            offset += size
+        segments.append(segment)
+    if offset != len(blob):
+        return None
+    return EncodedSource(index["width"], index["height"], index["fps"], segments)
+
+
+def cached_source(
+    cache_dir: Path, width: int, height: int, fps: float, duration_s: float, segment_s: float = 1.0
+) -> EncodedSource:
+    """:func:`encode_source`, reusing an earlier encoding of the same parameters and the same source code."""
+    version = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:10]
+    path = cache_dir / f"source-{width}x{height}-{fps:g}fps-{duration_s:g}s-{segment_s:g}-{version}"
+    source = load_source(path)
+    if source is None:
+        source = encode_source(width, height, fps, duration_s, segment_s)
+        save_source(source, path)
+    return source

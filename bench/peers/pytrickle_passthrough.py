@@ -80,23 +80,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     stop_waiter.cancel()
     timed_out = not done
+
+    def stats() -> dict[str, Any]:
+        return {
+            "client_started": started,
+            "first_frame_processed": processor.first_frame_at,
+            "finished": time.monotonic(),
+            "video_frames_processed": processor.video_frames,
+            "audio_frames_processed": processor.audio_frames,
+            "timed_out": timed_out,
+            "stopped_by_signal": stop_requested.is_set(),
+        }
+
+    # written before the shutdown, which can take pytrickle a while (the benchmark may kill it meanwhile)
+    args.stats_out.write_text(json.dumps(stats()))
     if task not in done:
         await client.stop()
         try:
-            await asyncio.wait_for(task, timeout=5)
+            await asyncio.wait_for(task, timeout=3)
         except asyncio.TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-    return {
-        "client_started": started,
-        "first_frame_processed": processor.first_frame_at,
-        "finished": time.monotonic(),
-        "video_frames_processed": processor.video_frames,
-        "audio_frames_processed": processor.audio_frames,
-        "timed_out": timed_out,
-        "stopped_by_signal": stop_requested.is_set(),
-    }
+    return stats()
 
 
 def main() -> int:

@@ -1,0 +1,181 @@
+"""A one-page PNG of the suite's results, drawn with Pillow (ComfyUI's venv has it; no matplotlib).
+
+Four panels: output fps when fed at 120 fps (with the codec floor), glass-to-glass latency p50/p95 at
+30 fps, per-stream fps when scaling, and CPU milliseconds per frame against the floor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .report import _case, sizes_of
+from .suite import LATENCY_FPS, SCALING_FPS, THROUGHPUT_FEED_FPS
+
+PANEL_W, PANEL_H = 640, 380
+MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 60, 20, 40, 70
+COLOURS = {
+    "ours": (33, 102, 172),
+    "ours invert": (103, 169, 207),
+    "pytrickle": (214, 96, 77),
+    "floor": (120, 120, 120),
+    "p50": (33, 102, 172),
+    "p95": (146, 197, 222),
+    "target": (0, 150, 0),
+}
+
+Bars = list[tuple[str, list[tuple[str, float | None]]]]  # groups of (series, value)
+
+
+def _font() -> ImageFont.ImageFont:
+    return ImageFont.load_default()
+
+
+def _nice_max(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    for step in (1, 2, 2.5, 5):
+        for scale in (1, 10, 100, 1000, 10000):
+            if step * scale >= value:
+                return float(step * scale)
+    return value
+
+
+def _bar_panel(title: str, unit: str, groups: Bars, targets: list[float] | None = None) -> Image.Image:
+    image = Image.new("RGB", (PANEL_W, PANEL_H), "white")
+    draw = ImageDraw.Draw(image)
+    font = _font()
+    draw.text((MARGIN_L, 10), title, fill="black", font=font)
+    values = [v for _, series in groups for _, v in series if v is not None] + (targets or [])
+    top = _nice_max(max(values, default=1.0) * 1.1)
+    x0, y0, x1, y1 = MARGIN_L, MARGIN_T, PANEL_W - MARGIN_R, PANEL_H - MARGIN_B
+    draw.line([(x0, y1), (x1, y1)], fill="black")
+    draw.line([(x0, y0), (x0, y1)], fill="black")
+    for tick in range(5):
+        value = top * tick / 4
+        y = y1 - (y1 - y0) * tick / 4
+        draw.line([(x0 - 4, y), (x0, y)], fill="black")
+        draw.text((4, y - 6), f"{value:g}", fill="black", font=font)
+    draw.text((4, y0 - 16), unit, fill="black", font=font)
+    group_w = (x1 - x0) / max(1, len(groups))
+    legend: dict[str, tuple[int, int, int]] = {}
+    for g, (label, series) in enumerate(groups):
+        bar_w = (group_w * 0.8) / max(1, len(series))
+        gx = x0 + g * group_w + group_w * 0.1
+        for i, (name, value) in enumerate(series):
+            colour = COLOURS.get(name, (90, 90, 90))
+            legend[name] = colour
+            bx = gx + i * bar_w
+            if value is None:
+                draw.text((bx + 2, y1 - 14), "n/a", fill="black", font=font)
+                continue
+            by = y1 - (y1 - y0) * min(value, top) / top
+            draw.rectangle([bx, by, bx + bar_w - 3, y1], fill=colour)
+            draw.text(
+                (bx, by - 12), f"{value:.0f}" if value >= 10 else f"{value:.1f}", fill="black", font=font
+            )
+        draw.text((gx, y1 + 6), label, fill="black", font=font)
+    for target in targets or []:
+        y = y1 - (y1 - y0) * min(target, top) / top
+        draw.line([(x0, y), (x1, y)], fill=COLOURS["target"], width=1)
+        draw.text((x1 - 70, y - 12), f"target {target:g}", fill=COLOURS["target"], font=font)
+    lx = x0
+    for name, colour in legend.items():
+        draw.rectangle([lx, PANEL_H - 24, lx + 10, PANEL_H - 14], fill=colour)
+        draw.text((lx + 14, PANEL_H - 26), name, fill="black", font=font)
+        lx += 24 + 7 * len(name)
+    return image
+
+
+def render_png(results: dict[str, Any], path: Path) -> None:
+    sizes = sizes_of(results)
+    floors = {s: (results.get("floor", {}).get(s) or {}).get("median") or {} for s in sizes}
+
+    def get(
+        kind: str, pipeline: str, workflow: str, size: str, fps: float, key: str, streams: int = 1
+    ) -> Any:
+        return (_case(results, kind, pipeline, workflow, size, fps, streams) or {}).get(key)
+
+    thr = [
+        (
+            s,
+            [
+                ("ours", get("throughput", "ours", "passthrough", s, THROUGHPUT_FEED_FPS, "out_fps_mean")),
+                ("ours invert", get("throughput", "ours", "invert", s, THROUGHPUT_FEED_FPS, "out_fps_mean")),
+                (
+                    "pytrickle",
+                    get("throughput", "pytrickle", "passthrough", s, THROUGHPUT_FEED_FPS, "out_fps_mean"),
+                ),
+                ("floor", floors[s].get("fps")),
+            ],
+        )
+        for s in sizes
+    ]
+    lat = []
+    for s in sizes:
+        for pipeline in ("ours", "pytrickle"):
+            p50 = get("latency", pipeline, "passthrough", s, LATENCY_FPS, "latency_p50_ms")
+            p95 = get("latency", pipeline, "passthrough", s, LATENCY_FPS, "latency_p95_ms")
+            if p50 is not None or p95 is not None:
+                lat.append((f"{s} {pipeline}", [("p50", p50), ("p95", p95)]))
+    scaling = []
+    for s in sizes:
+        for n in results["plan"]["scaling_streams"]:
+            series = [
+                (p, get("scaling", p, "passthrough", s, SCALING_FPS, "out_fps_mean", n))
+                for p in ("ours", "pytrickle")
+            ]
+            if any(v is not None for _, v in series):
+                scaling.append((f"{s} x{n}", series))
+    cost = [
+        (
+            s,
+            [
+                (
+                    "ours",
+                    get(
+                        "throughput",
+                        "ours",
+                        "passthrough",
+                        s,
+                        THROUGHPUT_FEED_FPS,
+                        "pipeline_cpu_ms_per_frame",
+                    ),
+                ),
+                (
+                    "pytrickle",
+                    get(
+                        "throughput",
+                        "pytrickle",
+                        "passthrough",
+                        s,
+                        THROUGHPUT_FEED_FPS,
+                        "pipeline_cpu_ms_per_frame",
+                    ),
+                ),
+                ("floor", floors[s].get("cpu_ms_per_frame")),
+            ],
+        )
+        for s in sizes
+    ]
+    panels = [
+        _bar_panel(f"1. output fps, one stream fed at {THROUGHPUT_FEED_FPS:g} fps", "fps", thr, [90.0]),
+        _bar_panel(f"2. glass-to-glass latency at {LATENCY_FPS:g} fps", "ms", lat, [50.0, 100.0]),
+        _bar_panel(
+            f"3. fps per stream, concurrent {SCALING_FPS:g} fps streams", "fps", scaling, [SCALING_FPS]
+        ),
+        _bar_panel("5. CPU ms per frame (passthrough, fed at 120 fps) vs codec floor", "ms", cost),
+    ]
+    page = Image.new("RGB", (PANEL_W * 2, PANEL_H * 2 + 30), "white")
+    ImageDraw.Draw(page).text(
+        (10, 8),
+        f"comfy-trickle benchmark {results['started']} (medians of {results['plan']['repeat']} runs)",
+        fill="black",
+        font=_font(),
+    )
+    for i, panel in enumerate(panels):
+        page.paste(panel, ((i % 2) * PANEL_W, 30 + (i // 2) * PANEL_H))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.save(path)

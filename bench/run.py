@@ -1,0 +1,94 @@
+"""comfy-trickle's benchmark suite: throughput, latency, scaling and per-frame cost through real ComfyUI,
+side by side with the codec floor and pytrickle 0.1.6.
+
+    source scripts/env.sh
+    $COMFY_TRICKLE_PY bench/run.py              # full suite: 512x512 and 1280x720, 3 repeats (~25 min)
+    $COMFY_TRICKLE_PY bench/run.py --quick      # smoke run: 512x512, short cases, 1 repeat (~2 min)
+
+Prints a table and writes ``artifacts/bench/results.json`` (plus a timestamped copy) and
+``artifacts/bench/results.png``. Everything runs on 127.0.0.1: a dev relay process, a real ComfyUI with the
+pack, pytrickle peers from ``$PYTRICKLE_PY``. See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ensure_importable() -> None:
+    """Make the checkout importable as ``comfy_trickle`` (as scripts/env.sh does) for us and our children."""
+    try:
+        import comfy_trickle  # noqa: F401, PLC0415
+    except ImportError:
+        cache = Path(os.environ.get("COMFY_TRICKLE_CACHE", Path.home() / ".cache" / "comfy-trickle"))
+        root = cache / "import-root"
+        root.mkdir(parents=True, exist_ok=True)
+        link = root / "comfy_trickle"
+        if not link.exists():
+            link.symlink_to(REPO_ROOT, target_is_directory=True)
+        sys.path.insert(0, str(root))
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run (512x512, 1 repeat)")
+    parser.add_argument("--repeat", type=int, help="runs per case (medians are reported)")
+    parser.add_argument("--sizes", help="comma-separated WxH list, e.g. 512x512,1280x720")
+    parser.add_argument("--parts", help="comma-separated subset of throughput,latency,startup,scaling,floor")
+    parser.add_argument("--scaling", help="comma-separated stream counts, e.g. 1,2,4,8")
+    parser.add_argument("--seconds", type=float, help="seconds per case (all kinds)")
+    parser.add_argument("--no-pytrickle", action="store_true", help="skip the pytrickle side by side")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench", help="output folder")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s",
+                        stream=sys.stderr)  # fmt: skip
+    _ensure_importable()
+    from comfy_trickle.bench.plot import render_png  # noqa: PLC0415 - after the import root is set
+    from comfy_trickle.bench.report import render  # noqa: PLC0415
+    from comfy_trickle.bench.suite import SuitePlan, run_suite  # noqa: PLC0415
+
+    plan = SuitePlan.quick() if args.quick else SuitePlan.full()
+    if args.repeat:
+        plan.repeat = args.repeat
+    if args.sizes:
+        plan.sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",")]  # type: ignore[misc]
+    if args.parts:
+        plan.parts = {p.strip() for p in args.parts.split(",")} & set(SuitePlan.PARTS)
+    if args.scaling:
+        plan.scaling_streams = [int(n) for n in args.scaling.split(",")]
+    if args.seconds:
+        plan.seconds = dict.fromkeys(plan.seconds, args.seconds)
+    if args.no_pytrickle:
+        plan.pytrickle = False
+
+    results = asyncio.run(run_suite(plan, args.out))
+    results["command"] = " ".join([Path(sys.executable).name, "bench/run.py", *(argv or sys.argv[1:])])
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=1)
+    (args.out / "results.json").write_text(text)
+    (args.out / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(text)
+    render_png(results, args.out / "results.png")
+    table = render(results)
+    (args.out / "results.txt").write_text(table + "\n")
+    print(table)
+    print(f"\nwritten: {args.out / 'results.json'}, {args.out / 'results.png'}, {args.out / 'results.txt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,288 @@
+"""The benchmark suite: which cases run, in which order, how often; medians across repeats.
+
+Every repeat runs every case once, ours and pytrickle's interleaved, so slow drift of the machine (other
+load, thermal) hits both alike. Figures are medians over the repeats; ratios are taken between medians.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cases import CaseSpec, run_case
+from .codec_floor import run_floor
+from .pipelines import OursPipeline, PytricklePipeline, default_pytrickle_python
+from .procs import RelayProcess
+from .source import EncodedSource, cached_source
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+THROUGHPUT_FEED_FPS = 120.0  # "fed at 120 fps": four times real time
+LATENCY_FPS = 30.0
+SCALING_FPS = 24.0
+
+
+@dataclass
+class SuitePlan:
+    """What to run. ``sizes`` as (width, height); seconds per case kind; ``parts`` a subset of PARTS."""
+
+    sizes: list[tuple[int, int]]
+    repeat: int
+    seconds: dict[str, float]
+    warmup_s: float
+    scaling_streams: list[int]
+    pytrickle: bool
+    pytrickle_kinds: set[str]
+    parts: set[str]
+    floor_seconds: float
+    pytrickle_scaling_sizes: list[tuple[int, int]] = field(default_factory=list)
+
+    PARTS = ("throughput", "latency", "startup", "scaling", "floor")
+
+    @classmethod
+    def full(cls) -> SuitePlan:
+        return cls(
+            sizes=[(512, 512), (1280, 720)],
+            repeat=3,
+            seconds={"throughput": 6.0, "latency": 8.0, "startup": 4.0, "scaling": 6.0},
+            warmup_s=2.0,
+            scaling_streams=[1, 2, 4, 8],
+            pytrickle=True,
+            pytrickle_kinds={"throughput", "latency", "startup", "scaling"},
+            parts=set(cls.PARTS),
+            floor_seconds=4.0,
+            pytrickle_scaling_sizes=[(512, 512)],
+        )
+
+    @classmethod
+    def quick(cls) -> SuitePlan:
+        return cls(
+            sizes=[(512, 512)],
+            repeat=1,
+            seconds={"throughput": 2.5, "latency": 2.5, "startup": 2.5, "scaling": 2.5},
+            warmup_s=1.0,
+            scaling_streams=[1, 2],
+            pytrickle=True,
+            pytrickle_kinds={"latency"},
+            parts=set(cls.PARTS),
+            floor_seconds=1.0,
+            pytrickle_scaling_sizes=[],
+        )
+
+    def cases(self) -> list[CaseSpec]:
+        specs: list[CaseSpec] = []
+        for width, height in self.sizes:
+
+            def add(
+                kind: str,
+                workflow: str,
+                fps: float | None,
+                streams: int = 1,
+                *,
+                w: int = width,
+                h: int = height,
+            ) -> None:
+                pipelines = ["ours"]
+                if self.pytrickle and workflow == "passthrough" and kind in self.pytrickle_kinds:
+                    if kind != "scaling" or (w, h) in self.pytrickle_scaling_sizes:
+                        pipelines.append("pytrickle")
+                for pipeline in pipelines:
+                    specs.append(
+                        CaseSpec(
+                            kind, pipeline, workflow, w, h, fps, streams, self.seconds[kind], self.warmup_s
+                        )
+                    )
+
+            if "throughput" in self.parts:
+                add("throughput", "passthrough", THROUGHPUT_FEED_FPS)
+                add("throughput", "invert", THROUGHPUT_FEED_FPS)
+            if "latency" in self.parts:
+                add("latency", "passthrough", LATENCY_FPS)
+            if "startup" in self.parts:
+                add("startup", "passthrough", LATENCY_FPS)
+            if "scaling" in self.parts:
+                for streams in self.scaling_streams:
+                    add("scaling", "passthrough", SCALING_FPS, streams)
+        return specs
+
+
+def _sources_needed(plan: SuitePlan, specs: list[CaseSpec]) -> dict[tuple[int, int, float], float]:
+    needed: dict[tuple[int, int, float], float] = {}
+    for spec in specs:
+        key = (spec.width, spec.height, spec.fps or THROUGHPUT_FEED_FPS)
+        needed[key] = max(needed.get(key, 0.0), spec.seconds + 1.0)
+    if "floor" in plan.parts:
+        for width, height in plan.sizes:
+            key = (width, height, LATENCY_FPS)
+            needed[key] = max(needed.get(key, 0.0), 2.0)
+    return needed
+
+
+def _median_tree(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of every numeric leaf across runs of the same shape (None where no run has a number)."""
+    merged: dict[str, Any] = {}
+    for key in runs[0]:
+        values = [run.get(key) for run in runs]
+        if all(isinstance(v, dict) for v in values):
+            merged[key] = _median_tree(values)
+        elif any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            merged[key] = round(statistics.median(numbers), 3)
+        else:
+            merged[key] = values[0]
+    return merged
+
+
+def start_our_comfyui(work_dir: Path, max_streams: int) -> Any:
+    """The real ComfyUI with the pack, via the tests' helper (``tests/support/comfyui.py``)."""
+    tests_dir = str(REPO_ROOT / "tests")
+    if tests_dir not in sys.path:
+        sys.path.insert(0, tests_dir)
+    from support.comfyui import start_comfyui  # noqa: PLC0415 - the tests folder is not a package
+
+    base = Path(tempfile.mkdtemp(prefix="comfyui-base-", dir=work_dir))
+    return start_comfyui(
+        base, work_dir / "comfyui.log", env={"COMFY_TRICKLE_MAX_STREAMS": str(max(16, max_streams))}
+    )
+
+
+async def run_suite(plan: SuitePlan, out_dir: Path) -> dict[str, Any]:
+    """Run everything in ``plan``; returns the results document (also what goes to JSON)."""
+    specs = plan.cases()
+    work_dir = out_dir / "work"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    sources: dict[tuple[int, int, float], EncodedSource] = {}
+    for (width, height, fps), seconds in _sources_needed(plan, specs).items():
+        t0 = time.monotonic()
+        sources[(width, height, fps)] = await asyncio.to_thread(
+            cached_source, out_dir / "cache", width, height, fps, seconds
+        )
+        logger.info("source %dx%d@%g ready in %.1f s", width, height, fps, time.monotonic() - t0)
+
+    floor: dict[str, Any] = {}
+    if "floor" in plan.parts:
+        for width, height in plan.sizes:
+            runs = [
+                run_floor(sources[(width, height, LATENCY_FPS)], plan.floor_seconds).as_dict()
+                for _ in range(plan.repeat)
+            ]
+            floor[f"{width}x{height}"] = {"median": _median_tree(runs), "runs": runs}
+            logger.info("codec floor %dx%d: %s", width, height, floor[f"{width}x{height}"]["median"])
+
+    results: dict[str, dict[str, Any]] = {}
+    comfy = None
+    relay = RelayProcess(work_dir / "relay.log")
+    try:
+        if any(s.pipeline == "ours" for s in specs):
+            comfy = await asyncio.to_thread(start_our_comfyui, work_dir, max(plan.scaling_streams))
+            logger.info("ComfyUI ready at %s (pid %d)", comfy.base_url, comfy.process.pid)
+            await _warm_up(OursPipeline(comfy.base_url, comfy.process.pid), relay, sources)
+        longest = max((s.seconds for s in specs), default=10.0)
+        pipelines = {
+            "ours": OursPipeline(comfy.base_url, comfy.process.pid) if comfy else None,
+            "pytrickle": PytricklePipeline(default_pytrickle_python(), work_dir / "pytrickle", longest + 60),
+        }
+        for repeat in range(plan.repeat):
+            for spec in specs:
+                pipeline = pipelines[spec.pipeline]
+                source = sources[(spec.width, spec.height, spec.fps or THROUGHPUT_FEED_FPS)]
+                logger.info("[%d/%d] %s", repeat + 1, plan.repeat, spec.name)
+                try:
+                    run = await run_case(spec, pipeline, relay.url, relay.pid, source)
+                except Exception as exc:
+                    logger.exception("case %s failed", spec.name)
+                    run = {"spec": spec.as_dict(), "error": repr(exc)}
+                entry = results.setdefault(spec.name, {"spec": spec.as_dict(), "runs": []})
+                entry["runs"].append(run)
+                if "aggregate" in run:
+                    logger.info("  %s", run["aggregate"])
+        await pipelines["pytrickle"].close()
+    finally:
+        relay.stop()
+        if comfy is not None:
+            comfy.stop()
+    for entry in results.values():
+        good = [run for run in entry["runs"] if "aggregate" in run]
+        entry["median"] = _median_tree([_case_summary(run) for run in good]) if good else None
+        entry["failed_runs"] = len(entry["runs"]) - len(good)
+    return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "plan": {
+            "sizes": plan.sizes,
+            "repeat": plan.repeat,
+            "seconds": plan.seconds,
+            "warmup_s": plan.warmup_s,
+            "scaling_streams": plan.scaling_streams,
+            "throughput_feed_fps": THROUGHPUT_FEED_FPS,
+            "latency_fps": LATENCY_FPS,
+            "scaling_fps": SCALING_FPS,
+        },
+        "floor": floor,
+        "cases": results,
+    }
+
+
+async def _warm_up(pipeline: OursPipeline, relay: RelayProcess, sources: dict[Any, EncodedSource]) -> None:
+    """One short unmeasured stream: ComfyUI's first prompts import and cache things (seconds, once)."""
+    source = min(sources.values(), key=lambda s: (s.width * s.height, s.fps))
+    spec = CaseSpec("latency", "ours", "passthrough", source.width, source.height, source.fps, 1, 3.0, 1.0)
+    try:
+        run = await run_case(spec, pipeline, relay.url, relay.pid, source)
+        logger.info("warm-up stream: %s", run["aggregate"])
+    except Exception:
+        logger.exception("warm-up stream failed")
+
+
+def _case_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one run that get medians: aggregate, usage, CPU per output frame, engine stages."""
+    aggregate = dict(run["aggregate"])
+    received = sum(s["received"] for s in run["streams"])
+    usage = run["usage"]
+    pipeline_cpu = sum(u["cpu_seconds"] for name, u in usage.items() if name not in ("relay", "gateway"))
+    pipeline_rss = sum(u["rss_peak_mib"] for name, u in usage.items() if name not in ("relay", "gateway"))
+    pipeline_pct = sum(u["cpu_percent"] for name, u in usage.items() if name not in ("relay", "gateway"))
+    summary = {
+        **aggregate,
+        "pipeline_cpu_percent": round(pipeline_pct, 1),
+        "pipeline_rss_peak_mib": round(pipeline_rss, 1),
+        "pipeline_cpu_ms_per_frame": round(1000.0 * pipeline_cpu / received, 3) if received else None,
+        "relay_cpu_percent": usage.get("relay", {}).get("cpu_percent"),
+        "gateway_cpu_percent": usage.get("gateway", {}).get("cpu_percent"),
+        "loadavg_before": (run.get("loadavg_before") or [None])[0],
+    }
+    stages = engine_stages([s.get("engine") for s in run["streams"]])
+    if stages:
+        summary["engine_stages_ms"] = stages
+    return summary
+
+
+def engine_stages(finals: list[dict[str, Any] | None]) -> dict[str, float]:
+    """Per-frame stage timings from the engine's own counters (mean over streams), if it reports them.
+
+    Looks for a mapping of stage -> number (or -> {mean|p50: number}) under ``counters`` keys whose name
+    mentions timing/stage/breakdown, so the suite does not break when the engine renames its block.
+    """
+    per_stage: dict[str, list[float]] = {}
+    for final in finals:
+        counters = (final or {}).get("counters") or {}
+        for key, block in counters.items():
+            if not isinstance(block, dict) or not any(w in key for w in ("timing", "stage", "breakdown")):
+                continue
+            for stage, value in block.items():
+                if isinstance(value, dict):
+                    value = value.get("mean", value.get("p50"))
+                if isinstance(value, (int, float)):
+                    per_stage.setdefault(stage, []).append(float(value))
+    return {stage: round(sum(v) / len(v), 3) for stage, v in per_stage.items()}
