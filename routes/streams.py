@@ -119,22 +119,9 @@ class StreamRoutes:
 
 
 def register_stream_routes(
-    routes: web.RouteTableDef,
-    registry: StreamRegistryAPI | None = None,
-    settings: TrickleSettings | None = None,
-) -> StreamRoutes | None:
-    """Attach the stream routes to ComfyUI's route table (ComfyUI mirrors them under /api).
-
-    Transitional: without a registry (until ``integration`` builds one) only an empty ``GET /streams``
-    is served, so ComfyUI keeps loading the pack.
-    """
-    if registry is None:
-
-        async def list_no_streams(request: web.Request) -> web.Response:
-            return web.json_response({"streams": {}, "count": 0})
-
-        routes.get("/streams")(list_no_streams)
-        return None
+    routes: web.RouteTableDef, registry: StreamRegistryAPI, settings: TrickleSettings | None = None
+) -> StreamRoutes:
+    """Attach the stream routes to ComfyUI's route table (ComfyUI mirrors them under /api)."""
     stream_routes = StreamRoutes(registry, settings)
     stream_routes.setup_routes(routes)
     return stream_routes
