@@ -54,6 +54,10 @@ class AudioBuffer:
                 self._packets.popleft()
                 self.dropped += 1
 
+    @property
+    def pending(self) -> int:
+        return len(self._packets)
+
     def take_until(self, pts_90k: int | None, limit: int | None = None) -> list[AudioPacket]:
         """Remove and return packets with ``pts < pts_90k`` (all when ``None``), at most ``limit``."""
         taken: list[AudioPacket] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ class ByteFeed:
         self.bytes_in = 0
         self.bytes_dropped = 0
         self.bytes_read = 0
+        #: Called (cheaply, under the feed's lock) before each read; True makes that read report end of
+        #: file, which ends the current demuxer without ending the input.
+        self.interrupt_check: Callable[[], bool] | None = None
 
     @property
     def buffered_bytes(self) -> int:
@@ -83,6 +87,8 @@ class ByteFeed:
     def read(self, size: int = -1) -> bytes:
         """Return up to ``size`` bytes, blocking until some arrive; ``b""`` means end of input."""
         with self._cond:
+            if self.interrupt_check is not None and self.interrupt_check():
+                return b""
             while not self._chunks and not self._finished and not self._closed:
                 self._cond.wait()
             if self._closed or not self._chunks:

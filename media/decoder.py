@@ -5,15 +5,18 @@ Threading: :meth:`StreamDecoder.feed` and :meth:`StreamDecoder.end_of_input` are
 decoder demuxes and decodes, and calls ``on_frame`` / ``on_audio`` on that thread, so those callbacks must
 be quick and thread-safe (e.g. ``loop.call_soon_threadsafe`` or a bounded ``queue.Queue``).
 
-Latency: a frame is emitted as soon as the demuxer returns its packet. MPEG-TS video PES packets carry no
-length, so the demuxer knows a frame is complete only when the next one starts (or the input ends): that
-one frame interval is inherent to the format.
+Latency: a frame is emitted as soon as the demuxer returns its packet, which is two frames after its own
+bytes arrived: MPEG-TS video PES packets carry no length, so the demuxer knows a PES is complete only when
+the next one starts, and FFmpeg's H.264 parser behind it again waits for the next access unit. The input's
+end flushes both. (Skipping the parser, ``fflags=+noparse``, would save one frame but also drops the
+splitting of AAC and Opus PES into packets, which passthrough needs.)
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -33,6 +36,9 @@ AudioCallback = Callable[[AudioPacket], None]
 # Demuxer options: the format is known, so skip format probing, and keep stream probing short so the first
 # frame is not held back by analysis (the decoder learns sizes from the bitstream anyway).
 _DEMUX_OPTIONS = {"probesize": "65536", "analyzeduration": "100000", "fpsprobesize": "0"}
+# Without a video packet for this many input bytes and seconds, the demuxer is replaced by a fresh one.
+_STARVED_BYTES = 256 * 1024
+_STARVED_SECONDS = 2.0
 # Demuxer opens in a row that failed without consuming a byte: something other than the input is wrong.
 _MAX_STALLED_OPENS = 20
 
@@ -93,6 +99,8 @@ class StreamDecoder:
         self._on_finished = on_finished
         self._threads = max(1, int(threads))
         self._feed = ByteFeed(max_buffered_bytes)
+        self._feed.interrupt_check = self._video_starved
+        self._video_mark = (0, time.monotonic())
         self._rate_cap = FrameRateCap(max_fps)
         self._stats = DecoderStats()
         self._stop_requested = False
@@ -183,11 +191,12 @@ class StreamDecoder:
                     raise RuntimeError("cannot open the MPEG-TS demuxer") from exc
                 continue
             stalled_opens = 0
+            self._mark_video_progress()
             try:
                 decoder = self._demux(container, decoder)
-            except av.FFmpegError as exc:
+            except Exception as exc:  # noqa: BLE001 - FFmpeg errors, and PyAV's IndexError on new streams
                 self._stats.demux_restarts += 1
-                logger.warning("demuxer error (%s); reopening on following bytes", exc)
+                logger.warning("demuxer error (%r); reopening on following bytes", exc)
             finally:
                 container.close()
             if self._feed.exhausted:
@@ -210,6 +219,7 @@ class StreamDecoder:
                 continue  # PyAV's end-of-demux flush packets; we flush once, at the real end
             if video is not None and packet.stream_index == video.index:
                 self._stats.video_packets += 1
+                self._mark_video_progress()
                 stamp = packet.dts if packet.dts is not None else packet.pts
                 if stamp is not None:  # decode order (dts) is monotonic even with B-frames
                     self._track_timeline(int(stamp), video.time_base or Fraction(1, 90000))
@@ -220,6 +230,18 @@ class StreamDecoder:
                 self._stats.audio_packets += 1
                 self._emit_audio(packet, audio)
         return decoder
+
+    def _mark_video_progress(self) -> None:
+        self._video_mark = (self._feed.bytes_read, time.monotonic())
+
+    def _video_starved(self) -> bool:
+        """Bytes keep coming but no video packet for a while: the stream layout changed under the demuxer
+        (PyAV ignores streams a new PMT adds), so the current demuxer must be replaced."""
+        bytes_at, time_at = self._video_mark
+        return (
+            self._feed.bytes_read - bytes_at > _STARVED_BYTES
+            and time.monotonic() - time_at > _STARVED_SECONDS
+        )
 
     def _make_decoder(self, codec_name: str) -> av.CodecContext:
         decoder = av.CodecContext.create(codec_name, "r")

@@ -262,9 +262,11 @@ class SegmentEncoder:
         self._segment_start_pts = pts_90k
 
     def _audio_flowing(self, video_pts: int) -> bool:
-        """Whether audio packets still arrive: the newest is less than a second behind the video."""
+        """Whether audio still flows: some is queued, or the newest is less than a second behind the video."""
         last = self._audio.last
-        return last is not None and last.pts + last.duration >= video_pts - _AUDIO_STOPPED_TICKS
+        if last is None:
+            return False
+        return self._audio.pending > 0 or last.pts + last.duration >= video_pts - _AUDIO_STOPPED_TICKS
 
     def _add_audio_stream(
         self, container: av.container.OutputContainer, head: AudioPacket
