@@ -249,3 +249,29 @@ async def test_unexpected_registry_failure_is_a_logged_500(registry, caplog):
         assert "engine bug" in caplog.text
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[]",
+        b"null",
+        b'"text"',
+        b"\xff\xfe{}",
+        b'{"gateway_request_id": {"a": 1}, "subscribe_url": "http://127.0.0.1/a", "publish_url": "x"}',
+        b'{"gateway_request_id": "a", "subscribe_url": "http://127.0.0.1/a", "publish_url": "http://127.0.0.1/b",'
+        b' "params": {"width": NaN, "prompt": {}}}',
+        b'{"gateway_request_id": "a", "subscribe_url": "http://127.0.0.1/a", "publish_url": "http://127.0.0.1/b",'
+        b' "params": {"width": 1e999, "prompt": {"1": {"class_type": "X", "inputs": {}}}}}',
+        b'{"gateway_request_id": "a", "subscribe_url": "http://[::1/a", "publish_url": "http://127.0.0.1/b"}',
+        b'{"gateway_request_id": "a", "subscribe_url": "http://127.0.0.1/a", "publish_url": "http://127.0.0.1/b",'
+        b' "params": {"prompt": {"1": [1, 2]}}}',
+        b'{"gateway_request_id": "a", "subscribe_url": "http://127.0.0.1/a", "publish_url": "http://127.0.0.1/b",'
+        b' "params": [], "control_url": 5}',
+    ],
+)
+async def test_malformed_bodies_are_400_never_500(client, registry, raw):
+    resp = await client.post("/stream/start", data=raw, headers={"Content-Type": "application/json"})
+    assert resp.status == 400, await resp.text()
+    assert isinstance((await resp.json())["error"], str)
+    assert registry.started == []
