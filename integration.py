@@ -157,8 +157,8 @@ async def build_extension() -> TrickleExtension:
     global _registry
     from server import PromptServer
 
-    from .routes.dev import DevRoutes, register_dev_routes
-    from .routes.preview import PreviewRoutes, register_preview_routes
+    from .routes.dev import DevRoutes
+    from .routes.preview import PreviewRoutes
     from .routes.settings import TrickleSettings
     from .routes.streams import register_stream_routes
 
@@ -175,8 +175,6 @@ async def build_extension() -> TrickleExtension:
         dev_routes = DevRoutes(settings)
         dev_routes.setup_routes(server.routes)
         dev_routes.attach_lifecycle(server.app)
-    register_dev_routes(server.routes, server.app, settings)  # dev relay + test source (routes.dev)
-    register_preview_routes(server.routes, _registry, settings)  # GET /trickle/preview/{id}.jpg (web UI)
 
     async def stop_streams(app: Any) -> None:
         if _registry is not None:
