@@ -102,7 +102,7 @@ export async function releaseTestSource(streamId) {
 }
 
 function field(label, input) {
-  return [el("label", { for: input.id }, label), input];
+  return el("div", { class: "trickle-field" }, [el("label", { for: input.id }, label), input]);
 }
 
 /** The Go live form (used by the sidebar tab). */
@@ -147,11 +147,11 @@ export function createGoLiveForm() {
   }
 
   const form = el("form", { class: "trickle-form", id: "trickle-go-live-form", novalidate: true }, [
-    ...field("Subscribe URL", subscribe),
-    ...field("Publish URL", publish),
-    ...field("Stream id", streamId),
-    el("label", {}, "Size"),
-    el("div", { class: "trickle-size" }, [width, el("span", {}, "x"), height]),
+    field("Subscribe URL", subscribe),
+    field("Publish URL", publish),
+    field("Stream id", streamId),
+    el("div", { class: "trickle-field" }, [el("label", { for: width.id }, "Size (width x height)"),
+      el("div", { class: "trickle-size" }, [width, el("span", {}, "x"), height])]),
     el("div", { class: "trickle-actions" }, [goLive, testSource]),
     message,
     errorList,

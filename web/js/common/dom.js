@@ -19,28 +19,30 @@ export function el(tag, attributes = {}, children = []) {
 const STYLE_ID = "trickle-styles";
 
 const CSS = `
+.trickle-panel [hidden], .trickle-node-preview [hidden] { display: none !important; }
 .trickle-panel { display: flex; flex-direction: column; gap: 12px; padding: 10px 12px; font-size: 13px;
   color: var(--fg-color, #ddd); height: 100%; overflow-y: auto; box-sizing: border-box; }
 .trickle-panel h3 { margin: 0 0 6px; font-size: 12px; text-transform: uppercase; letter-spacing: .06em;
   opacity: .7; font-weight: 600; }
 .trickle-panel-head { display: flex; align-items: center; justify-content: space-between; }
 .trickle-panel-head h2 { margin: 0; font-size: 15px; }
-.trickle-form { display: grid; grid-template-columns: auto 1fr; gap: 6px 8px; align-items: center; }
-.trickle-form label { opacity: .8; white-space: nowrap; }
-.trickle-form input { min-width: 0; background: var(--comfy-input-bg, #222); color: inherit;
+.trickle-form { display: flex; flex-direction: column; gap: 6px; }
+.trickle-field { display: flex; flex-direction: column; gap: 2px; }
+.trickle-form label { opacity: .8; font-size: 12px; }
+.trickle-form input { min-width: 0; width: 100%; box-sizing: border-box; background: var(--comfy-input-bg, #222); color: inherit;
   border: 1px solid var(--border-color, #444); border-radius: 4px; padding: 4px 6px; font: inherit; }
 .trickle-form .trickle-size { display: flex; gap: 6px; align-items: center; }
-.trickle-form .trickle-size input { width: 70px; }
-.trickle-actions { grid-column: 1 / -1; display: flex; gap: 8px; flex-wrap: wrap; }
+.trickle-form .trickle-size input { width: 80px; }
+.trickle-actions { display: flex; gap: 8px; flex-wrap: wrap; }
 .trickle-button { background: var(--comfy-input-bg, #333); color: inherit; border: 1px solid var(--border-color, #555);
   border-radius: 4px; padding: 4px 10px; cursor: pointer; font: inherit; }
 .trickle-button:hover { filter: brightness(1.25); }
 .trickle-button:disabled { opacity: .5; cursor: default; }
 .trickle-button-primary { background: #2b6cb0; border-color: #2b6cb0; color: #fff; }
 .trickle-button-danger { background: transparent; border-color: #c53030; color: #fc8181; }
-.trickle-form-message { grid-column: 1 / -1; color: #fc8181; white-space: pre-wrap; }
+.trickle-form-message { color: #fc8181; white-space: pre-wrap; }
 .trickle-form-message:empty { display: none; }
-.trickle-node-errors { grid-column: 1 / -1; margin: 0; padding-left: 16px; color: #fc8181; }
+.trickle-node-errors { margin: 0; padding-left: 16px; color: #fc8181; }
 .trickle-node-errors:empty { display: none; }
 .trickle-node-errors li { cursor: pointer; }
 .trickle-node-errors li:hover { text-decoration: underline; }
@@ -69,7 +71,7 @@ const CSS = `
 .trickle-node-preview { width: 100%; height: 100%; display: flex; }
 .trickle-node-preview .trickle-preview { flex: 1; }
 .trickle-node-preview .trickle-preview-canvas { object-fit: contain; height: 100%; }
-.trickle-indicator { position: fixed; z-index: 1000; right: 12px; bottom: 56px; display: flex; align-items: center;
+.trickle-indicator { position: fixed; z-index: 1000; left: 50%; bottom: 10px; transform: translateX(-50%); display: flex; align-items: center;
   gap: 6px; padding: 3px 10px; border-radius: 12px; font-size: 12px; cursor: pointer; user-select: none;
   background: var(--comfy-menu-bg, #222); color: var(--fg-color, #ddd); border: 1px solid var(--border-color, #444);
   box-shadow: 0 1px 4px rgba(0,0,0,.4); }
