@@ -13,6 +13,9 @@ from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
+# Queued between two chunks to end one stream for the reader (a trickle segment boundary).
+_BOUNDARY = memoryview(b"")
+
 
 class ByteFeed:
     """File-like reader over chunks pushed from another thread.
@@ -36,6 +39,7 @@ class ByteFeed:
         #: Called (cheaply, under the feed's lock) before each read; True makes that read report end of
         #: file, which ends the current demuxer without ending the input.
         self.interrupt_check: Callable[[], bool] | None = None
+        self._at_boundary = False
 
     @property
     def buffered_bytes(self) -> int:
@@ -47,14 +51,20 @@ class ByteFeed:
         with self._cond:
             return self._closed or (self._finished and not self._chunks)
 
-    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
-        """Append a chunk; drops the oldest buffered chunks if the bound is exceeded. Never blocks long."""
+    def feed(self, chunk: bytes | bytearray | memoryview, *, boundary_before: bool = False) -> None:
+        """Append a chunk; drops the oldest buffered chunks if the bound is exceeded. Never blocks long.
+
+        ``boundary_before`` puts an end-of-file mark before the chunk: the reader sees the end of one
+        stream there and the next read starts the following one.
+        """
         if not chunk:
             return
         view = memoryview(bytes(chunk))
         with self._cond:
             if self._closed or self._finished:
                 return
+            if boundary_before and self.bytes_in and not (self._chunks and self._chunks[-1] is _BOUNDARY):
+                self._chunks.append(_BOUNDARY)
             self._chunks.append(view)
             self._buffered += len(view)
             self.bytes_in += len(view)
@@ -69,6 +79,11 @@ class ByteFeed:
             logger.warning(
                 "decoder input over %d bytes: dropped %d oldest bytes", self._max_buffered, dropped
             )
+
+    def next_stream(self) -> None:
+        """Let reads continue past a boundary or interrupt (the reader has started its next stream)."""
+        with self._cond:
+            self._at_boundary = False
 
     def finish(self) -> None:
         """Mark the end of input: readers get the remaining bytes, then end-of-file."""
@@ -87,13 +102,20 @@ class ByteFeed:
     def read(self, size: int = -1) -> bytes:
         """Return up to ``size`` bytes, blocking until some arrive; ``b""`` means end of input."""
         with self._cond:
+            if self._at_boundary:
+                return b""  # sticky: FFmpeg may read again after an end of file
             if self.interrupt_check is not None and self.interrupt_check():
+                self._at_boundary = True
                 return b""
             while not self._chunks and not self._finished and not self._closed:
                 self._cond.wait()
             if self._closed or not self._chunks:
                 return b""
             head = self._chunks[0]
+            if head is _BOUNDARY:
+                self._chunks.popleft()
+                self._at_boundary = True
+                return b""
             if size < 0 or size >= len(head):
                 self._chunks.popleft()
                 taken = head

@@ -123,9 +123,15 @@ class StreamDecoder:
         self._thread = threading.Thread(target=self._run, name="trickle-decode", daemon=True)
         self._thread.start()
 
-    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
-        """Hand over the next bytes of the stream; returns at once (bounded buffer, oldest dropped)."""
-        self._feed.feed(chunk)
+    def feed(self, chunk: bytes | bytearray | memoryview, *, segment_start: bool = False) -> None:
+        """Hand over the next bytes of the stream; returns at once (bounded buffer, oldest dropped).
+
+        Pass ``segment_start=True`` with the first chunk of each trickle segment (each starts with PAT/PMT
+        and an IDR): the demuxer is then renewed there, which emits the previous segment's last frames at
+        once instead of two frames later, and picks up a changed stream layout (e.g. an audio track that a
+        restarted source added, which one long-lived demuxer would never report). The video decoder is kept.
+        """
+        self._feed.feed(chunk, boundary_before=segment_start)
 
     def end_of_input(self) -> None:
         """No more bytes will come: decode what is buffered, flush, then the thread ends by itself."""
@@ -177,6 +183,8 @@ class StreamDecoder:
         stalled_opens = 0
         while not self._stop_requested:
             read_before = self._feed.bytes_read
+            self._feed.next_stream()
+            self._mark_video_progress()
             try:
                 container = av.open(self._feed, mode="r", format="mpegts", options=dict(_DEMUX_OPTIONS))
             except (av.FFmpegError, EOFError, ValueError) as exc:
@@ -347,10 +355,13 @@ def decode_bytes(
     width: int | None = None,
     height: int | None = None,
     timeout: float = 60.0,
+    segment_starts: bool = False,
 ) -> tuple[list[DecodedFrame], list[AudioPacket], DecoderStats]:
     """Decode a whole byte string (or a list of chunks) synchronously; for tests, tools and the demo.
 
-    Unlike the live default, no rate cap is applied unless ``max_fps`` is given.
+    With ``segment_starts`` each chunk of the list is fed as one trickle segment
+    (``feed(chunk, segment_start=True)``). Unlike the live default, no rate cap is applied unless
+    ``max_fps`` is given.
     """
     chunks = [bytes(data)] if isinstance(data, (bytes, bytearray)) else list(data)
     frames: list[DecodedFrame] = []
@@ -366,7 +377,7 @@ def decode_bytes(
     decoder.start()
     try:
         for chunk in chunks:
-            decoder.feed(chunk)
+            decoder.feed(chunk, segment_start=segment_starts)
         decoder.end_of_input()
         if not decoder.join(timeout):
             raise TimeoutError(f"decoding did not finish within {timeout} s")

@@ -38,15 +38,17 @@ def test_clean_stream_baseline(segments):
     assert len(audio) == stats.audio_packets > 0
 
 
-def test_garbage_before_the_stream(segments):
-    frames, _, stats = decode_bytes([garbage(20_000), *(s.data for s in segments)])
+@pytest.mark.parametrize("marks", [False, True], ids=["continuous", "segment-marks"])
+def test_garbage_before_the_stream(segments, marks):
+    frames, _, stats = decode_bytes([garbage(20_000), *(s.data for s in segments)], segment_starts=marks)
     assert indices(frames) == list(range(90))
     assert stats.bytes_in == 20_000 + sum(len(s.data) for s in segments)
 
 
-def test_garbage_between_segments(segments):
+@pytest.mark.parametrize("marks", [False, True], ids=["continuous", "segment-marks"])
+def test_garbage_between_segments(segments, marks):
     data = [segments[0].data, garbage(50_000, seed=2), segments[1].data, segments[2].data]
-    frames, _, stats = decode_bytes(data)
+    frames, _, stats = decode_bytes(data, segment_starts=marks)
     got = indices(frames)
     assert got == sorted(got)  # order kept
     assert set(range(30, 90)) <= set(got)  # everything after the garbage is back
@@ -54,11 +56,12 @@ def test_garbage_between_segments(segments):
     assert stats.frames_missing + stats.corrupt_skipped == 90 - len(got)
 
 
-def test_corrupt_bytes_inside_a_segment(segments):
+@pytest.mark.parametrize("marks", [False, True], ids=["continuous", "segment-marks"])
+def test_corrupt_bytes_inside_a_segment(segments, marks):
     broken = bytearray(segments[1].data)
     middle = len(broken) // 2
     broken[middle : middle + 3000] = garbage(3000, seed=3)
-    frames, _, stats = decode_bytes([segments[0].data, bytes(broken), segments[2].data])
+    frames, _, stats = decode_bytes([segments[0].data, bytes(broken), segments[2].data], segment_starts=marks)
     assert stats.video_packets < 90
     got = indices(frames)
     assert got == sorted(got)
@@ -72,9 +75,10 @@ def test_corrupt_bytes_inside_a_segment(segments):
     assert stats.emitted == len(got)
 
 
-def test_truncated_segment(segments):
+@pytest.mark.parametrize("marks", [False, True], ids=["continuous", "segment-marks"])
+def test_truncated_segment(segments, marks):
     truncated = segments[1].data[: len(segments[1].data) // 3]
-    frames, _, stats = decode_bytes([segments[0].data, truncated, segments[2].data])
+    frames, _, stats = decode_bytes([segments[0].data, truncated, segments[2].data], segment_starts=marks)
     got = indices(frames)
     assert got[:30] == list(range(30))
     assert got[-30:] == list(range(60, 90))  # the next segment's IDR brings everything back
@@ -83,22 +87,24 @@ def test_truncated_segment(segments):
     assert stats.corrupt_skipped == 0
 
 
-def test_resolution_change_mid_stream():
+@pytest.mark.parametrize("marks", [False, True], ids=["continuous", "segment-marks"])
+def test_resolution_change_mid_stream(marks):
     small = SyntheticSource(SyntheticConfig(width=128, height=96, audio=None))
     big = SyntheticSource(SyntheticConfig(width=256, height=160, audio=None, start_pts=small.pts(30)))
     data = [s.data for s in small.segments(30)] + [s.data for s in big.segments(30)]
-    frames, _, stats = decode_bytes(data)
+    frames, _, stats = decode_bytes(data, segment_starts=marks)
     assert [f.rgb.shape for f in frames] == [(96, 128, 3)] * 30 + [(160, 256, 3)] * 30
     assert stats.resolution_changes == 1
     scaled, _, _ = decode_bytes(data, width=64, height=48)  # a fixed output size hides the change
     assert len(scaled) == 60 and {f.rgb.shape for f in scaled} == {(48, 64, 3)}
 
 
-def test_source_restart_with_pts_jumping_back():
+@pytest.mark.parametrize("marks", [False, True], ids=["continuous", "segment-marks"])
+def test_source_restart_with_pts_jumping_back(marks):
     first = SyntheticSource(SyntheticConfig(width=WIDTH, height=HEIGHT, audio="opus", start_pts=900_000))
     restarted = SyntheticSource(SyntheticConfig(width=WIDTH, height=HEIGHT, audio="opus", start_pts=0))
     data = [s.data for s in first.segments(45)] + [s.data for s in restarted.segments(45)]
-    frames, audio, stats = decode_bytes(data, max_fps=30)
+    frames, audio, stats = decode_bytes(data, max_fps=30, segment_starts=marks)
     assert len(frames) == 90 and stats.dropped_by_rate == 0  # the rate cap re-anchors after the jump
     assert [f.pts for f in frames[44:47]] == [first.pts(44), 0, restarted.pts(1)]
     assert stats.pts_resets == 1

@@ -107,3 +107,41 @@ def test_audio_passes_through_a_source_restart():
     new = [a.pts for a in out_audio if a.pts < 450_000]
     assert len(old) >= 45 and len(new) >= 45  # about 1 s of 20 ms packets on each timeline
     assert {a.codec for a in out_audio} == {"opus"}
+
+
+def test_segment_starts_renew_the_demuxer_for_a_new_stream_layout():
+    """A source restart that adds an audio track: one long-lived demuxer never reports the new track
+    (PyAV ignores streams a later PMT adds); marking segment starts picks it up."""
+    video_only = SyntheticSource(SyntheticConfig(width=128, height=96, audio=None))
+    with_audio = SyntheticSource(
+        SyntheticConfig(width=128, height=96, audio="opus", start_pts=video_only.pts(30))
+    )
+    segments = [s.data for s in video_only.segments(30)] + [s.data for s in with_audio.segments(30)]
+
+    frames, audio, stats = decode_bytes(segments, segment_starts=True)
+    assert [read_frame_index(f.rgb) for f in frames] == list(range(30)) + list(range(30))
+    assert len(audio) >= 45 and min(a.pts for a in audio) >= video_only.pts(29)
+    assert stats.corrupt_skipped == 0 and stats.frames_missing == 0
+
+    frames, audio, _ = decode_bytes(segments)  # without marks the video still flows, the new track is lost
+    assert len(frames) == 60 and audio == []
+
+
+def test_segment_start_flushes_the_previous_segments_last_frames():
+    source = SyntheticSource(SyntheticConfig(width=128, height=96, audio="opus"))
+    chunks = list(source.chunks(40))
+    counter = FrameCounter()
+    decoder = StreamDecoder(counter, max_fps=None)
+    decoder.start()
+    try:
+        for chunk in chunks:
+            decoder.feed(chunk.data, segment_start=chunk.starts_segment)
+            if chunk.starts_segment and chunk.segment == 1:
+                break
+        # The first bytes of segment 1 end segment 0 for the demuxer: all 30 frames are out now,
+        # not two frames into segment 1.
+        assert counter.wait_for(30) == 30
+        assert counter.frames == list(range(30))
+    finally:
+        decoder.stop()
+        assert decoder.join(5)
