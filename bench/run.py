@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="seconds per case (all kinds)")
     parser.add_argument("--no-pytrickle", action="store_true", help="skip the pytrickle side by side")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench", help="output folder")
+    parser.add_argument(
+        "--cache", type=Path, default=REPO_ROOT / "artifacts" / "bench" / "cache", help="encoded sources cache"
+    )
+    parser.add_argument("--comfyui-url", help="use this running ComfyUI (with the pack) instead of starting one")
+    parser.add_argument("--comfyui-pid", type=int, help="its process id, for CPU and RSS (with --comfyui-url)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -76,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_pytrickle:
         plan.pytrickle = False
 
-    results = asyncio.run(run_suite(plan, args.out))
+    if args.comfyui_url and not args.comfyui_pid:
+        raise SystemExit("--comfyui-url needs --comfyui-pid (CPU and RSS are read from /proc)")
+    existing = (args.comfyui_url, args.comfyui_pid) if args.comfyui_url else None
+    results = asyncio.run(run_suite(plan, args.out, cache_dir=args.cache, comfyui=existing))
     results["command"] = " ".join([Path(sys.executable).name, "bench/run.py", *(argv or sys.argv[1:])])
     args.out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=1)

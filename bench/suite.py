@@ -155,8 +155,13 @@ def start_our_comfyui(work_dir: Path, max_streams: int) -> Any:
     )
 
 
-async def run_suite(plan: SuitePlan, out_dir: Path) -> dict[str, Any]:
-    """Run everything in ``plan``; returns the results document (also what goes to JSON)."""
+async def run_suite(
+    plan: SuitePlan, out_dir: Path, cache_dir: Path | None = None, comfyui: tuple[str, int] | None = None
+) -> dict[str, Any]:
+    """Run everything in ``plan``; returns the results document (also what goes to JSON).
+
+    ``comfyui``: (base URL, pid) of a running ComfyUI with the pack to use instead of starting one.
+    """
     specs = plan.cases()
     work_dir = out_dir / "work"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -165,7 +170,7 @@ async def run_suite(plan: SuitePlan, out_dir: Path) -> dict[str, Any]:
     for (width, height, fps), seconds in _sources_needed(plan, specs).items():
         t0 = time.monotonic()
         sources[(width, height, fps)] = await asyncio.to_thread(
-            cached_source, out_dir / "cache", width, height, fps, seconds
+            cached_source, cache_dir or out_dir / "cache", width, height, fps, seconds
         )
         logger.info("source %dx%d@%g ready in %.1f s", width, height, fps, time.monotonic() - t0)
 
@@ -181,15 +186,20 @@ async def run_suite(plan: SuitePlan, out_dir: Path) -> dict[str, Any]:
 
     results: dict[str, dict[str, Any]] = {}
     comfy = None
+    ours: OursPipeline | None = None
     relay = RelayProcess(work_dir / "relay.log")
     try:
         if any(s.pipeline == "ours" for s in specs):
-            comfy = await asyncio.to_thread(start_our_comfyui, work_dir, max(plan.scaling_streams))
-            logger.info("ComfyUI ready at %s (pid %d)", comfy.base_url, comfy.process.pid)
-            await _warm_up(OursPipeline(comfy.base_url, comfy.process.pid), relay, sources)
+            if comfyui is not None:
+                ours = OursPipeline(*comfyui)
+            else:
+                comfy = await asyncio.to_thread(start_our_comfyui, work_dir, max(plan.scaling_streams))
+                logger.info("ComfyUI ready at %s (pid %d)", comfy.base_url, comfy.process.pid)
+                ours = OursPipeline(comfy.base_url, comfy.process.pid)
+            await _warm_up(ours, relay, sources)
         longest = max((s.seconds for s in specs), default=10.0)
         pipelines = {
-            "ours": OursPipeline(comfy.base_url, comfy.process.pid) if comfy else None,
+            "ours": ours,
             "pytrickle": PytricklePipeline(default_pytrickle_python(), work_dir / "pytrickle", longest + 60),
         }
         for repeat in range(plan.repeat):
