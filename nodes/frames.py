@@ -6,9 +6,9 @@ memory); the float conversion happens only for frames that actually reach a prom
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from ..media.frames import rgb_uint8_to_comfy_image
 from ..streams.handoff import InputFrame
 
 _TENSOR_KEY = "image_tensor"
@@ -19,7 +19,6 @@ def frame_to_image(frame: InputFrame) -> torch.Tensor:
     cached = frame.extra.get(_TENSOR_KEY)
     if cached is not None:
         return cached
-    rgb = np.ascontiguousarray(frame.image)
-    image = torch.from_numpy(rgb).to(torch.float32).div_(255.0).unsqueeze(0)
+    image = rgb_uint8_to_comfy_image(frame.image)
     frame.extra[_TENSOR_KEY] = image
     return image

@@ -80,7 +80,7 @@ class StreamRegistry:
             if self._media_factory is None:
                 from .trickle_io import trickle_media
 
-                ingest, egress = trickle_media(config)
+                ingest, egress = trickle_media(config, max_backlog_s)
             else:
                 ingest, egress = self._media_factory(config)
             session = StreamSession(

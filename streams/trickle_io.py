@@ -32,16 +32,21 @@ from .media_io import AudioCallback, FrameCallback, WrittenCallback
 
 logger = logging.getLogger(__name__)
 
-EGRESS_QUEUE_FRAMES = 8
+# Output frames waiting for the encoder: the egress may fall behind by about as much video as the input
+# hand-off holds (``max_backlog_s``) before it drops, within these bounds (memory: IMAGE tensors are float).
+EGRESS_QUEUE_FRAMES = 30
+EGRESS_QUEUE_BOUNDS = (8, 64)
 MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024
 DEFAULT_FRAME_SECONDS = Fraction(1, 30)
 
 
-def trickle_media(config: Any) -> tuple[TrickleIngest, TrickleEgress]:
+def trickle_media(config: Any, max_backlog_s: float = 1.0) -> tuple[TrickleIngest, TrickleEgress]:
     """Ingest and egress for a ``StreamConfig``."""
+    low, high = EGRESS_QUEUE_BOUNDS
+    queue_frames = max(low, min(high, round(max_backlog_s * 30)))
     return (
         TrickleIngest(config.subscribe_url, width=config.width, height=config.height),
-        TrickleEgress(config.publish_url, name=config.stream_id),
+        TrickleEgress(config.publish_url, name=config.stream_id, queue_frames=queue_frames),
     )
 
 
