@@ -49,10 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="seconds per case (all kinds)")
     parser.add_argument("--no-pytrickle", action="store_true", help="skip the pytrickle side by side")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench", help="output folder")
-    parser.add_argument(
-        "--cache", type=Path, default=REPO_ROOT / "artifacts" / "bench" / "cache", help="encoded sources cache"
-    )
-    parser.add_argument("--comfyui-url", help="use this running ComfyUI (with the pack) instead of starting one")
+    default_cache = REPO_ROOT / "artifacts" / "bench" / "cache"
+    parser.add_argument("--cache", type=Path, default=default_cache, help="encoded sources cache")
+    parser.add_argument("--comfyui-url", help="use this running ComfyUI with the pack (default: start one)")
     parser.add_argument("--comfyui-pid", type=int, help="its process id, for CPU and RSS (with --comfyui-url)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)

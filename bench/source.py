@@ -39,7 +39,8 @@ def _block_slice(column: int) -> tuple[slice, slice]:
 def stamp_index(rgb: np.ndarray, index: int) -> None:
     """Write ``index`` (mod 2**16) into ``rgb`` (HxWx3 uint8, at least 288x32) in place."""
     if rgb.shape[1] < (INDEX_BITS + 2) * BLOCK or rgb.shape[0] < (INDEX_ROW + 1) * BLOCK:
-        raise ValueError(f"a stamped frame needs at least {(INDEX_BITS + 2) * BLOCK}x{(INDEX_ROW + 1) * BLOCK}")
+        minimum = f"{(INDEX_BITS + 2) * BLOCK}x{(INDEX_ROW + 1) * BLOCK}"
+        raise ValueError(f"a stamped frame needs at least {minimum} pixels")
     y0 = INDEX_ROW * BLOCK
     row = rgb[y0 : y0 + BLOCK]
     row[:, 0:BLOCK] = 255  # marker: white
@@ -58,7 +59,8 @@ def read_index(image: np.ndarray, source_size: tuple[int, int] | None = None) ->
     """
     scale_x = image.shape[1] / source_size[0] if source_size else 1.0
     scale_y = image.shape[0] / source_size[1] if source_size else 1.0
-    if image.shape[1] < (INDEX_BITS + 2) * BLOCK * scale_x or image.shape[0] < (INDEX_ROW + 1) * BLOCK * scale_y:
+    too_narrow = image.shape[1] < (INDEX_BITS + 2) * BLOCK * scale_x
+    if too_narrow or image.shape[0] < (INDEX_ROW + 1) * BLOCK * scale_y:
         return None  # too small to carry the index
 
     def level(column: int) -> float:

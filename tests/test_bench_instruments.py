@@ -9,7 +9,6 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-
 from comfy_trickle.bench.gateway import FeedLog, ReceiveLog, read_index_from_luma
 from comfy_trickle.bench.metrics import percentile, stream_metrics
 from comfy_trickle.bench.source import encode_segment, read_index, synthetic_frame
