@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     default_cache = REPO_ROOT / "artifacts" / "bench" / "cache"
     parser.add_argument("--cache", type=Path, default=default_cache, help="encoded sources cache")
     parser.add_argument("--comfyui-url", help="use this running ComfyUI with the pack (default: start one)")
-    parser.add_argument("--comfyui-pid", type=int, help="its process id, for CPU and RSS (with --comfyui-url)")
+    parser.add_argument("--comfyui-pid", type=int, help="its process id, for CPU and RSS")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
