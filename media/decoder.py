@@ -25,7 +25,7 @@ import av
 
 from .adts import parse_adts
 from .bytefeed import ByteFeed
-from .resize import FrameRateCap, convert_frame, validate_target_size
+from .resize import FrameConverter, FrameRateCap, validate_target_size
 from .types import AudioPacket, DecodedFrame
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ class StreamDecoder:
         self._feed.interrupt_check = self._video_starved
         self._video_mark = (0, time.monotonic())
         self._rate_cap = FrameRateCap(max_fps)
+        self._converter = FrameConverter(self._target)
         self._stats = DecoderStats()
         self._stop_requested = False
         self._thread: threading.Thread | None = None
@@ -285,7 +286,7 @@ class StreamDecoder:
         if not self._rate_cap.admit(pts, time_base):
             self._stats.dropped_by_rate += 1
             return
-        rgb = convert_frame(frame, self._target)
+        rgb = self._converter.convert(frame)
         decoded = DecodedFrame(rgb=rgb, pts=int(pts), time_base=time_base, index=self._next_index)
         self._next_index += 1
         self._stats.emitted += 1

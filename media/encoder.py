@@ -19,6 +19,7 @@ from typing import Protocol
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .audio_out import AacToOpus, AudioBuffer, EncodedAudio, add_aac_stream, add_opus_stream
 from .types import MPEGTS_TIME_BASE, AudioPacket, rescale
@@ -129,6 +130,7 @@ class SegmentEncoder:
         self._last_video_pts: int | None = None
         self._last_audio_pts: int | None = None
         self._segment_index = -1
+        self._reformatter = VideoReformatter()
         self._closed = False
 
     @property
@@ -184,8 +186,9 @@ class SegmentEncoder:
             self._start_segment(width, height, pts_90k)
         if self._video is None or self._container is None:
             raise RuntimeError("encoder state lost")  # unreachable: both were just opened
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
-            format="yuv420p"
+        # One reformatter for all frames: VideoFrame.reformat() would build a scaler context per frame.
+        frame = self._reformatter.reformat(
+            av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"), format="yuv420p"
         )
         frame.pts = pts_90k
         frame.time_base = MPEGTS_TIME_BASE

@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 # A pts step this many times the nominal interval (or any step back) means the timeline restarted.
 _RESET_AFTER_INTERVALS = 150
@@ -30,23 +31,32 @@ def cover_size(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[int, int
     return width + (width & 1), height + (height & 1)
 
 
-def convert_frame(frame: av.VideoFrame, target: tuple[int, int] | None) -> np.ndarray:
+class FrameConverter:
     """Decoded frame -> uint8 RGB HxWx3 (C-contiguous), scaled to cover ``target`` and center-cropped.
 
-    Colour conversion and scaling happen in one swscale pass; the crop is a numpy slice copied once.
+    Colour conversion and scaling happen in one swscale pass through a reformatter kept across frames
+    (``VideoFrame.to_ndarray(format=...)`` would build a new scaler context for every frame); the crop
+    is a numpy slice copied once.
     """
-    if target is None:
-        return frame.to_ndarray(format="rgb24")
-    dst_w, dst_h = target
-    if (frame.width, frame.height) == (dst_w, dst_h):
-        return frame.to_ndarray(format="rgb24")
-    scaled_w, scaled_h = cover_size(frame.width, frame.height, dst_w, dst_h)
-    rgb = frame.to_ndarray(format="rgb24", width=scaled_w, height=scaled_h)
-    if (scaled_w, scaled_h) == (dst_w, dst_h):
-        return rgb
-    top = (scaled_h - dst_h) // 2
-    left = (scaled_w - dst_w) // 2
-    return np.ascontiguousarray(rgb[top : top + dst_h, left : left + dst_w])
+
+    def __init__(self, target: tuple[int, int] | None) -> None:
+        self._target = target
+        self._reformatter = VideoReformatter()
+
+    def convert(self, frame: av.VideoFrame) -> np.ndarray:
+        if self._target is None or (frame.width, frame.height) == self._target:
+            return self._rgb(frame, frame.width, frame.height)
+        dst_w, dst_h = self._target
+        scaled_w, scaled_h = cover_size(frame.width, frame.height, dst_w, dst_h)
+        rgb = self._rgb(frame, scaled_w, scaled_h)
+        if (scaled_w, scaled_h) == (dst_w, dst_h):
+            return rgb
+        top = (scaled_h - dst_h) // 2
+        left = (scaled_w - dst_w) // 2
+        return np.ascontiguousarray(rgb[top : top + dst_h, left : left + dst_w])
+
+    def _rgb(self, frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+        return self._reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
 
 
 class FrameRateCap:
