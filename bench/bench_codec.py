@@ -127,11 +127,21 @@ def timed(run: Callable[[], int]) -> tuple[float, float, int]:
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
+class Figures:
+    """Per-frame costs (ms) of floor and ours over interleaved runs."""
+
+    def __init__(self, runs: dict[str, list[tuple[float, float]]], frames: int) -> None:
+        self.runs = runs
+        self.frames = frames
+
+    def ms(self, name: str, index: int, pick: Callable[[list[float]], float]) -> float:
+        return pick([r[index] for r in self.runs[name]]) * 1000.0 / self.frames
+
+
 def compare(
     floor: Callable[[], int], ours: Callable[[], int], frames: int, repeats: int
-) -> tuple[tuple[float, float, float, float], int]:
-    """Median wall and CPU ms/frame of floor and ours (interleaved runs after one warm-up each), and what
-    the last run of ours returned."""
+) -> tuple[Figures, int]:
+    """Time ``repeats`` interleaved runs of each (after one warm-up each); also return ours' last result."""
     floor()
     ours()
     runs: dict[str, list[tuple[float, float]]] = {"floor": [], "ours": []}
@@ -140,19 +150,24 @@ def compare(
         for name, run in (("floor", floor), ("ours", ours)):
             wall, cpu, result = timed(run)
             runs[name].append((wall, cpu))
-    per_frame = 1000.0 / frames
-
-    def median(name: str, index: int) -> float:
-        return statistics.median(r[index] for r in runs[name]) * per_frame
-
-    return (median("floor", 0), median("ours", 0), median("floor", 1), median("ours", 1)), result
+    return Figures(runs, frames), result
 
 
-def row(label: str, figures: tuple[float, float, float, float], extra: str = "") -> str:
-    floor_wall, ours_wall, floor_cpu, ours_cpu = figures
+HEADER = (
+    "| step | floor CPU | ours CPU | ratio | ratio of best runs | floor wall | ours wall | ratio | note |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def row(label: str, figures: Figures, note: str = "") -> str:
+    """CPU = process CPU time (all threads), median of runs; wall likewise; ms per frame."""
+    med, best = statistics.median, min
+    floor_cpu, ours_cpu = figures.ms("floor", 1, med), figures.ms("ours", 1, med)
+    best_ratio = figures.ms("ours", 1, best) / figures.ms("floor", 1, best)
+    floor_wall, ours_wall = figures.ms("floor", 0, med), figures.ms("ours", 0, med)
     return (
-        f"| {label:<26} | {floor_wall:7.2f} | {ours_wall:7.2f} | {ours_wall / floor_wall:5.2f}x "
-        f"| {floor_cpu:7.2f} | {ours_cpu:7.2f} | {ours_cpu / floor_cpu:5.2f}x | {extra} |"
+        f"| {label} | {floor_cpu:.2f} | {ours_cpu:.2f} | {ours_cpu / floor_cpu:.2f}x | {best_ratio:.2f}x "
+        f"| {floor_wall:.2f} | {ours_wall:.2f} | {ours_wall / floor_wall:.2f}x | {note} |"
     )
 
 
@@ -179,13 +194,9 @@ def main() -> None:
 
     ffmpeg = getattr(av, "ffmpeg_version_info", "?")
     print(f"PyAV {av.__version__}, FFmpeg {ffmpeg}; {args.frames} frames of {args.content} content, ", end="")
-    print(f"median of {args.repeats} runs; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(
-        "| step | floor wall ms/frame | ours wall ms/frame | ratio | floor CPU ms/frame | ours CPU ms/frame ",
-        end="",
-    )
-    print("| ratio | note |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"{args.repeats} runs each; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print("ms per frame; CPU = process CPU time of all threads (robust to other load); median of runs")
+    print(HEADER)
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.split("x"))
         frames = make_frames(args.frames, width, height, args.content)
