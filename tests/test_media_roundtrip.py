@@ -232,3 +232,23 @@ def test_each_frame_is_decodable_as_soon_as_encode_returns(audio_seconds):
         assert set(lags) == {0}
         assert len(sink.segments) == 2
         assert (len(audio) >= 2 * 50) == bool(audio_seconds)  # 20 ms Opus packets over the 2 s of video
+
+
+def test_bitrate_cap_limits_noise_like_content():
+    rng = np.random.default_rng(3)
+    noise = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(30)]  # 1 s at 30 fps
+
+    def encoded_bytes(settings: EncoderSettings) -> int:
+        sink = RecordingSink()
+        encoder = SegmentEncoder(sink, settings)
+        for i, frame in enumerate(noise):
+            encoder.encode(frame, i * 3000, MPEGTS_TIME_BASE)
+        encoder.close()
+        return sum(len(s) for s in sink.segments)
+
+    uncapped = encoded_bytes(EncoderSettings(audio=False))
+    capped = encoded_bytes(EncoderSettings(audio=False, max_bitrate=300_000, buffer_size=300_000))
+    assert uncapped > 150_000  # over 1.2 Mbit/s even at this small size, at the default CRF
+    # One second at the cap, plus the VBV buffer the first IDR may spend, plus TS overhead.
+    assert capped < (300_000 + 300_000) / 8 * 1.15
+    assert capped < uncapped / 2
