@@ -75,10 +75,25 @@ def assert_every_frame(source, output, frame_count, transform=lambda rgb: rgb, m
         assert psnr(transform(frame.rgb), make_test_frame(index, SIZE, SIZE)) > min_psnr
 
 
-async def test_seed_passthrough_workflow_streams_every_frame_in_order(api, relay):
+async def test_seed_passthrough_workflow_streams_every_frame_in_order(api, relay, comfyui):
+    events = []
+
+    async def watch() -> None:  # what the UI sees on ComfyUI's websocket
+        async with api.http.ws_connect(f"{comfyui.base_url}/ws?clientId=engine-test") as ws:
+            async for message in ws:
+                data = message.json()
+                if data.get("type") == "trickle.status" and data["data"]["request_id"] == "seed":
+                    events.append(data["data"]["state"])
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.5)
     source, output, final = await run_stream(api, relay, "seed", SEED_PASSTHROUGH, 45, audio="opus")
+    await asyncio.sleep(0.3)
+    watcher.cancel()
     assert final["state"] == "completed", final
     assert_every_frame(source, output, 45)
+    assert "seed-out" not in relay.relay.channels  # input ended -> output channel deleted
+    assert events[0] == "running" and events[-1] == "completed" and events.count("running") >= 1, events
     # audio passed through on the video's timeline
     assert output.audio, "no audio in the output"
     audio_times = [p.time for p in output.audio]
@@ -182,6 +197,11 @@ async def test_stop_while_a_prompt_runs_is_quick_and_frees_everything(api, relay
     _, threads = await api.call("GET", "/trickle-test/threads")
     assert not [name for name in threads if name.startswith(("trickle-encode", "trickle-decode"))], threads
     assert "busy-out" not in relay.relay.channels  # output channel deleted
+    for _ in range(60):  # the relay's handlers notice the closed sockets within its poll interval
+        if not relay.relay.active_requests:
+            break
+        await asyncio.sleep(0.05)
+    assert relay.relay.active_requests == 0  # ComfyUI holds no GET/POST on the relay any more
     # ComfyUI is healthy afterwards: a UI prompt runs (after the slow node finished its sleep)
     prompt_id = await asyncio.to_thread(comfyui.queue_prompt, UI_PROMPT)
     entry = await asyncio.to_thread(comfyui.wait_for_history, prompt_id, 30)
@@ -273,3 +293,31 @@ async def test_live_nodes_queued_from_the_ui_fail_at_once_with_a_clear_message(c
     error = next(data for event, data in entry["status"]["messages"] if event == "execution_error")
     assert error["node_type"] == "TrickleInput"
     assert "Start a stream" in error["exception_message"]
+
+
+async def test_comfyui_interrupt_drops_the_frame_it_hits_and_the_stream_goes_on(api, relay):
+    slow = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+        "2": {"class_type": "TrickleTestSlow", "inputs": {"image": ["1", 0], "seconds": 0.3}},
+        "3": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
+        "4": {"class_type": "TrickleOutput", "inputs": {"images": ["3", 0], "stream_id": ""}},
+    }
+
+    async def interrupt_while_busy() -> int:
+        await asyncio.sleep(1.5)
+        hits = 0
+        for _ in range(5):  # the executor is busy with stream frames 90% of the time
+            status, _ = await api.call("POST", "/interrupt", {})
+            hits += status == 200
+            await asyncio.sleep(0.7)
+        return hits
+
+    side = asyncio.create_task(interrupt_while_busy())
+    source, output, final = await run_stream(api, relay, "interrupted", slow, 30, fps=3.0)
+    assert await side == 5
+    assert final["state"] == "completed", final
+    counters = final["counters"]
+    assert 1 <= counters["frames_dropped"] <= 5, counters
+    assert counters["frames_out"] == 30 - counters["frames_dropped"]
+    indices = [read_frame_index(255 - f.rgb) for f in output.frames]
+    assert indices == sorted(set(indices)) and len(indices) == counters["frames_out"]
