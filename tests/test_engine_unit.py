@@ -13,7 +13,7 @@ from comfy_trickle.streams.config import StreamConfig
 from comfy_trickle.streams.counters import StreamCounters
 from comfy_trickle.streams.errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from comfy_trickle.streams.handoff import FrameHandoff, InputFrame
-from comfy_trickle.streams.registry import StreamRegistry
+from comfy_trickle.streams.registry import KEEP_FINISHED, StreamRegistry
 from comfy_trickle.streams.workflow import PromptBuilder, prepare_workflow
 from engine_fakes import FakeEgress, FakeIngest, FakeRunner, frame_of
 
@@ -229,3 +229,29 @@ async def test_prompts_carry_other_streams_nodes_inert(engine):
         if any(k.startswith("ct1_") for k in p) and any(k.startswith("ct2_") for k in p)
     ]
     assert both, "prompts of one stream should carry the other's nodes"
+
+
+async def test_finished_streams_stay_queryable_then_are_forgotten_with_an_event():
+    bridges = BridgeDirectory()
+    runner = FakeRunner(bridges)
+    events: list[tuple[str, dict]] = []
+
+    def factory(config):
+        return FakeIngest([frame_of(i) for i in range(2)]), FakeEgress()
+
+    registry = StreamRegistry(
+        runner, max_streams=1, media_factory=factory, bridges=bridges,
+        notifier=lambda event, payload: events.append((event, payload)),
+    )
+    try:
+        for n in range(KEEP_FINISHED + 1):
+            await registry.start(make_config(f"s{n}"))
+            assert await registry.session(f"s{n}").wait_finished(5)
+        assert registry.status("s1")["state"] == "completed"
+        with pytest.raises(StreamNotFound):
+            registry.status("s0")  # the oldest finished stream was forgotten...
+        assert ("trickle.removed", {"request_id": "s0"}) in events  # ...and the UI told
+        states = [p["state"] for e, p in events if e == "trickle.status" and p["request_id"] == "s1"]
+        assert states[0] == "running" and states[-1] == "completed"
+    finally:
+        runner.close()
