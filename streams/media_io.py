@@ -35,8 +35,9 @@ class Ingest(Protocol):
 class Egress(Protocol):
     """Encodes output frames (keeping their input pts) with the passed-through audio and publishes them."""
 
-    def start(self, on_written: WrittenCallback) -> None:
-        """Start the egress thread(s); ``on_written`` is called for every frame written."""
+    def start(self, on_written: WrittenCallback, on_failed: Callable[[str], None]) -> None:
+        """Start the egress thread(s); ``on_written`` is called for every frame written, ``on_failed``
+        (on the event loop) once if the output channel is gone for good."""
         ...
 
     def submit(self, frame: InputFrame, images: Any) -> bool:

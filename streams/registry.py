@@ -99,7 +99,13 @@ class StreamRegistry:
             if existing is not None:
                 self._forget(stream_id)
             self._sessions[stream_id] = session
-            await session.start()
+            try:
+                await session.start()
+            except Exception:
+                logger.exception("stream %s: start failed", stream_id)
+                await session.stop()
+                self._sessions.pop(stream_id, None)
+                raise
         finally:
             self._reserved.discard(stream_id)
         return session.status()

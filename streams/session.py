@@ -112,7 +112,7 @@ class StreamSession:
             inert_nodes=self._inert_nodes,
         )
         self._bridges.register(self._bridge)
-        self._egress.start(self._on_written)
+        self._egress.start(self._on_written, self._on_egress_failed)
         self._tasks = [
             asyncio.create_task(self._run_ingest(), name=f"trickle-ingest-{self.stream_id}"),
             asyncio.create_task(self._supervise(), name=f"trickle-pump-{self.stream_id}"),
@@ -182,6 +182,9 @@ class StreamSession:
     def _on_written(self, frame: InputFrame, rgb: Any, pts: int) -> None:
         self.counters.frame_out(frame.arrival)
         self._latest_output = (rgb, pts)
+
+    def _on_egress_failed(self, message: str) -> None:
+        self._fail({"node_id": None, "node_type": None, "message": message})
 
     # --- tasks --------------------------------------------------------------------------------------------
     async def _run_ingest(self) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -24,7 +25,14 @@ from ..media.decoder import StreamDecoder
 from ..media.encoder import EncoderSettings, SegmentEncoder
 from ..media.frames import comfy_image_to_frames
 from ..media.types import AudioPacket
-from ..trickle.errors import TrickleError, TrickleSegmentError
+from ..trickle.errors import (
+    TrickleChannelClosed,
+    TrickleChannelNotFound,
+    TrickleError,
+    TrickleRetriesExhausted,
+    TrickleSegmentError,
+    TrickleTLSError,
+)
 from ..trickle.publisher import TricklePublisher
 from ..trickle.subscriber import TrickleSubscriber
 from .handoff import InputFrame
@@ -38,6 +46,8 @@ EGRESS_QUEUE_FRAMES = 30
 EGRESS_QUEUE_BOUNDS = (8, 64)
 MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024
 DEFAULT_FRAME_SECONDS = Fraction(1, 30)
+# the output channel is gone for good: the stream cannot go on
+FATAL_OUTPUT_ERRORS = (TrickleChannelClosed, TrickleChannelNotFound, TrickleRetriesExhausted, TrickleTLSError)
 
 
 def trickle_media(config: Any, max_backlog_s: float = 1.0) -> tuple[TrickleIngest, TrickleEgress]:
@@ -128,6 +138,7 @@ class TrickleEgress:
         self._publish_task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._on_written: WrittenCallback | None = None
+        self._on_failed: Callable[[str], None] | None = None
         self._closed = False
         self._in_flight = 0
         self._in_flight_changed = threading.Condition()
@@ -135,8 +146,9 @@ class TrickleEgress:
         self._input_step: int | None = None
 
     # --- Egress protocol ----------------------------------------------------------------------------------
-    def start(self, on_written: WrittenCallback) -> None:
+    def start(self, on_written: WrittenCallback, on_failed: Callable[[str], None]) -> None:
         self._on_written = on_written
+        self._on_failed = on_failed
         self._loop = asyncio.get_running_loop()
         self._events = asyncio.Queue()
         self._publisher = TricklePublisher(self.url)
@@ -258,6 +270,11 @@ class TrickleEgress:
                     elif kind == "end" and segment is not None:
                         done, segment = segment, None
                         await done.close()
+                except FATAL_OUTPUT_ERRORS as err:
+                    logger.warning("output %s: %s", self.url, err)
+                    if self._on_failed is not None:
+                        self._on_failed(f"output failed: {err}")
+                    break
                 except TrickleError as err:
                     # one segment lost; the next starts with an IDR, so the output recovers by itself
                     logger.warning("output %s: segment failed: %s", self.url, err)

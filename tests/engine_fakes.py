@@ -160,7 +160,7 @@ class FakeEgress:
         self.closed = False
         self._on_written = None
 
-    def start(self, on_written):
+    def start(self, on_written, on_failed=None):
         self._on_written = on_written
 
     def submit(self, frame, images):

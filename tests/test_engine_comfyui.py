@@ -321,3 +321,26 @@ async def test_comfyui_interrupt_drops_the_frame_it_hits_and_the_stream_goes_on(
     assert counters["frames_out"] == 30 - counters["frames_dropped"]
     indices = [read_frame_index(255 - f.rgb) for f in output.frames]
     assert indices == sorted(set(indices)) and len(indices) == counters["frames_out"]
+
+
+async def test_missing_channels_put_the_stream_in_error_with_the_reason(api):
+    async with serve_relay(autocreate=False) as strict:
+        strict.relay.create_channel("ok-in", "video/MP2T")
+        # the output channel does not exist on a relay that creates none: publishing fails for good
+        status, body = await api.start(
+            "no-out", strict.channel_url("ok-in"), strict.channel_url("missing-out"), INVERT, SIZE, SIZE
+        )
+        assert status == 200, body
+        publisher = asyncio.create_task(
+            publish_synthetic(strict.channel_url("ok-in"), 60, width=SIZE, height=SIZE)
+        )
+        final = await api.wait_state("no-out", {"error", "completed"})
+        await asyncio.gather(publisher, return_exceptions=True)
+        assert final["state"] == "error" and "output failed" in final["error"]["message"], final
+        # the input channel does not exist: the subscriber gives up, the stream says why
+        status, body = await api.start(
+            "no-in", strict.channel_url("missing-in"), strict.channel_url("x-out"), INVERT, SIZE, SIZE
+        )
+        assert status == 200, body
+        final = await api.wait_state("no-in", {"error", "completed"})
+        assert final["state"] == "error" and "input failed" in final["error"]["message"], final
