@@ -6,8 +6,8 @@ differently configured server; one server per distinct configuration, shared wit
 Tests using either fixture are marked ``comfyui`` automatically.
 
 ComfyUI logs are written under ``artifacts/comfyui/``; they are deleted at the end of a session in
-which no test failed, and kept otherwise. Every server started here is stopped at session end, also
-after Ctrl-C.
+which no test failed and that was not interrupted, and kept otherwise. Every server started here is
+stopped at session end, also after Ctrl-C (and the kernel stops it if pytest itself is killed).
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ from support.comfyui import ARTIFACTS_DIR, ComfyUIError, ComfyUIServer, start_co
 ComfyUIFactory = Callable[..., ComfyUIServer]
 
 COMFYUI_FIXTURES = frozenset({"comfyui", "comfyui_factory"})
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    # Runs before session fixtures are torn down; an interrupted session keeps its ComfyUI logs.
+    _interrupted_sessions.append(True)
+
+
+_interrupted_sessions: list[bool] = []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -64,7 +72,7 @@ def comfyui_factory(
     finally:
         for server in servers.values():
             server.stop()
-        if request.session.testsfailed == 0:
+        if request.session.testsfailed == 0 and not _interrupted_sessions:
             for server in servers.values():
                 server.log_path.unlink(missing_ok=True)
         else:
