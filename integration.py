@@ -137,6 +137,47 @@ def _outcome_of(status: dict[str, Any] | None) -> PromptOutcome:
     return PromptOutcome(PromptState.ERROR, message="prompt failed")
 
 
+# At most this often ComfyUI's `status` broadcast (queue size) goes out; see _coalesce_queue_updates.
+QUEUE_STATUS_INTERVAL_S = 0.25
+
+
+def _coalesce_queue_updates(server: Any) -> None:
+    """Coalesce ComfyUI's ``status`` broadcasts to at most one per ``QUEUE_STATUS_INTERVAL_S``.
+
+    Every prompt put into or finished by the queue calls ``server.queue_updated()``, which broadcasts to
+    every open browser; the frontend answers each broadcast with GET /queue and two GET /history. A live
+    stream queues one prompt per frame (15-30 a second), which froze the web UI: 427 broadcasts and 1281
+    requests in 6 s, the page unresponsive for 30 s. The newest queue state is always sent (a trailing
+    call), only the rate changes. Replaces the bound method on the server *instance*, nothing else.
+    """
+    original = server.queue_updated
+    loop = server.loop
+    lock = threading.Lock()
+    state = {"pending": False, "last": 0.0}
+
+    def flush() -> None:
+        with lock:
+            state["pending"] = False
+            state["last"] = time.monotonic()
+        original()
+
+    def queue_updated() -> None:  # called from the prompt worker thread and from the event loop
+        with lock:
+            if state["pending"]:
+                return
+            wait = state["last"] + QUEUE_STATUS_INTERVAL_S - time.monotonic()
+            if wait > 0:
+                state["pending"] = True
+            else:
+                state["last"] = time.monotonic()
+        if wait > 0:
+            loop.call_soon_threadsafe(loop.call_later, wait, flush)
+        else:
+            original()
+
+    server.queue_updated = queue_updated
+
+
 class TrickleExtension(ComfyExtension):
     """Hands ComfyUI our node classes."""
 
@@ -170,6 +211,7 @@ async def build_extension() -> TrickleExtension:
         notifier=lambda event, payload: server.send_sync(event, payload),
     )
     register_stream_routes(server.routes, _registry, settings)
+    _coalesce_queue_updates(server)  # a stream's per-frame prompts must not flood every browser
     PreviewRoutes(_registry, settings).setup_routes(server.routes)
     if settings.dev_relay:
         dev_routes = DevRoutes(settings)
