@@ -5,7 +5,9 @@
 
 Floor = a plain PyAV loop on the same frames in the same run:
 - decode floor: ``av.open`` on the whole TS in memory, ``demux`` -> ``decode`` -> ``to_ndarray("rgb24")``
-  (our decoder's output is uint8 RGB too), same decoder thread count as ours;
+  (our decoder's output is uint8 RGB too), same decoder thread count as ours; a second, stricter floor
+  keeps one ``VideoReformatter`` across frames as our decoder does (``to_ndarray(format=...)`` builds a
+  new scaler context per frame);
 - encode floor: one MPEG-TS container, ``VideoFrame.from_ndarray(rgb24)`` -> libx264 with the same options
   (preset, zerolatency, no B-frames, forced-idr) -> ``mux``; no segments, no sink.
 
@@ -28,6 +30,7 @@ from collections.abc import Callable
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from comfy_trickle.media.decoder import StreamDecoder
 from comfy_trickle.media.encoder import EncoderSettings, SegmentEncoder
 from comfy_trickle.media.synthetic import make_test_frame
@@ -100,6 +103,21 @@ def decode_floor(data: bytes) -> int:
     for packet in container.demux(stream):
         for frame in packet.decode():
             frame.to_ndarray(format="rgb24")
+            count += 1
+    container.close()
+    return count
+
+
+def decode_floor_cached_scaler(data: bytes) -> int:
+    """A stricter floor: the same loop with one reformatter kept across frames, as our decoder does."""
+    count = 0
+    reformatter = VideoReformatter()
+    container = av.open(io.BytesIO(data), format="mpegts")
+    stream = container.streams.video[0]
+    stream.codec_context.thread_count = 1
+    for packet in container.demux(stream):
+        for frame in packet.decode():
+            reformatter.reformat(frame, format="rgb24").to_ndarray()
             count += 1
     container.close()
     return count
@@ -211,13 +229,13 @@ def main() -> None:
         data = encoded_stream(frames)
         if not decode_floor(data) == decode_ours(data) == len(frames):
             raise SystemExit("decoders disagree on the frame count")
-        figures, _ = compare(
-            functools.partial(decode_floor, data),
-            functools.partial(decode_ours, data),
-            len(frames),
-            args.repeats,
-        )
+        ours = functools.partial(decode_ours, data)
+        figures, _ = compare(functools.partial(decode_floor, data), ours, len(frames), args.repeats)
         print(row(f"decode {size}", figures))
+        figures, _ = compare(
+            functools.partial(decode_floor_cached_scaler, data), ours, len(frames), args.repeats
+        )
+        print(row(f"decode {size} (floor with cached scaler)", figures))
 
 
 if __name__ == "__main__":
