@@ -33,6 +33,8 @@ _MUX_OPTIONS = {"flush_packets": "1", "max_interleave_delta": "1"}
 # Audio whose newest packet ends this far behind the video has stopped (TS muxers may send audio a few
 # hundred ms late in bursts, so less would cut segments needlessly).
 _AUDIO_STOPPED_TICKS = 90000
+# A pts this far behind the previous frame's starts a new timeline (source restart); less is adjusted.
+_RESET_TICKS = 90000 // 2
 # After a pts reset, queued audio this far ahead of the new video timeline belongs to the old one.
 _STALE_AUDIO_TICKS = 2 * 90000
 
@@ -78,6 +80,7 @@ class EncoderStats:
     audio_out_of_order: int = 0
     size_changes: int = 0
     pts_resets: int = 0
+    pts_adjusted: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -124,7 +127,6 @@ class SegmentEncoder:
         self._container: av.container.OutputContainer | None = None
         self._video_stream: av.stream.Stream | None = None
         self._audio_stream: av.stream.Stream | None = None
-        self._audio_codec: str | None = None
         self._transcoder: AacToOpus | None = None
         self._segment_start_pts: int | None = None
         self._last_video_pts: int | None = None
@@ -166,6 +168,14 @@ class SegmentEncoder:
                 logger.info("output size changes to %dx%d: new segment and encoder", width, height)
             self._open_video_encoder(width, height)
             new_segment = True
+        elif (
+            self._last_video_pts is not None
+            and self._last_video_pts - _RESET_TICKS < pts_90k <= self._last_video_pts
+        ):
+            # Same (or slightly earlier) pts, e.g. several images of one batch: the muxer needs strictly
+            # increasing timestamps, so place the frame one tick after the previous one.
+            self._stats.pts_adjusted += 1
+            pts_90k = self._last_video_pts + 1
         elif self._last_video_pts is not None and pts_90k <= self._last_video_pts:
             self._stats.pts_resets += 1
             logger.info("output pts went back from %d to %d: new segment", self._last_video_pts, pts_90k)
@@ -274,7 +284,6 @@ class SegmentEncoder:
     def _add_audio_stream(
         self, container: av.container.OutputContainer, head: AudioPacket
     ) -> av.stream.Stream:
-        self._audio_codec = head.codec
         if head.codec == "aac" and not self.settings.transcode_aac:
             return add_aac_stream(container, head.sample_rate, head.channels)
         if head.codec == "aac":

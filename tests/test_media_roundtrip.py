@@ -252,3 +252,17 @@ def test_bitrate_cap_limits_noise_like_content():
     # One second at the cap, plus the VBV buffer the first IDR may spend, plus TS overhead.
     assert capped < (300_000 + 300_000) / 8 * 1.15
     assert capped < uncapped / 2
+
+
+def test_repeated_pts_are_nudged_not_treated_as_a_restart():
+    """Several images of one batch may share the input frame's pts; the muxer needs increasing ones."""
+    sink = RecordingSink()
+    encoder = SegmentEncoder(sink, EncoderSettings(audio=False))
+    for i, pts in enumerate([0, 3000, 3000, 3000, 6000]):
+        encoder.encode(make_test_frame(i, 128, 96), pts, MPEGTS_TIME_BASE)
+    encoder.close()
+    assert encoder.stats.pts_adjusted == 2 and encoder.stats.pts_resets == 0
+    assert len(sink.segments) == 1
+    frames, _, _ = decode_bytes(bytes(sink.segments[0]))
+    assert [f.pts for f in frames] == [0, 3000, 3001, 3002, 6000]
+    assert [read_frame_index(f.rgb) for f in frames] == [0, 1, 2, 3, 4]
