@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from ._comfy import ComfyExtension, io
+from .nodes.frames import frame_to_image
 from .nodes.live_io import TrickleInput, TrickleOutput
 from .streams.errors import node_error
 from .streams.executor import PromptOutcome, PromptState, ValidationResult
@@ -209,6 +210,7 @@ async def build_extension() -> TrickleExtension:
         ComfyPromptRunner(server),
         max_streams=settings.max_streams,
         notifier=lambda event, payload: server.send_sync(event, payload),
+        prepare_frame=frame_to_image,
     )
     register_stream_routes(server.routes, _registry, settings)
     _coalesce_queue_updates(server)  # a stream's per-frame prompts must not flood every browser

@@ -17,6 +17,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+# ``InputFrame.extra`` key of the IMAGE tensor made from ``image`` (set by the frame preparer): lets the
+# egress recognise a tensor that passed through the workflow untouched and reuse the uint8 frame.
+IMAGE_TENSOR_KEY = "image_tensor"
+
 
 @dataclass
 class InputFrame:

@@ -24,7 +24,7 @@ from typing import Any
 from .bridge import FrameBridge
 from .counters import StreamCounters
 from .executor import PromptOutcome, PromptRunner, PromptState
-from .handoff import FrameHandoff
+from .handoff import FrameHandoff, InputFrame
 from .workflow import PromptBuilder
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class PromptPump:
         counters: StreamCounters,
         client_id: str,
         inert_nodes: Callable[[], dict[str, Any]] = dict,
+        prepare_frame: Callable[[InputFrame], Any] | None = None,
     ) -> None:
         self._runner = runner
         self._builder = builder
@@ -55,6 +56,7 @@ class PromptPump:
         self._counters = counters
         self._client_id = client_id
         self._inert_nodes = inert_nodes
+        self._prepare_frame = prepare_frame
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[int, asyncio.Future[None]] = {}
         # prompts whose output arrived but which ComfyUI may still be finishing: (prompt id, ticket)
@@ -89,6 +91,9 @@ class PromptPump:
             frame = await self._handoff.get()
             if frame is None:
                 break
+            if self._prepare_frame is not None:
+                # CPU work for this frame (e.g. uint8 -> float tensor) off ComfyUI's shared executor thread
+                await asyncio.to_thread(self._prepare_frame, frame)
             ticket = self._bridge.open_ticket(frame)
             waiter = self._loop.create_future()
             self._waiters[ticket] = waiter

@@ -10,11 +10,13 @@ import asyncio
 import collections
 import itertools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from .bridge import PROCESS_BRIDGES, BridgeDirectory
 from .errors import InvalidParameter, StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
+from .handoff import InputFrame
 from .media_io import MediaFactory
 from .session import Notifier, StreamSession
 from .workflow import INPUT_CLASS, OUTPUT_CLASS, STREAM_INPUT, prepare_workflow
@@ -38,6 +40,7 @@ class StreamRegistry:
         media_factory: MediaFactory | None = None,
         bridges: BridgeDirectory = PROCESS_BRIDGES,
         max_backlog_s: float = 1.0,
+        prepare_frame: Callable[[InputFrame], Any] | None = None,
     ) -> None:
         self._runner = runner
         self.max_streams = max_streams
@@ -45,6 +48,7 @@ class StreamRegistry:
         self._media_factory = media_factory
         self._bridges = bridges
         self._max_backlog_s = max_backlog_s
+        self._prepare_frame = prepare_frame
         self._sessions: dict[str, StreamSession] = {}
         self._finished_order: collections.deque[str] = collections.deque()
         self._reserved: set[str] = set()  # ids whose start is being validated
@@ -95,6 +99,7 @@ class StreamRegistry:
                 max_backlog_s=max_backlog_s,
                 on_finished=self._session_finished,
                 inert_nodes=lambda: self._inert_nodes_for(stream_id),
+                prepare_frame=self._prepare_frame,
             )
             if existing is not None:
                 self._forget(stream_id)

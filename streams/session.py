@@ -70,6 +70,7 @@ class StreamSession:
         bridges: BridgeDirectory,
         notifier: Notifier | None = None,
         inert_nodes: Callable[[], dict[str, Any]] = dict,
+        prepare_frame: Callable[[InputFrame], Any] | None = None,
         max_backlog_s: float = 1.0,
         on_finished: Callable[[StreamSession], None] | None = None,
     ) -> None:
@@ -87,6 +88,7 @@ class StreamSession:
         self._on_finished = on_finished
         self._max_backlog_s = max_backlog_s
         self._inert_nodes = inert_nodes
+        self._prepare_frame = prepare_frame
         self._bridge = FrameBridge(self.stream_id, self._on_output)
         self._handoff: FrameHandoff | None = None
         self._pump: PromptPump | None = None
@@ -110,6 +112,7 @@ class StreamSession:
             counters=self.counters,
             client_id=f"comfy-trickle:{self.stream_id}",
             inert_nodes=self._inert_nodes,
+            prepare_frame=self._prepare_frame,
         )
         self._bridges.register(self._bridge)
         self._egress.start(self._on_written, self._on_egress_failed)

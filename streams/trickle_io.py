@@ -35,7 +35,7 @@ from ..trickle.errors import (
 )
 from ..trickle.publisher import TricklePublisher
 from ..trickle.subscriber import TrickleSubscriber
-from .handoff import InputFrame
+from .handoff import IMAGE_TENSOR_KEY, InputFrame
 from .media_io import AudioCallback, FrameCallback, WrittenCallback
 
 logger = logging.getLogger(__name__)
@@ -215,7 +215,12 @@ class TrickleEgress:
             self._send("finish", None)
 
     def _encode(self, frame: InputFrame, images: Any) -> None:
-        rgbs = comfy_image_to_frames(images)
+        if images is frame.extra.get(IMAGE_TENSOR_KEY):
+            # the input tensor came back as is (passthrough): reuse its exact uint8 pixels. Safe because
+            # ComfyUI nodes never modify their inputs in place (its own cache relies on that).
+            rgbs = [frame.image]
+        else:
+            rgbs = comfy_image_to_frames(images)
         pts = int(frame.pts or 0)
         if self._last_input_pts is not None and pts > self._last_input_pts:
             self._input_step = pts - self._last_input_pts
