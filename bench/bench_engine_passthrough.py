@@ -1,6 +1,6 @@
 """fps and latency of one passthrough stream through a real ComfyUI (the seed's LoadTensor -> SaveTensor).
 
-    source scripts/env.sh && $COMFY_TRICKLE_PY bench/bench_engine_passthrough.py [--size 512] [--seconds 10]
+    source scripts/env.sh && $COMFY_TRICKLE_PY bench/bench_engine_passthrough.py [--size 512] [--invert]
 
 Starts ComfyUI (``--cpu``) with the pack, serves a dev relay in this process on 127.0.0.1, publishes the
 synthetic source in real time at 30 fps, subscribes to the output and prints the stream's counters.
@@ -20,16 +20,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from comfy_trickle.trickle.relay_server import serve_relay  # noqa: E402
-from engine_support import SEED_PASSTHROUGH, StreamAPI, collect_output, publish_synthetic  # noqa: E402
+from engine_support import INVERT, SEED_PASSTHROUGH, StreamAPI, collect_output, publish_synthetic  # noqa: E402
 from support.comfyui import start_comfyui  # noqa: E402
 
 
-async def one_run(api, relay, name, size, frames, realtime, backlog):
+async def one_run(api, relay, name, size, frames, realtime, backlog, workflow=SEED_PASSTHROUGH):
     relay.relay.create_channel(f"{name}-in", "video/MP2T")
     relay.relay.create_channel(f"{name}-out", "video/MP2T")
     sub_url, pub_url = relay.channel_url(f"{name}-in"), relay.channel_url(f"{name}-out")
     status, body = await api.start(
-        name, sub_url, pub_url, SEED_PASSTHROUGH, size, size, max_backlog_s=backlog
+        name, sub_url, pub_url, workflow, size, size, max_backlog_s=backlog
     )
     assert status == 200, body
     collector = asyncio.create_task(collect_output(pub_url, timeout=600))
@@ -65,6 +65,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--invert", action="store_true", help="also run an inverting workflow")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     server = await asyncio.to_thread(start_comfyui, base / "base", base / "comfyui.log")
@@ -74,6 +75,8 @@ async def main() -> None:
             frames = int(args.seconds * 30)
             await one_run(api, relay, "realtime", args.size, frames, True, 1.0)
             await one_run(api, relay, "ceiling", args.size, frames, False, 120.0)
+            if args.invert:
+                await one_run(api, relay, "invert-realtime", args.size, frames, True, 1.0, INVERT)
         await api.close()
     finally:
         server.stop()
