@@ -62,10 +62,12 @@ export async function startFromGraph(fields) {
   const nodeErrors = result.data?.node_errors;
   if (nodeErrors && Object.keys(nodeErrors).length) {
     const entries = showNodeErrors(nodeErrors);
+    const first = entries.find((entry) => entry.found);
+    if (first) revealNode(first.nodeId);
     const lines = entries.map((entry) => describeNodeError(entry, entry.title));
     const more = lines.length > TOAST_ERROR_LINES ? `\n(and ${lines.length - TOAST_ERROR_LINES} more)` : "";
-    toast("error", `Trickle: ${result.message}`, lines.slice(0, TOAST_ERROR_LINES).join("\n") + more);
-    return { ok: false, message: result.message, entries };
+    toast("error", "Trickle: fix the marked nodes to go live", lines.slice(0, TOAST_ERROR_LINES).join("\n") + more);
+    return { ok: false, message: "The graph cannot stream: fix the marked nodes.", entries };
   }
   toastFailure("Trickle: not started", result);
   return { ok: false, message: result.message, entries: [] };

@@ -66,6 +66,7 @@ const CSS = `
   min-height: 60px; display: flex; align-items: center; justify-content: center; }
 .trickle-preview-canvas { display: none; width: 100%; height: auto; }
 .trickle-preview-has-frame .trickle-preview-canvas { display: block; }
+.trickle-stream .trickle-preview-canvas { max-height: 200px; object-fit: contain; }
 .trickle-preview-caption { position: absolute; left: 6px; bottom: 4px; font-size: 11px; color: #fff;
   text-shadow: 0 0 3px #000; opacity: .85; pointer-events: none; }
 .trickle-node-preview { width: 100%; height: 100%; display: flex; }
