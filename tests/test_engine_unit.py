@@ -8,10 +8,17 @@ import asyncio
 import time
 
 import pytest
-from comfy_trickle.streams.bridge import BridgeDirectory
+from comfy_trickle.streams.bridge import BridgeDirectory, FrameBridge
 from comfy_trickle.streams.config import StreamConfig
 from comfy_trickle.streams.counters import StreamCounters
-from comfy_trickle.streams.errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
+from comfy_trickle.streams.errors import (
+    FrameTimeout,
+    StreamExists,
+    StreamLimitReached,
+    StreamNotBound,
+    StreamNotFound,
+    WorkflowInvalid,
+)
 from comfy_trickle.streams.handoff import FrameHandoff, InputFrame
 from comfy_trickle.streams.registry import KEEP_FINISHED, StreamRegistry
 from comfy_trickle.streams.workflow import PromptBuilder, prepare_workflow
@@ -255,3 +262,22 @@ async def test_finished_streams_stay_queryable_then_are_forgotten_with_an_event(
         assert states[0] == "running" and states[-1] == "completed"
     finally:
         runner.close()
+
+
+def test_bridge_tickets_never_cross_sessions_and_fail_readably():
+    delivered = []
+    old = FrameBridge("s", lambda ticket, frame, images: delivered.append(("old", frame.index)))
+    new = FrameBridge("s", lambda ticket, frame, images: delivered.append(("new", frame.index)))
+    old_ticket = old.open_ticket(input_frame(1, 0.0))
+    new_ticket = new.open_ticket(input_frame(2, 0.0))
+    assert old_ticket != new_ticket  # unique per process, even for the same stream id
+    assert new.input_frame(new_ticket, 0.1).index == 2
+    with pytest.raises(FrameTimeout, match="No frame from stream 's' within 0.05 s"):
+        new.input_frame(old_ticket, 0.05)  # a leftover prompt of the old session finds nothing here
+    assert new.deliver(old_ticket, "x") is False and delivered == []
+    assert new.input_frame(0, 0.1).index == 2  # ticket 0 (a UI prompt): the newest frame
+    new.close()
+    with pytest.raises(StreamNotBound, match="stopped"):
+        new.input_frame(new_ticket, 0.1)
+    assert new.deliver(new_ticket, "x") is False
+    assert old.deliver(old_ticket, "x") is True and delivered == [("old", 1)]
