@@ -266,3 +266,20 @@ def test_repeated_pts_are_nudged_not_treated_as_a_restart():
     frames, _, _ = decode_bytes(bytes(sink.segments[0]))
     assert [f.pts for f in frames] == [0, 3000, 3001, 3002, 6000]
     assert [read_frame_index(f.rgb) for f in frames] == [0, 1, 2, 3, 4]
+
+
+def test_flush_ends_the_segment_and_encoding_can_go_on():
+    sink = RecordingSink()
+    encoder = SegmentEncoder(sink, EncoderSettings(audio=False))
+    for i in range(5):
+        encoder.encode(make_test_frame(i, 128, 96), i * 3000, MPEGTS_TIME_BASE)
+    encoder.flush()
+    assert sink.calls[-1] == ("end", 0)
+    for i in range(5, 10):
+        encoder.encode(make_test_frame(i, 128, 96), i * 3000, MPEGTS_TIME_BASE)
+    encoder.close()
+    encoder.close()  # idempotent
+    assert [kind for kind, _ in sink.calls if kind != "write"] == ["start", "end", "start", "end"]
+    second, _, _ = decode_bytes(bytes(sink.segments[1]))  # starts with its own IDR
+    assert [read_frame_index(f.rgb) for f in second] == [5, 6, 7, 8, 9]
+    assert encoder.stats.keyframes == 2 and encoder.stats.frames == 10
