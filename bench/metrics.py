@@ -8,6 +8,8 @@ from typing import Any
 
 from .gateway import FeedLog, ReceiveLog
 
+SERIES_POINTS = 1500
+
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
     """Linear-interpolated percentile (None for no values)."""
@@ -50,6 +52,10 @@ def stream_metrics(
     fed = feed.sent
     came_out = [index for index in fed if index in first_seen]
     latencies = [first_seen[i] - fed[i] for i in came_out if fed[i] >= window_start]
+    # (seconds since the feed started, latency ms) of every frame that came out: spikes show as runs
+    series = sorted(
+        (round(fed[i] - started, 3), round((first_seen[i] - fed[i]) * 1000.0, 1)) for i in came_out
+    )
     out_in_window = sum(1 for t in first_seen.values() if window_start <= t <= finished)
     in_in_window = sum(1 for t in fed.values() if window_start <= t <= finished)
     dropped = len(fed) - len(came_out)
@@ -70,6 +76,7 @@ def stream_metrics(
             "max": _ms(max(latencies) if latencies else None),
             "samples": len(latencies),
         },
+        "latency_series": [list(point) for point in series[:: max(1, len(series) // SERIES_POINTS)]],
         "first_output_s": (
             round(first_output - start_requested, 3)
             if first_output is not None and start_requested is not None
