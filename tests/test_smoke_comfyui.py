@@ -26,17 +26,25 @@ def traceback_blocks(log: str) -> list[str]:
 
 
 def test_pack_loads_without_import_errors(comfyui: ComfyUIServer) -> None:
-    log = comfyui.log_text()
+    # Only the start-up part: the server is shared, and later prompts may log expected node errors.
+    log = comfyui.startup_log
     ours = [block for block in traceback_blocks(log) if OUR_PACK_PATH in block or "comfy_trickle" in block]
     assert ours == [], "tracebacks from our pack in the ComfyUI log:\n" + "\n\n".join(ours)
     bad_lines = [
         line
         for line in log.splitlines()
         if OUR_PACK_PATH in line
-        and ("Cannot import" in line or "IMPORT FAILED" in line or "Unable to parse pyproject" in line)
+        and any(
+            marker in line
+            for marker in (
+                "Cannot import",
+                "IMPORT FAILED",
+                "Error while calling comfy_entrypoint",
+                "Unable to parse pyproject",
+            )
+        )
     ]
     assert bad_lines == []
-    assert "Error while calling comfy_entrypoint" not in log
     # ComfyUI lists every custom node it imported with its import time; ours must be among them.
     assert re.search(rf"^\s*[\d.]+ seconds: .*{re.escape(OUR_PACK_PATH)}\s*$", log, re.MULTILINE), log
 

@@ -122,6 +122,7 @@ class ComfyUIServer:
     log_path: Path
     process: subprocess.Popen[bytes]
     args: tuple[str, ...] = ()
+    startup_log: str = ""  # the log as it was when the server became ready (imports, start-up errors)
     client_id: str = field(default_factory=lambda: f"comfy-trickle-tests-{uuid.uuid4().hex[:8]}")
 
     @property
@@ -292,6 +293,7 @@ def start_comfyui(
                 last_error = err
                 continue
             raise
+        server.startup_log = server.log_text()
         logger.info("ComfyUI ready on %s after %.1f s", server.base_url, took)
         return server
     assert last_error is not None
