@@ -176,7 +176,7 @@ async def test_interrupted_frame_is_dropped_and_stream_goes_on(engine):
 
 async def test_stop_while_a_prompt_runs_returns_quickly(engine):
     registry, runner, media, frames = engine
-    runner.slow_on[2] = 5.0
+    runner.slow_on[2] = 2.5  # longer than the 2 s stop budget
     frames["a"] = [frame_of(i) for i in range(10)]
     await registry.start(make_config("a"))
     await asyncio.sleep(0.2)
