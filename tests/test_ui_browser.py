@@ -333,6 +333,37 @@ def test_broken_graph_marks_the_failing_node_and_starts_nothing(ui):
     ui.server.request("DELETE", f"/trickle/test-source/{stream_id}")
 
 
+def test_settings_live_under_trickle_and_the_token_goes_out_as_bearer(ui):
+    ids = ["Trickle.Preview.MaxFps", "Trickle.Preview.MaxWidth", "Trickle.Defaults.SubscribeUrl",
+           "Trickle.Defaults.PublishUrl", "Trickle.Defaults.Width", "Trickle.Defaults.Height",
+           "Trickle.Server.BearerToken"]  # fmt: skip
+    values = ui.page.evaluate("(ids) => ids.map(id => app.extensionManager.setting.get(id))", ids)
+    assert values == [5, 512, "", "", 512, 512, ""]
+    token = "t0ken-" + uuid.uuid4().hex[:6]
+    seen: list[dict[str, str]] = []
+
+    def remember(request: Any) -> None:
+        if request.url.endswith("/trickle/test-source") and request.method == "GET":
+            seen.append(request.headers)
+
+    ui.page.on("request", remember)
+    try:
+        set_token = "(token) => app.extensionManager.setting.set('Trickle.Server.BearerToken', token)"
+        ui.page.evaluate(set_token, token)
+        # The same helper every Trickle call goes through (common/http.js).
+        ui.page.evaluate(
+            """async () => {
+                const http = await import('/extensions/comfy-trickle/js/common/http.js');
+                return (await http.trickleFetch('/trickle/test-source')).status;
+            }"""
+        )
+        ui.wait_ms(300)
+    finally:
+        ui.page.evaluate(set_token, "")
+        ui.page.remove_listener("request", remember)
+    assert [headers.get("authorization") for headers in seen] == [f"Bearer {token}"]
+
+
 def is_from_our_extension(error: dict[str, str]) -> bool:
     """Console errors our code caused: raised in or logged by our modules, or failed requests to our routes
     (except the deliberate 400 of the broken-graph test, which Chrome logs by itself)."""
