@@ -16,6 +16,7 @@ from typing import Any
 from .bridge import PROCESS_BRIDGES, BridgeDirectory
 from .errors import InvalidParameter, StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
+from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
 from .handoff import InputFrame
 from .media_io import MediaFactory
 from .session import Notifier, StreamSession
@@ -41,8 +42,10 @@ class StreamRegistry:
         bridges: BridgeDirectory = PROCESS_BRIDGES,
         max_backlog_s: float = 1.0,
         prepare_frame: Callable[[InputFrame], Any] | None = None,
+        gc_freeze: CollectorFreeze = PROCESS_GC_FREEZE,
     ) -> None:
         self._runner = runner
+        self._gc_freeze = gc_freeze
         self.max_streams = max_streams
         self._notifier = notifier
         self._media_factory = media_factory
@@ -104,12 +107,15 @@ class StreamRegistry:
             if existing is not None:
                 self._forget(stream_id)
             self._sessions[stream_id] = session
+            # short GC pauses while streams run (see gc_pause.py); released in _session_finished
+            self._gc_freeze.hold(session)
             try:
                 await session.start()
             except Exception:
                 logger.exception("stream %s: start failed", stream_id)
                 await session.stop()
                 self._sessions.pop(stream_id, None)
+                self._gc_freeze.release(session)
                 raise
         finally:
             self._reserved.discard(stream_id)
@@ -170,6 +176,7 @@ class StreamRegistry:
         return nodes
 
     def _session_finished(self, session: StreamSession) -> None:
+        self._gc_freeze.release(session)
         self._finished_order.append(session.stream_id)
         while len(self._finished_order) > KEEP_FINISHED:
             old_id = self._finished_order.popleft()
