@@ -364,6 +364,15 @@ def test_settings_live_under_trickle_and_the_token_goes_out_as_bearer(ui):
     assert [headers.get("authorization") for headers in seen] == [f"Bearer {token}"]
 
 
+def test_indicator_toggles_the_trickle_tab_and_the_tab_comes_back_current(ui, rest_stream):
+    ui.page.click("#trickle-indicator")
+    ui.page.wait_for_selector("#trickle-panel", state="detached", timeout=10_000)
+    ui.page.click("#trickle-indicator")
+    ui.page.wait_for_selector("#trickle-panel", timeout=10_000)
+    # A fresh render lists what the store knows, events included (the REST stream stopped earlier).
+    ui.wait_card_state(rest_stream, "stopped", timeout_ms=10_000)
+
+
 def is_from_our_extension(error: dict[str, str]) -> bool:
     """Console errors our code caused: raised in or logged by our modules, or failed requests to our routes
     (except the deliberate 400 of the broken-graph test, which Chrome logs by itself)."""

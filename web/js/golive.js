@@ -84,6 +84,11 @@ export async function startTestSource({ streamId, width, height }) {
   if (CHANNEL_NAME.test(streamId) && !streamId.endsWith("-out")) body.name = streamId;
   const result = await trickleFetch("/trickle/test-source", { method: "POST", body });
   const data = result.data || {};
+  if (result.status === 404) {
+    const message = "This server has no local test source (the dev relay is off: COMFY_TRICKLE_DEV_RELAY=0).";
+    toast("error", "Trickle: local test source unavailable", message);
+    return { ok: false, message };
+  }
   if (!result.ok || !data.subscribe_url || !data.publish_url) {
     toastFailure("Trickle: local test source failed", result.ok ? { ...result, message: "no URLs in the answer" } : result);
     return { ok: false, message: result.message || "The local test source did not start." };

@@ -9,7 +9,11 @@ import { streamStore } from "./common/store.js";
 
 function openSidebarTab() {
   // The frontend registers a toggle command per sidebar tab; it is optional, so a failure is ignored.
-  app.extensionManager?.command?.execute?.(`Workspace.ToggleSidebarTab.${SIDEBAR_TAB_ID}`)?.catch?.(() => {});
+  try {
+    app.extensionManager?.command?.execute?.(`Workspace.ToggleSidebarTab.${SIDEBAR_TAB_ID}`)?.catch?.(() => {});
+  } catch {
+    // an older or newer frontend without that command: the tab is still one click away
+  }
 }
 
 app.registerExtension({

@@ -24,6 +24,21 @@ export function findNode(nodeId) {
   return graph.getNodeById?.(outer) ?? graph.getNodeById?.(Number(outer)) ?? null;
 }
 
+// The canvas reads these flags at draw time; the Vue node renderer (Nodes 2.0) listens for graph events
+// instead, so each change is announced the way the frontend announces its own error flags.
+function setHasErrors(node, value) {
+  const oldValue = Boolean(node.has_errors);
+  node.has_errors = value;
+  if (oldValue !== value) {
+    node.graph?.trigger?.("node:property:changed", { nodeId: node.id, property: "has_errors", oldValue, newValue: value });
+  }
+}
+
+function setSlotErrors(node, slot, value) {
+  slot.hasErrors = value;
+  node.graph?.trigger?.("node:slot-errors:changed", { nodeId: node.id });
+}
+
 function redraw() {
   app.graph?.setDirtyCanvas?.(true, true);
   app.canvas?.draw?.(true, true);
@@ -32,8 +47,8 @@ function redraw() {
 /** Remove the marks placed by showNodeErrors (before a new attempt, or after a success). */
 export function clearNodeErrors() {
   for (const { node, hadErrors, slots } of marked) {
-    node.has_errors = hadErrors;
-    for (const slot of slots) slot.hasErrors = false;
+    setHasErrors(node, hadErrors);
+    for (const slot of slots) setSlotErrors(node, slot, false);
   }
   marked = [];
   if (hasLastNodeErrorsSetter()) app.lastNodeErrors = null;
@@ -57,12 +72,12 @@ export function showNodeErrors(nodeErrors) {
     if (!mark) {
       mark = { node, hadErrors: Boolean(node.has_errors), slots: [] };
       byNode.set(node, mark);
-      node.has_errors = true;
+      setHasErrors(node, true);
     }
     if (entry.inputName && node.inputs) {
       const slot = node.inputs.find((input) => input.name === entry.inputName);
       if (slot) {
-        slot.hasErrors = true;
+        setSlotErrors(node, slot, true);
         mark.slots.push(slot);
       }
     }
