@@ -4,7 +4,7 @@ aborted. One browser page for the whole module; the tests run in file order and 
 
 What a user would notice is asserted: the sidebar's numbers moving, pixels of the preview changing, frames
 decoded from the output channel, the failing node marked, REST saying "stopped" after a click on Stop.
-Screenshots go to docs/screenshots/ (the README shows one).
+Screenshots go to artifacts/screenshots/ (docs/screenshots/ with COMFY_TRICKLE_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import json
+import os
 import re
 import time
 import uuid
@@ -25,7 +26,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+# Every run writes its screenshots under artifacts/ (ignored by git); with COMFY_TRICKLE_UPDATE_SCREENSHOTS=1
+# they go to docs/screenshots/ instead, the copies the README shows.
+SCREENSHOTS = (
+    REPO_ROOT / "docs" / "screenshots"
+    if os.environ.get("COMFY_TRICKLE_UPDATE_SCREENSHOTS") == "1"
+    else REPO_ROOT / "artifacts" / "screenshots"
+)
 INVERT_WORKFLOW = json.loads((REPO_ROOT / "example_workflows" / "api" / "invert.json").read_text())
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
