@@ -53,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=default_cache, help="encoded sources cache")
     parser.add_argument("--comfyui-url", help="use this running ComfyUI with the pack (default: start one)")
     parser.add_argument("--comfyui-pid", type=int, help="its process id, for CPU and RSS")
+    parser.add_argument("--render", type=Path, help="only print/plot an earlier results.json (no runs)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     _ensure_importable()
     from comfy_trickle.bench.plot import render_png  # noqa: PLC0415 - after the import root is set
     from comfy_trickle.bench.report import render  # noqa: PLC0415
-    from comfy_trickle.bench.suite import SuitePlan, run_suite  # noqa: PLC0415
+    from comfy_trickle.bench.suite import SuitePlan, run_suite, summarize_cases  # noqa: PLC0415
 
     plan = SuitePlan.quick() if args.quick else SuitePlan.full()
     if args.repeat:
@@ -80,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_pytrickle:
         plan.pytrickle = False
 
+    if args.render:
+        results = json.loads(args.render.read_text())
+        summarize_cases(results["cases"])
+        render_png(results, args.render.with_suffix(".png"))
+        print(render(results))
+        return 0
     if args.comfyui_url and not args.comfyui_pid:
         raise SystemExit("--comfyui-url needs --comfyui-pid (CPU and RSS are read from /proc)")
     existing = (args.comfyui_url, args.comfyui_pid) if args.comfyui_url else None

@@ -221,10 +221,7 @@ async def run_suite(
         relay.stop()
         if comfy is not None:
             comfy.stop()
-    for entry in results.values():
-        good = [run for run in entry["runs"] if "aggregate" in run]
-        entry["median"] = _median_tree([_case_summary(run) for run in good]) if good else None
-        entry["failed_runs"] = len(entry["runs"]) - len(good)
+    summarize_cases(results)
     return {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
@@ -242,6 +239,14 @@ async def run_suite(
         "floor": floor,
         "cases": results,
     }
+
+
+def summarize_cases(cases: dict[str, dict[str, Any]]) -> None:
+    """Set each case's ``median`` (over its good runs) and ``failed_runs`` from its ``runs``."""
+    for entry in cases.values():
+        good = [run for run in entry["runs"] if "aggregate" in run]
+        entry["median"] = _median_tree([_case_summary(run) for run in good]) if good else None
+        entry["failed_runs"] = len(entry["runs"]) - len(good)
 
 
 async def _warm_up(pipeline: OursPipeline, relay: RelayProcess, sources: dict[Any, EncodedSource]) -> None:
@@ -272,6 +277,11 @@ def _case_summary(run: dict[str, Any]) -> dict[str, Any]:
         "gateway_cpu_percent": usage.get("gateway", {}).get("cpu_percent"),
         "loadavg_before": (run.get("loadavg_before") or [None])[0],
     }
+    engine = [((s.get("engine") or {}).get("counters") or {}).get("latency_ms") or {} for s in run["streams"]]
+    for key in ("p50", "p95"):
+        values = [e[key] for e in engine if isinstance(e.get(key), (int, float))]
+        # the engine's own latency: input frame decoded -> output frame encoded (last 300 frames)
+        summary[f"engine_latency_{key}_ms"] = round(sum(values) / len(values), 1) if values else None
     stages = engine_stages([s.get("engine") for s in run["streams"]])
     if stages:
         summary["engine_stages_ms"] = stages
