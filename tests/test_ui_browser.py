@@ -10,6 +10,7 @@ Screenshots go to artifacts/screenshots/ (docs/screenshots/ with COMFY_TRICKLE_U
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import hashlib
 import json
@@ -61,6 +62,14 @@ class UI:
         self.blocked: list[str] = []
         self.requests: list[str] = []
         self.started_streams: set[str] = set()
+        self.socket_messages: collections.Counter[str] = collections.Counter()
+
+    def on_websocket(self, socket: Any) -> None:
+        def count(payload: Any) -> None:
+            if isinstance(payload, str) and payload.startswith("{"):
+                self.socket_messages[json.loads(payload).get("type", "?")] += 1
+
+        socket.on("framereceived", count)
 
     # --- REST side ---------------------------------------------------------------------------------------
     def status(self, stream_id: str) -> tuple[int, Any]:
@@ -139,6 +148,7 @@ def ui(comfyui):
             not_ours = re.compile(r"^(?!" + re.escape(base) + r"/)")
             page.route(not_ours, lambda route: (helper.blocked.append(route.request.url), route.abort()))
             page.on("request", lambda request: helper.requests.append(request.method + " " + request.url))
+            page.on("websocket", helper.on_websocket)
             page.on("console", lambda message: message.type == "error" and helper.console_errors.append(
                 {"text": message.text, "url": message.location.get("url", "")}))
             page.on("pageerror", lambda error: helper.console_errors.append(
@@ -207,6 +217,8 @@ FRAMES_IN_ABOVE = """([id, floor]) => {
 def test_sidebar_lists_a_rest_stream_with_numbers_that_change(ui, rest_stream):
     requests_before = len(ui.requests)
     ui.wait_card_state(rest_stream, "running")
+    processed_before = ui.status(rest_stream)[1]["counters"]["frames_processed"]
+    broadcasts_before = ui.socket_messages["status"]
     ui.page.wait_for_function(FRAMES_IN_ABOVE, arg=[rest_stream, 0], timeout=UI_TIMEOUT_MS)
     first = {name: ui.metric(rest_stream, name) for name in ("frames_in", "frames_out", "uptime_s")}
     floor = int(first["frames_in"])
@@ -220,6 +232,12 @@ def test_sidebar_lists_a_rest_stream_with_numbers_that_change(ui, rest_stream):
     indicator = ui.page.locator("#trickle-indicator")
     assert int(indicator.get_attribute("data-live")) >= 1
     assert re.search(r"\d+ live", indicator.inner_text())
+    # One prompt per frame must not mean queue broadcasts per frame (each makes the frontend fetch /queue
+    # and /history; uncoalesced, two per frame froze the page).
+    processed = ui.status(rest_stream)[1]["counters"]["frames_processed"] - processed_before
+    broadcasts = ui.socket_messages["status"] - broadcasts_before
+    assert processed >= 30
+    assert broadcasts <= processed / 2, (broadcasts, processed)
     # Pushed events, not polling: the page did not ask for the stream list while the numbers moved.
     polled = [r for r in ui.requests[requests_before:] if re.search(r"/streams(\?|$)", r)]
     assert polled == []
