@@ -358,6 +358,27 @@ def test_broken_graph_marks_the_failing_node_and_starts_nothing(ui):
     ui.server.request("DELETE", f"/trickle/test-source/{stream_id}")
 
 
+def test_a_failing_stream_shows_its_error_and_turns_the_indicator_red(ui):
+    stream_id = unique_id("fail")
+    relay = ui.server.base_url + "/trickle/relay/"
+    status, body = ui.server.post_json("/stream/start", {
+        "gateway_request_id": stream_id,
+        "subscribe_url": relay + "no-such-channel-" + stream_id,  # nobody publishes there
+        "publish_url": relay + stream_id + "-out",
+        "params": {"width": SIZE, "height": SIZE, "prompt": INVERT_WORKFLOW},
+    })  # fmt: skip
+    assert status == 200, body
+    ui.started_streams.add(stream_id)
+    ui.wait_card_state(stream_id, "error")
+    card_error = ui.page.inner_text(f'.trickle-stream[data-stream-id="{stream_id}"] .trickle-stream-error')
+    assert card_error == ui.status(stream_id)[1]["error"]["message"]
+    assert "no-such-channel" in card_error
+    indicator = ui.page.locator("#trickle-indicator")
+    assert indicator.get_attribute("data-tone") == "error"
+    assert int(indicator.get_attribute("data-errors")) >= 1
+    assert "error" in indicator.inner_text()
+
+
 def test_settings_live_under_trickle_and_the_token_goes_out_as_bearer(ui):
     ids = ["Trickle.Preview.MaxFps", "Trickle.Preview.MaxWidth", "Trickle.Defaults.SubscribeUrl",
            "Trickle.Defaults.PublishUrl", "Trickle.Defaults.Width", "Trickle.Defaults.Height",
