@@ -30,8 +30,8 @@ export async function buildStartRequest({ subscribeUrl, publishUrl, streamId, wi
 }
 
 /**
- * Start a stream from the canvas. Returns {ok, requestId} or {ok: false, message, nodeErrors}; shows
- * the outcome itself (toast, node marks).
+ * Start a stream from the canvas. Returns {ok, requestId} or {ok: false, message, entries} (the node
+ * errors, one per line of the form); shows the outcome itself (toast, node marks).
  */
 export async function startFromGraph(fields) {
   clearNodeErrors();
