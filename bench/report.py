@@ -8,7 +8,9 @@ from .suite import LATENCY_FPS, SCALING_FPS, THROUGHPUT_FEED_FPS
 
 # The targets (ours, 2 CPU cores, real ComfyUI in the loop).
 TARGET_THROUGHPUT_FPS = 90.0
-TARGET_BOUNDED_LATENCY_MS = 1000.0  # "latency stays bounded" while fed at 120 fps: no frame older than 1 s
+# "latency stays bounded" while fed at 120 fps: it must not grow over the run (the engine drops to the
+# newest frames instead of queueing); measured as last-quarter minus first-quarter median latency
+TARGET_LATENCY_GROWTH_MS = 250.0
 TARGET_LATENCY_P50_MS = 50.0
 TARGET_LATENCY_P95_MS = 100.0
 TARGET_SCALING_DROP_PCT = 1.0
@@ -65,7 +67,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         return None if value is None else ok
 
     fps = thr.get("out_fps_mean")
-    worst = thr.get("latency_max_ms")
+    growth = thr.get("latency_growth_ms")
     p50, p95 = lat.get("latency_p50_ms"), lat.get("latency_p95_ms")
     drops = scale.get("drop_pct")
     cost = thr.get("pipeline_cpu_ms_per_frame")
@@ -80,9 +82,9 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "met": check(fps, (fps or 0) >= TARGET_THROUGHPUT_FPS),
         },
         {
-            "target": f"  ... with latency bounded (max <= {TARGET_BOUNDED_LATENCY_MS:g} ms)",
-            "measured": worst,
-            "met": check(worst, (worst or 0) <= TARGET_BOUNDED_LATENCY_MS),
+            "target": f"  ... latency bounded: growth over the run <= {TARGET_LATENCY_GROWTH_MS:g} ms",
+            "measured": growth,
+            "met": check(growth, (growth or 0) <= TARGET_LATENCY_GROWTH_MS),
         },
         {
             "target": f"glass-to-glass p50 <= {TARGET_LATENCY_P50_MS:g} ms at 30 fps 512x512",
@@ -165,6 +167,7 @@ def render(results: dict[str, Any]) -> str:
                         _fmt(m.get("drop_pct")),
                         _fmt(m.get("latency_p50_ms"), 0),
                         _fmt(m.get("latency_max_ms"), 0),
+                        _fmt(m.get("latency_growth_ms"), 0),
                         _fmt(m.get("pipeline_cpu_percent"), 0),
                         _fmt(m.get("pipeline_cpu_ms_per_frame"), 2),
                         _ratio(m.get("out_fps_mean"), floors[s].get("fps")),
@@ -184,6 +187,7 @@ def render(results: dict[str, Any]) -> str:
             "drop %",
             "p50 ms",
             "max ms",
+            "growth ms",
             "CPU %",
             "CPU ms/frame",
             "fps/floor",

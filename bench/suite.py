@@ -277,6 +277,9 @@ def _case_summary(run: dict[str, Any]) -> dict[str, Any]:
         "gateway_cpu_percent": usage.get("gateway", {}).get("cpu_percent"),
         "loadavg_before": (run.get("loadavg_before") or [None])[0],
     }
+    growth = [g for g in (_latency_growth(s, run["spec"]) for s in run["streams"]) if g is not None]
+    # does latency keep growing over the run (queueing) or stay flat (dropping to the newest)?
+    summary["latency_growth_ms"] = round(max(growth), 1) if growth else None
     engine = [((s.get("engine") or {}).get("counters") or {}).get("latency_ms") or {} for s in run["streams"]]
     for key in ("p50", "p95"):
         values = [e[key] for e in engine if isinstance(e.get(key), (int, float))]
@@ -286,6 +289,17 @@ def _case_summary(run: dict[str, Any]) -> dict[str, Any]:
     if stages:
         summary["engine_stages_ms"] = stages
     return summary
+
+
+def _latency_growth(stream: dict[str, Any], spec: dict[str, Any]) -> float | None:
+    """Median latency of the last quarter of the steady window minus that of its first quarter (ms)."""
+    series = [(t, ms) for t, ms in stream.get("latency_series") or [] if t >= spec["warmup_s"]]
+    if len(series) < 8:
+        return None
+    quarter = len(series) // 4
+    first = statistics.median(ms for _, ms in series[:quarter])
+    last = statistics.median(ms for _, ms in series[-quarter:])
+    return last - first
 
 
 def engine_stages(finals: list[dict[str, Any] | None]) -> dict[str, float]:
