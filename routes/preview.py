@@ -7,7 +7,9 @@ Transport: a small JPEG pulled by the browser, not frames pushed over ComfyUI's 
   threads. Nobody watching costs nothing at all; a push design would encode every frame for every
   connected client whether anyone looks or not.
 * N viewers cost one encode per frame. Answers are cached per (stream, width) and keyed by the frame
-  object itself, and concurrent requests for a frame being encoded await the same future.
+  object itself, and concurrent requests for a frame being encoded await the same future. A cached JPEG
+  younger than ``MIN_ENCODE_INTERVAL_S`` is served even if a newer frame exists, so viewers polling out
+  of step never add encodes: at most 15 per second per stream and width, however many viewers.
 * Each viewer sets its own rate (the UI's ``Trickle.Preview.MaxFps``, default 5) and has at most one
   request in flight, so a slow browser never queues work on the server; ``If-None-Match`` with the
   answer's ``ETag`` gets a bodiless 304 when no new frame was written since.
@@ -23,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -47,6 +51,8 @@ MIN_MAX_WIDTH = 64
 MAX_MAX_WIDTH = 1920
 # Widths are rounded up to this step so that viewers asking for similar sizes share cache entries.
 WIDTH_STEP = 64
+# The UI's highest preview rate (Trickle.Preview.MaxFps) is 15: no viewer needs fresher JPEGs than this.
+MIN_ENCODE_INTERVAL_S = 1 / 15
 # Entries are one JPEG each (tens of KiB); a few per stream is plenty.
 MAX_CACHE_ENTRIES = 64
 FIELD_MAX_WIDTH = {"field": "max_width"}
@@ -97,6 +103,7 @@ class _CachedPreview:
 
     frame: tuple[Any, int]
     etag: str
+    created: float
     jpeg: asyncio.Future[bytes] = field(repr=False)
 
 
@@ -108,6 +115,7 @@ class PreviewRoutes:
         source: PreviewFrameSource,
         settings: TrickleSettings | None = None,
         executor: Executor | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
         self.settings = settings or TrickleSettings.from_env()
@@ -116,6 +124,7 @@ class PreviewRoutes:
         self._owns_executor = executor is None
         self._cache: OrderedDict[tuple[str, int], _CachedPreview] = OrderedDict()
         self._generation = itertools.count(1)
+        self._clock = clock
         self.encodes = 0
 
     def setup_routes(self, routes: web.RouteTableDef) -> None:
@@ -149,7 +158,7 @@ class PreviewRoutes:
             self._cache.pop(key, None)
             return web.Response(status=204, headers={"Cache-Control": "no-store"})
         cached = self._cached(key, frame)
-        headers = {"ETag": cached.etag, "Cache-Control": "no-store", "X-Trickle-Pts": str(frame[1])}
+        headers = {"ETag": cached.etag, "Cache-Control": "no-store", "X-Trickle-Pts": str(cached.frame[1])}
         if cached.etag in _etags(request.headers.get("If-None-Match", "")):
             return web.Response(status=304, headers=headers)
         # shield: a viewer that goes away must not cancel the encode other viewers are waiting for.
@@ -158,7 +167,8 @@ class PreviewRoutes:
 
     def _cached(self, key: tuple[str, int], frame: tuple[Any, int]) -> _CachedPreview:
         cached = self._cache.get(key)
-        if cached is not None and cached.frame is frame:
+        fresh = cached is not None and self._clock() - cached.created < MIN_ENCODE_INTERVAL_S
+        if cached is not None and (cached.frame is frame or fresh):
             self._cache.move_to_end(key)
             return cached
         self._drop_stale()
@@ -167,7 +177,9 @@ class PreviewRoutes:
         self.encodes += 1
         future = loop.run_in_executor(self._executor, encode_jpeg, rgb, key[1])
         future.add_done_callback(_log_encode_failure)
-        cached = _CachedPreview(frame=frame, etag=f'"{next(self._generation)}"', jpeg=future)
+        cached = _CachedPreview(
+            frame=frame, etag=f'"{next(self._generation)}"', created=self._clock(), jpeg=future
+        )
         self._cache[key] = cached
         self._cache.move_to_end(key)
         while len(self._cache) > MAX_CACHE_ENTRIES:
@@ -176,14 +188,17 @@ class PreviewRoutes:
 
 
     def _drop_stale(self) -> None:
-        """Forget entries whose frame is no longer its stream's newest, so the cache never keeps a frame
-        alive that the stream itself has let go of (ended, removed, or simply moved on)."""
+        """Forget entries of streams that ended or are gone, and entries whose stream has moved on to a
+        newer frame once they are no longer fresh: the cache never keeps a frame alive for long after the
+        stream itself has let go of it."""
+        now = self._clock()
         for key, cached in list(self._cache.items()):
             try:
                 current = self.source.latest_output(key[0])
             except StreamNotFound:
                 current = None
-            if current is not cached.frame:
+            moved_on = current is not cached.frame and now - cached.created >= MIN_ENCODE_INTERVAL_S
+            if current is None or moved_on:
                 del self._cache[key]
 
 

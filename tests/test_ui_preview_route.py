@@ -41,10 +41,28 @@ def decode_jpeg(data: bytes) -> np.ndarray:
         return next(container.decode(video=0)).to_ndarray(format="rgb24")
 
 
+class FakeClock:
+    """Monotonic seconds that only move when a test says so (the encode-interval guard reads it)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float = 1.0) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-async def preview(aiohttp_client):
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+async def preview(aiohttp_client, clock):
     table = FrameTable()
-    routes = PreviewRoutes(table, TrickleSettings(token=""))
+    routes = PreviewRoutes(table, TrickleSettings(token=""), clock=clock)
     client = await aiohttp_client(routes.get_app())
     return table, routes, client
 
@@ -56,7 +74,7 @@ def test_encode_jpeg_keeps_colour_and_scales_down_with_aspect():
     assert np.abs(image.astype(int) - (200, 40, 90)).max() <= 6
 
 
-async def test_serves_newest_frame_as_jpeg_and_follows_new_frames(preview):
+async def test_serves_newest_frame_as_jpeg_and_follows_new_frames(preview, clock):
     table, _routes, client = preview
     table.frames["s1"] = (solid(256, 128, (250, 0, 0)), 3000)
     response = await client.get("/trickle/preview/s1.jpg")
@@ -69,6 +87,7 @@ async def test_serves_newest_frame_as_jpeg_and_follows_new_frames(preview):
     assert first[64, 128, 0] > 230 and first[64, 128, 2] < 25
 
     table.frames["s1"] = (solid(256, 128, (0, 0, 250)), 6000)
+    clock.advance()
     response = await client.get("/trickle/preview/s1.jpg")
     second = decode_jpeg(await response.read())
     assert second[64, 128, 2] > 230 and second[64, 128, 0] < 25
@@ -90,7 +109,7 @@ async def test_many_concurrent_viewers_cost_one_encode(preview):
     assert routes.encodes == 2
 
 
-async def test_if_none_match_gets_304_until_a_new_frame_arrives(preview):
+async def test_if_none_match_gets_304_until_a_new_frame_arrives(preview, clock):
     table, routes, client = preview
     table.frames["s1"] = (solid(128, 128, (1, 2, 3)), 1)
     first = await client.get("/trickle/preview/s1.jpg")
@@ -99,6 +118,7 @@ async def test_if_none_match_gets_304_until_a_new_frame_arrives(preview):
     assert again.status == 304
     assert await again.read() == b""
     table.frames["s1"] = (solid(128, 128, (1, 2, 3)), 2)  # a new frame object, even with equal pixels
+    clock.advance()
     newer = await client.get("/trickle/preview/s1.jpg", headers={"If-None-Match": etag})
     assert newer.status == 200
     assert newer.headers["ETag"] != etag
@@ -122,6 +142,21 @@ async def test_bad_max_width_is_400_naming_the_field(preview):
         response = await client.get(f"/trickle/preview/s1.jpg?max_width={value}")
         assert response.status == 400
         assert (await response.json())["field"] == "max_width"
+
+
+async def test_viewers_out_of_step_cannot_raise_the_encode_rate(preview, clock):
+    table, routes, client = preview
+    for pts in range(1, 11):  # the stream moves on between every request, all within 1/15 s
+        table.frames["s1"] = (solid(64, 64, (pts, 0, 0)), pts)
+        clock.advance(0.005)
+        response = await client.get("/trickle/preview/s1.jpg")
+        assert response.status == 200
+        assert response.headers["X-Trickle-Pts"] == "1"  # the fresh JPEG is served, not re-encoded
+    assert routes.encodes == 1
+    clock.advance(0.1)
+    response = await client.get("/trickle/preview/s1.jpg")
+    assert response.headers["X-Trickle-Pts"] == "10"
+    assert routes.encodes == 2
 
 
 async def test_cache_lets_go_of_frames_the_stream_moved_past(preview):
