@@ -74,9 +74,11 @@ class FrameHandoff:
         self._wake()
 
     def close(self) -> None:
-        """Stop now: queued frames are discarded, ``get`` returns None, later ``put`` calls return False."""
+        """Stop now: queued frames are discarded (counted in ``dropped``), ``get`` returns None, later
+        ``put`` calls return False."""
         with self._lock:
             self._closed = True
+            self.dropped += len(self._frames)
             self._frames.clear()
         self._wake()
 

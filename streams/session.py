@@ -102,8 +102,11 @@ class StreamSession:
     async def start(self) -> None:
         """Start ingest, pump and egress; returns at once (frames flow in the background)."""
         loop = asyncio.get_running_loop()
-        self._handoff = FrameHandoff(loop, max_backlog_s=self._max_backlog_s)
-        self.counters.add_drop_source(lambda: self._handoff.dropped if self._handoff else 0)
+        handoff = FrameHandoff(loop, max_backlog_s=self._max_backlog_s)
+        self._handoff = handoff
+        # read the object itself, never its truthiness: an empty hand-off has len() 0 and would read as
+        # "no drops" (final statuses showed 0 dropped because the queue is empty once a stream ends)
+        self.counters.add_drop_source(lambda: handoff.dropped)
         self._pump = PromptPump(
             runner=self._runner,
             builder=self.builder,

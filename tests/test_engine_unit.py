@@ -281,3 +281,54 @@ def test_bridge_tickets_never_cross_sessions_and_fail_readably():
         new.input_frame(new_ticket, 0.1)
     assert new.deliver(new_ticket, "x") is False
     assert old.deliver(old_ticket, "x") is True and delivered == [("old", 1)]
+
+
+# --- drops survive the end of a stream ------------------------------------------------------------------
+def _slow_registry(frame_count: int, *, end: bool) -> tuple[StreamRegistry, FakeRunner]:
+    """A workflow far slower than its input (20 ms per frame, frames 1 ms apart) with a 0.1 s backlog:
+    the hand-off must drop most frames."""
+    bridges = BridgeDirectory()
+    runner = FakeRunner(bridges)
+    runner.slow_on.update(dict.fromkeys(range(256), 0.02))
+
+    def factory(config):
+        return FakeIngest([frame_of(i) for i in range(frame_count)], interval_s=0.001, end=end), FakeEgress()
+
+    registry = StreamRegistry(runner, media_factory=factory, bridges=bridges, max_backlog_s=0.1)
+    return registry, runner
+
+
+async def test_dropped_frames_stay_counted_after_completion():
+    registry, runner = _slow_registry(60, end=True)
+    try:
+        await registry.start(make_config("a"))
+        assert await registry.session("a").wait_finished(10)
+        counters = registry.status("a")["counters"]
+        assert registry.status("a")["state"] == "completed"
+        assert counters["frames_in"] == 60
+        assert counters["frames_dropped"] > 0
+        # every input frame either came out or was dropped: none vanished from the counts
+        assert counters["frames_out"] + counters["frames_dropped"] == 60
+    finally:
+        runner.close()
+
+
+async def test_dropped_frames_stay_counted_after_stop():
+    registry, runner = _slow_registry(200, end=False)
+    try:
+        await registry.start(make_config("a"))
+        for _ in range(500):  # the fake input emits its 200 frames in about 0.3 s
+            if registry.status("a")["counters"]["frames_in"] == 200:
+                break
+            await asyncio.sleep(0.01)
+        seen_running = registry.status("a")["counters"]["frames_dropped"]
+        final = await registry.stop("a")
+        counters = final["counters"]
+        assert final["state"] == "stopped"
+        assert seen_running > 0
+        assert counters["frames_dropped"] >= seen_running
+        assert registry.status("a")["counters"]["frames_dropped"] == counters["frames_dropped"]
+        # frames still queued at stop count as dropped; at most the one prompt in flight is in neither
+        assert counters["frames_out"] + counters["frames_dropped"] >= 199
+    finally:
+        runner.close()
