@@ -106,6 +106,9 @@ async def read_json_body(request: web.Request, max_bytes: int) -> Any:
         raise RequestError(400, f"Request body is not UTF-8 JSON: {err}") from err
     except ValueError as err:
         raise RequestError(400, f"Request body is not valid JSON: {err}") from err
+    except RecursionError:
+        # json's decoder recurses once per nesting level: a small body of brackets exhausts the stack.
+        raise RequestError(400, "Request body is nested too deeply to be a stream request") from None
 
 
 def _too_large(max_bytes: int) -> str:

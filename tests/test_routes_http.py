@@ -268,6 +268,8 @@ async def test_unexpected_registry_failure_is_a_logged_500(registry, caplog):
         b' "params": {"prompt": {"1": [1, 2]}}}',
         b'{"gateway_request_id": "a", "subscribe_url": "http://127.0.0.1/a", "publish_url": "http://127.0.0.1/b",'
         b' "params": [], "control_url": 5}',
+        # Deep nesting exhausts the JSON decoder's recursion (was a 500 RecursionError).
+        b"[" * 100_000 + b"]" * 100_000,
     ],
 )
 async def test_malformed_bodies_are_400_never_500(client, registry, raw):
