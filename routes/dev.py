@@ -17,6 +17,7 @@ The test-source routes honour the bearer token; the relay does not (trickle peer
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 from typing import Any
@@ -190,7 +191,9 @@ def _number(
     value = body.get(name)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and value != int(value)):
+    # Python's json accepts NaN and Infinity (and 1e400 overflows to inf); int() of those raises.
+    finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    if isinstance(value, bool) or not finite or (integer and value != int(value)):
         kind = "an integer" if integer else "a number"
         raise RequestError(400, f"Field {name} must be {kind}, got {value!r}", {"field": name})
     if not low <= value <= high:

@@ -8,7 +8,10 @@ import uuid
 
 import av
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from comfy_trickle.media.synthetic import make_test_frame, read_frame_index
+from comfy_trickle.routes.dev import DevRoutes
+from comfy_trickle.routes.settings import TrickleSettings
 from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.subscriber import TrickleSubscriber
 
@@ -103,3 +106,29 @@ def test_test_source_stop_and_errors(comfyui):
         status, answer = comfyui.post_json("/trickle/test-source", body)
         assert status == 400, body
         assert answer["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"width": Infinity}', "width"),
+        (b'{"height": NaN}', "height"),
+        (b'{"width": 1e400}', "width"),
+        (b'{"fps": NaN}', "fps"),
+        (b'{"duration_s": -Infinity}', "duration_s"),
+    ],
+)
+async def test_test_source_non_finite_numbers_are_400_not_500(raw, field):
+    """Regression: ``int(inf)`` / ``int(nan)`` in the option parser answered 500."""
+    dev = DevRoutes(TrickleSettings())
+    client = TestClient(TestServer(dev.get_app()))
+    await client.start_server()
+    try:
+        json_header = {"Content-Type": "application/json"}
+        resp = await client.post("/trickle/test-source", data=raw, headers=json_header)
+        assert resp.status == 400
+        answer = await resp.json()
+        assert answer["field"] == field and field in answer["error"]
+        assert dev.sources == {}
+    finally:
+        await client.close()
