@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import aiohttp
 import pytest
@@ -107,3 +108,16 @@ async def test_waiting_get_is_refreshed_and_still_gets_the_segment() -> None:
             segment = await asyncio.wait_for(waiting, 5)
             assert segment is not None
             assert (segment.seq, await segment.read_all()) == (0, b"finally")
+
+
+async def test_port_in_use_fails_without_leaving_a_sweeper_running() -> None:
+    """Regression: the app started (and its sweeper task with it) before the bind that then failed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        relay = TrickleRelay()
+        with pytest.raises(OSError):
+            async with serve_relay(relay, port=taken.getsockname()[1]):
+                pass
+    sweepers = [task for task in asyncio.all_tasks() if "_sweep_loop" in repr(task.get_coro())]
+    assert sweepers == []

@@ -37,9 +37,13 @@ class RunningRelay:
 
 def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()  # a port in use must not leak the socket
+        raise
     return sock
 
 
@@ -63,11 +67,12 @@ async def serve_relay(
     relay = relay if relay is not None else TrickleRelay(**relay_options)
     for name, mime_type in channels:
         relay.create_channel(name, mime_type)
+    # Bind first: a port in use then fails before the app's start-up has started the relay's sweeper.
+    sock = _bind(host, port)
     app = relay.make_app(prefix)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-    await runner.setup()
-    sock = _bind(host, port)
     try:
+        await runner.setup()
         site = web.SockSite(runner, sock, ssl_context=ssl_context)
         await site.start()
         bound_port = sock.getsockname()[1]
