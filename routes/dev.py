@@ -201,22 +201,3 @@ def _number(
             400, f"Field {name} must be between {low:g} and {high:g}, got {value}", {"field": name}
         )
     return value
-
-
-def register_dev_routes(
-    routes: web.RouteTableDef, app: web.Application | None = None, settings: TrickleSettings | None = None
-) -> DevRoutes | None:
-    """Mount the dev relay and the test-source routes (unless ``COMFY_TRICKLE_DEV_RELAY=0``).
-
-    Must run while ComfyUI loads custom nodes (its routes are frozen afterwards); ``app`` gets the relay's
-    sweeper and the test sources' shutdown.
-    """
-    settings = settings or TrickleSettings.from_env()
-    if not settings.dev_relay:
-        logger.info("comfy-trickle: dev relay disabled (COMFY_TRICKLE_DEV_RELAY=0)")
-        return None
-    dev = DevRoutes(settings)
-    dev.setup_routes(routes)
-    if app is not None:
-        dev.attach_lifecycle(app)
-    return dev

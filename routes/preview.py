@@ -186,7 +186,6 @@ class PreviewRoutes:
             self._cache.popitem(last=False)
         return cached
 
-
     def _drop_stale(self) -> None:
         """Forget entries of streams that ended or are gone, and entries whose stream has moved on to a
         newer frame once they are no longer fresh: the cache never keeps a frame alive for long after the
@@ -200,15 +199,6 @@ class PreviewRoutes:
             moved_on = current is not cached.frame and now - cached.created >= MIN_ENCODE_INTERVAL_S
             if current is None or moved_on:
                 del self._cache[key]
-
-
-def register_preview_routes(
-    routes: web.RouteTableDef, source: PreviewFrameSource, settings: TrickleSettings | None = None
-) -> PreviewRoutes:
-    """Attach the preview route to ComfyUI's route table (called by ``integration``)."""
-    preview = PreviewRoutes(source, settings)
-    preview.setup_routes(routes)
-    return preview
 
 
 def _max_width(raw: str | None) -> int:
