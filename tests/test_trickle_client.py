@@ -408,3 +408,33 @@ async def test_aborted_segment_releases_its_readers_and_the_stream_goes_on(relay
         following = await asyncio.wait_for(subscriber.next_segment(), 5)
         assert following is not None
         assert (following.seq, await following.read_all()) == (1, b"next GOP")
+
+
+async def test_cancelled_next_segment_frees_a_preconnected_answer(relay: RunningRelay) -> None:
+    """Regression: a next_segment() cancelled after its preconnected GET already had headers left that
+    response (and its connection) open; with a shared session nothing closed it."""
+    url = relay.channel_url(CHANNEL)
+    async with aiohttp.ClientSession() as session:
+        subscriber = TrickleSubscriber(url, start_seq=0, session=session)
+        publisher = TricklePublisher(url, session=session)
+        await publisher.write_segment(b"first")
+        first = await subscriber.next_segment()
+        assert first is not None and await first.read_all() == b"first"
+        second = await publisher.open_segment()
+        await second.write(b"second, still open")
+        assert subscriber._pending is not None
+        preconnected = subscriber._pending[1]
+        await asyncio.wait_for(asyncio.shield(preconnected), 5)  # headers of seq 1 arrived
+        reader = asyncio.create_task(subscriber.next_segment())
+        await asyncio.sleep(0)  # the reader is waiting on the finished GET
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        await subscriber.close()
+        for _ in range(100):  # only the publisher's open POST is left on the relay
+            if relay.relay.active_requests == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert relay.relay.active_requests == 1
+        await second.close()
+        await publisher.close(delete_channel=False)

@@ -203,9 +203,7 @@ class TrickleSubscriber:
         pending = self._pending[1] if self._pending is not None else None
         self._cancel_pending()
         if pending is not None:
-            await asyncio.wait({pending})
-            if not pending.cancelled() and pending.exception() is None and pending.result() is not None:
-                pending.result().release()  # type: ignore[union-attr]
+            await asyncio.wait({pending})  # its segment, if it got one, is released by _cancel_pending
         if self._current is not None:
             self._current.release()
             self._current = None
@@ -219,8 +217,11 @@ class TrickleSubscriber:
 
     def _cancel_pending(self) -> None:
         if self._pending is not None:
-            self._pending[1].cancel()
+            task = self._pending[1]
             self._pending = None
+            task.cancel()
+            # A GET that already had its answer (cancel came too late) still holds a connection.
+            task.add_done_callback(_release_unused)
 
     async def _fetch(self, seq: int) -> SubscribedSegment | None:
         """GET segment ``seq`` until its headers arrive, handling 470, EOS, refresh and retries."""
@@ -288,3 +289,12 @@ class TrickleSubscriber:
             return ""
         finally:
             response.release()
+
+
+def _release_unused(task: asyncio.Task[SubscribedSegment | None]) -> None:
+    """Free the segment of a GET nobody will read (and retrieve its error, so none is logged as lost)."""
+    if task.cancelled() or task.exception() is not None:
+        return
+    segment = task.result()
+    if segment is not None:
+        segment.release()
