@@ -12,7 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-FPS_WINDOW_S = 2.0
+# fps: frames over the last FPS_WINDOW_S seconds of *media* time (the frames' own timestamps)
+FPS_WINDOW_S = 4.0
+# arrival may lag media time by about one trickle segment (a segment's frames land together)
+FPS_ARRIVAL_SLACK_S = 2.0
+# no frame for this long: the rate is 0 (the input stalled or the workflow stopped producing)
+FPS_STALL_S = 3.0
 LATENCY_SAMPLES = 300
 
 
@@ -24,36 +29,50 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[rank]
 
 
-class RateMeter:
-    """Events per second over the last ``window_s`` seconds."""
+class FrameRateMeter:
+    """Frames per second of video, from the frames' timestamps, steady under bursty arrival.
+
+    Trickle delivers video a segment at a time, so frames reach us in bursts (a whole second of video
+    within milliseconds, then nothing); counting arrivals per wall-clock second swings between far above
+    and far below the real rate. Instead the rate is the number of frames whose media time lies in the
+    last ``window_s`` seconds of media time, divided by the media time they span: a 30 fps source reads
+    30 however its segments land, and frames missing from the video (skipped segments, drops) lower it.
+    Two wall-clock guards keep it honest: when the frames of the window took longer to arrive than
+    they span by more than ``FPS_ARRIVAL_SLACK_S`` (more than a segment's burst), that longer time is the
+    divisor, so a consumer well behind real time reads its real rate (one slightly behind reads the
+    video's rate until the hand-off's backlog bound drops frames, which then lower it); and after
+    ``FPS_STALL_S`` without a frame the rate is 0. A timestamp going backwards or jumping ahead by more
+    than the window (a source restart) starts the window afresh. Frames without a media time fall back
+    to their arrival time.
+    """
 
     def __init__(self, clock: Callable[[], float], window_s: float = FPS_WINDOW_S) -> None:
         self._clock = clock
         self._window_s = window_s
-        self._first: float | None = None
-        self._times: collections.deque[float] = collections.deque()
+        self._frames: collections.deque[tuple[float, float]] = collections.deque()  # (media time, arrival)
 
-    def tick(self) -> None:
+    def tick(self, media_time: float | None = None) -> None:
         now = self._clock()
-        if self._first is None:
-            self._first = now
-        self._times.append(now)
-        self._trim(now)
+        media = now if media_time is None else float(media_time)
+        if self._frames:
+            newest = self._frames[-1][0]
+            if media < newest - 0.001 or media > newest + self._window_s:
+                self._frames.clear()  # the timeline restarted
+        self._frames.append((media, now))
+        while media - self._frames[0][0] > self._window_s:
+            self._frames.popleft()
 
     def rate(self) -> float:
-        """Events in the window divided by the window (or by the time since the first event, early on)."""
-        if self._first is None:
+        """Frames per second (0 until two frames arrived, and after a stall)."""
+        if len(self._frames) < 2 or self._clock() - self._frames[-1][1] > FPS_STALL_S:
             return 0.0
-        now = self._clock()
-        self._trim(now)
-        elapsed = min(self._window_s, now - self._first)
-        if elapsed <= 0.05:  # too early for a meaningful figure
+        media_span = self._frames[-1][0] - self._frames[0][0]
+        arrival_span = self._frames[-1][1] - self._frames[0][1]
+        # more than a segment's burst behind: frames came slower than the video runs, count real time
+        span = arrival_span if arrival_span > media_span + FPS_ARRIVAL_SLACK_S else media_span
+        if span <= 0.05:  # too early for a meaningful figure
             return 0.0
-        return len(self._times) / elapsed
-
-    def _trim(self, now: float) -> None:
-        while self._times and now - self._times[0] > self._window_s:
-            self._times.popleft()
+        return (len(self._frames) - 1) / span
 
 
 class StreamCounters:
@@ -69,18 +88,19 @@ class StreamCounters:
         self.frames_out = 0
         self._dropped_elsewhere = 0
         self._dropped_sources: list[Callable[[], int]] = []
-        self._fps_in = RateMeter(clock)
-        self._fps_out = RateMeter(clock)
+        self._fps_in = FrameRateMeter(clock)
+        self._fps_out = FrameRateMeter(clock)
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
 
     def add_drop_source(self, read: Callable[[], int]) -> None:
         """Count drops that another component keeps (e.g. the hand-off's ``dropped``)."""
         self._dropped_sources.append(read)
 
-    def frame_in(self) -> None:
+    def frame_in(self, media_time: float | None = None) -> None:
+        """A frame was decoded; ``media_time`` is its pts in seconds (see ``FrameRateMeter``)."""
         with self._lock:
             self.frames_in += 1
-            self._fps_in.tick()
+            self._fps_in.tick(media_time)
 
     def frame_processed(self) -> None:
         with self._lock:
@@ -90,11 +110,12 @@ class StreamCounters:
         with self._lock:
             self._dropped_elsewhere += count
 
-    def frame_out(self, arrival: float | None) -> None:
-        """An output frame was written; ``arrival`` is its input frame's monotonic arrival time."""
+    def frame_out(self, arrival: float | None, media_time: float | None = None) -> None:
+        """An output frame was written; ``arrival`` is its input frame's monotonic arrival time,
+        ``media_time`` the output frame's pts in seconds."""
         with self._lock:
             self.frames_out += 1
-            self._fps_out.tick()
+            self._fps_out.tick(media_time)
             if arrival is not None:
                 self._latencies.append(self._clock() - arrival)
 

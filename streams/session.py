@@ -144,7 +144,17 @@ class StreamSession:
 
     # --- status -------------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """The status object of docs/ARCHITECTURE.md."""
+        """The status object of docs/ARCHITECTURE.md.
+
+        ``fps_in``/``fps_out`` are frames per second of *video*: the frames decoded (written) whose
+        timestamps lie in the last 4 s of the stream's media time, over the media time they span - so a
+        30 fps source reads 30 even though trickle delivers it a segment (a burst of frames) at a time,
+        and frames dropped or missing lower it. If those frames took more than 2 s (a segment's
+        burst) longer than that to arrive, the wall-clock time is the divisor (a workflow well behind
+        real time reads its real rate); after 3 s without a frame the figure is 0, and 0 once the
+        stream ended.
+        See ``counters.FrameRateMeter``.
+        """
         config_json = self.config.to_json() if hasattr(self.config, "to_json") else {}
         return {
             "request_id": self.stream_id,
@@ -160,7 +170,7 @@ class StreamSession:
 
     # --- callbacks from other threads ---------------------------------------------------------------------
     def _on_frame(self, decoded: DecodedFrame) -> None:
-        self.counters.frame_in()
+        self.counters.frame_in(decoded.time)
         frame = InputFrame(
             index=self._frames_seen,
             image=decoded.rgb,
@@ -186,7 +196,8 @@ class StreamSession:
             self._pump.output_arrived(ticket)
 
     def _on_written(self, frame: InputFrame, rgb: Any, pts: int) -> None:
-        self.counters.frame_out(frame.arrival)
+        media_time = float(pts * frame.time_base) if frame.time_base else frame.media_time
+        self.counters.frame_out(frame.arrival, media_time)
         self._latest_output = (rgb, pts)
 
     def _on_egress_failed(self, message: str) -> None:

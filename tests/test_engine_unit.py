@@ -100,6 +100,42 @@ def test_counters_latency_percentiles_and_drops():
     assert snap["latency_ms"]["p95"] == pytest.approx(95.0, abs=1.5)
 
 
+
+def test_fps_in_is_steady_when_a_30_fps_source_arrives_in_segment_bursts():
+    now = [0.0]
+    counters = StreamCounters(clock=lambda: now[0])
+    samples = []
+    frame = 0
+    for second in range(1, 13):  # 1 s trickle segments: 30 frames land within 30 ms once a second
+        for tick in range(10):
+            now[0] = second + tick / 10
+            if tick == 0:
+                for _ in range(30):
+                    counters.frame_in(media_time=frame / 30)
+                    frame += 1
+                    now[0] += 0.001
+            if second >= 2:
+                samples.append(counters.snapshot()["fps_in"])
+    assert len(samples) == 110
+    assert min(samples) >= 28.5 and max(samples) <= 31.5, (min(samples), max(samples))
+    now[0] += 3.5  # the input stalls
+    assert counters.snapshot()["fps_in"] == 0.0
+
+
+def test_fps_out_reads_the_real_rate_of_a_workflow_slower_than_real_time():
+    now = [0.0]
+    with_drops = StreamCounters(clock=lambda: now[0])
+    for index in range(300):  # 30 fps video, every third frame dropped by the hand-off: 20 fps out
+        now[0] = index / 30
+        if index % 3 != 2:
+            with_drops.frame_out(arrival=None, media_time=index / 30)
+    assert with_drops.snapshot()["fps_out"] == pytest.approx(20.0, abs=1.0)
+    behind = StreamCounters(clock=lambda: now[0])
+    for index in range(300):  # every frame of a 30 fps video, written at 15 a second (a long backlog)
+        now[0] = index / 15
+        behind.frame_out(arrival=None, media_time=index / 30)
+    assert behind.snapshot()["fps_out"] == pytest.approx(15.0, abs=1.0)
+
 # --- workflow -----------------------------------------------------------------------------------------------
 def test_comfystream_nodes_are_mapped_without_touching_the_users_workflow():
     live = prepare_workflow(SEED_WORKFLOW)
