@@ -167,6 +167,10 @@ def parse_workflow(prompt: Any, field_name: str = "prompt") -> Workflow:
             raise RequestError(
                 400, f"Invalid prompt JSON in {field_name}: {err}", {"field": field_name}
             ) from err
+        except RecursionError:  # json.loads recurses per nesting level
+            raise RequestError(
+                400, f"Field {field_name} is nested too deeply to be a workflow", {"field": field_name}
+            ) from None
     if not isinstance(prompt, dict):
         raise RequestError(
             400,

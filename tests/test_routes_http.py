@@ -270,6 +270,9 @@ async def test_unexpected_registry_failure_is_a_logged_500(registry, caplog):
         b' "params": [], "control_url": 5}',
         # Deep nesting exhausts the JSON decoder's recursion (was a 500 RecursionError).
         b"[" * 100_000 + b"]" * 100_000,
+        # ... and so does a deeply nested prompt sent as a JSON string.
+        b'{"gateway_request_id": "a", "subscribe_url": "http://127.0.0.1/a", "publish_url": "http://127.0.0.1/b",'
+        b' "params": {"prompt": "' + b"[" * 100_000 + b"]" * 100_000 + b'"}}',
     ],
 )
 async def test_malformed_bodies_are_400_never_500(client, registry, raw):
