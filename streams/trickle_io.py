@@ -97,9 +97,14 @@ class TrickleIngest:
         self._decoder.start()
         self._subscriber = TrickleSubscriber(self.url)
         async for segment in self._subscriber:
+            # each trickle segment starts with PAT/PMT and an IDR: marking its first chunk flushes the
+            # previous segment's last frames at once and picks up a changed layout (a restarted source's
+            # new audio track)
+            segment_start = True
             try:
                 while chunk := await segment.read_chunk():
-                    self._decoder.feed(chunk)
+                    self._decoder.feed(chunk, segment_start=segment_start)
+                    segment_start = False
             except TrickleSegmentError as err:
                 logger.info("input %s: segment %s truncated (%s); going on", self.url, segment.seq, err)
         if self._closed:

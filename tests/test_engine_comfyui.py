@@ -9,7 +9,15 @@ import time
 
 import numpy as np
 import pytest
-from comfy_trickle.media.synthetic import make_test_frame, psnr, read_frame_index
+from comfy_trickle.media.synthetic import (
+    SyntheticConfig,
+    SyntheticSource,
+    make_test_frame,
+    psnr,
+    read_frame_index,
+)
+from comfy_trickle.streams.trickle_io import TrickleIngest
+from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.relay_server import serve_relay
 from engine_support import (
     INVERT,
@@ -352,3 +360,38 @@ async def test_missing_channels_put_the_stream_in_error_with_the_reason(api):
         assert status == 200, body
         final = await api.wait_state("no-in", {"error", "completed"})
         assert final["state"] == "error" and "input failed" in final["error"]["message"], final
+
+
+async def test_ingest_picks_up_audio_that_a_restarted_source_adds(relay):
+    """The input's source restarts with an audio track: the ingest marks each trickle segment's start
+    for the decoder, so the new track is demuxed and reaches the stream (one long-lived demuxer never
+    reports a track that a later PMT adds)."""
+    relay.relay.create_channel("restart-in", "video/MP2T")
+    url = relay.channel_url("restart-in")
+    video_only = SyntheticSource(SyntheticConfig(width=SIZE, height=SIZE, audio=None))
+    with_audio = SyntheticSource(SyntheticConfig(width=SIZE, height=SIZE, audio="opus"))  # pts from 0 again
+    segments = [s.data for s in video_only.segments(60)] + [s.data for s in with_audio.segments(60)]
+    loop = asyncio.get_running_loop()
+    frames, audio = [], []
+    first_frame = asyncio.Event()
+
+    def on_frame(frame):
+        frames.append(read_frame_index(frame.rgb))
+        loop.call_soon_threadsafe(first_frame.set)
+
+    publisher = TricklePublisher(url)
+    ingest = TrickleIngest(url, width=SIZE, height=SIZE)
+    try:
+        await publisher.write_segment(segments[0])
+        reading = asyncio.create_task(ingest.run(on_frame, audio.append))
+        await asyncio.wait_for(first_frame.wait(), 30)  # subscribed at segment 0: publish the rest
+        for data in segments[1:]:
+            await publisher.write_segment(data)
+        await publisher.close(delete_channel=True)
+        await asyncio.wait_for(reading, 30)
+    finally:
+        await publisher.close(delete_channel=True)
+        await ingest.close()
+    assert frames == list(range(60)) + list(range(60))
+    assert len(audio) >= 45, len(audio)  # about 2 s of 20 ms Opus packets, from the restarted source only
+    assert {packet.codec for packet in audio} == {"opus"}
