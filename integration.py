@@ -29,6 +29,59 @@ FORGET_RETRY_S = 0.5
 FORGET_GIVE_UP_S = 600.0
 
 
+
+def combo_value_errors(
+    prompt: dict[str, Any], class_mappings: dict[str, Any], output_node_ids: list[str]
+) -> dict[str, Any]:
+    """``node_errors`` (ComfyUI's shape, ``value_not_in_list``) for dropdown values not among their options.
+
+    ComfyUI 0.3.75 checks a dropdown's value only when ``INPUT_TYPES`` declares it as a plain list (V1
+    nodes); V3 nodes declare ``("COMBO", {"options": [...]})``, which it lets through, so a bad value
+    (e.g. ``ImageBlend``'s ``blend_mode: "sideways"``) would start the stream and fail on the first frame.
+    Linked inputs (``[node_id, slot]`` lists), multi-select and remote (empty) option lists are skipped.
+    """
+    errors: dict[str, Any] = {}
+    for node_id, node in prompt.items():
+        class_def = class_mappings.get(node.get("class_type"))
+        if class_def is None:
+            continue
+        try:
+            declared = class_def.INPUT_TYPES()
+        except Exception:  # a node whose schema cannot be read is left to ComfyUI's own checks
+            logger.debug("comfy-trickle: INPUT_TYPES of %s failed", node.get("class_type"), exc_info=True)
+            continue
+        node_errors = []
+        for category in ("required", "optional"):
+            for input_name, info in (declared.get(category) or {}).items():
+                if input_name not in node.get("inputs", {}) or not isinstance(info, (list, tuple)):
+                    continue
+                value = node["inputs"][input_name]
+                extra = info[1] if len(info) > 1 and isinstance(info[1], dict) else {}
+                options = extra.get("options")
+                if (info[0] != "COMBO" or isinstance(value, list) or not isinstance(options, list)
+                        or not options or extra.get("multi_select")):
+                    continue
+                if value in options:
+                    continue
+                listed = str(options) if len(options) <= 20 else f"(list of length {len(options)})"
+                node_errors.append({
+                    "type": "value_not_in_list",
+                    "message": "Value not in list",
+                    "details": f"{input_name}: {value!r} not in {listed}",
+                    "extra_info": {
+                        "input_name": input_name,
+                        "input_config": list(info) if len(options) <= 20 else None,
+                        "received_value": value,
+                    },
+                })
+        if node_errors:
+            errors[node_id] = {
+                "errors": node_errors,
+                "dependent_outputs": list(output_node_ids),
+                "class_type": node["class_type"],
+            }
+    return errors
+
 class ComfyPromptRunner:
     """``streams.executor.PromptRunner`` on ``PromptServer.instance.prompt_queue`` (see harness notes:
     the 6-tuple ``put``, ``number`` from ``server.number``, ``client_id`` always set)."""
@@ -65,6 +118,16 @@ class ComfyPromptRunner:
         ok, error, outputs, node_errors = await execution.validate_prompt(
             str(uuid.uuid4()), prompt, list(output_node_ids)
         )
+        if ok and not node_errors:
+            combo_errors = combo_value_errors(prompt, nodes.NODE_CLASS_MAPPINGS, list(output_node_ids))
+            if combo_errors:
+                error = {
+                    "type": "prompt_outputs_failed_validation",
+                    "message": "Prompt outputs failed validation",
+                    "details": "",
+                    "extra_info": {},
+                }
+                return ValidationResult(False, error, list(outputs), combo_errors, prompt)
         return ValidationResult(bool(ok), error, list(outputs), dict(node_errors or {}), prompt)
 
     def submit(self, prompt: dict[str, Any], output_node_ids: list[str], client_id: str) -> str:

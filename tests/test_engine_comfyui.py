@@ -285,6 +285,28 @@ async def test_invalid_workflows_answer_400_naming_node_type_input_and_reason(ap
     assert any(e["extra_info"].get("input_name") == "image2" for e in errors["errors"]), errors
     assert "node 2 (ImageBlend) input 'image2'" in body["error"]
 
+    # a dropdown value of a V3 node: ComfyUI 0.3.75's own validation lets it through
+    bad_combo = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+        "2": {"class_type": "ImageBlend", "inputs": {
+            "image1": ["1", 0], "image2": ["1", 0], "blend_factor": 0.5, "blend_mode": "sideways"}},
+        "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0], "stream_id": ""}},
+    }  # fmt: skip
+    status, body = await api.start("bad", sub_url, pub_url, bad_combo)
+    assert status == 400, body
+    (error,) = body["node_errors"]["2"]["errors"]
+    assert body["node_errors"]["2"]["class_type"] == "ImageBlend"
+    assert error["type"] == "value_not_in_list"
+    assert error["extra_info"]["input_name"] == "blend_mode"
+    assert error["extra_info"]["received_value"] == "sideways"
+    assert "node 2 (ImageBlend) input 'blend_mode': Value not in list" in body["error"], body["error"]
+    assert "'sideways' not in ['normal', 'multiply'" in body["error"], body["error"]
+    good_combo = dict(bad_combo, **{"2": {"class_type": "ImageBlend", "inputs": dict(
+        bad_combo["2"]["inputs"], blend_mode="difference")}})  # fmt: skip
+    ok_status, ok_body = await api.start("good-combo", sub_url, pub_url, good_combo)
+    assert ok_status == 200, ok_body  # a listed value still starts
+    await api.stop("good-combo")
+
     unknown = dict(SEED_PASSTHROUGH, **{"9": {"class_type": "NoSuchNode", "inputs": {}}})
     status, body = await api.start("bad", sub_url, pub_url, unknown)
     assert status == 400 and body["node_errors"]["9"]["class_type"] == "NoSuchNode", body
