@@ -1,6 +1,6 @@
 """The demo: live video through a ComfyUI workflow on this machine, written to an mp4.
 
-    python -m comfy_trickle.demo [--seconds 20] [--comfyui-url http://127.0.0.1:8188] [--output out.mp4]
+    python -m comfy_trickle.demo [--seconds 20] [--comfyui-url http://127.0.0.1:8188] [--output x.mp4]
 
 (``scripts/demo`` sets everything up and runs this.) Steps:
 
@@ -14,6 +14,9 @@
    (frames in/out, fps, latency), for ``--seconds`` or until Ctrl-C.
 5. Stop the stream and the source, remux the received MPEG-TS into an mp4 (PyAV, no re-encoding), log
    where it is, and stop ComfyUI if we started it.
+
+Files: only the mp4 (default ``out/comfy-trickle-demo.mp4`` in the pack, a gitignored folder); the
+received MPEG-TS is scratch in a temporary folder beside it, removed however the demo ends.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +48,7 @@ logger = logging.getLogger("comfy_trickle.demo")
 
 PACK_DIR = Path(__file__).resolve().parent
 DEFAULT_WORKFLOW = PACK_DIR / "example_workflows" / "api" / "tinted_negative.json"
+DEFAULT_OUTPUT = PACK_DIR / "out" / "comfy-trickle-demo.mp4"
 READY_TIMEOUT_S = 180.0
 PROGRESS_INTERVAL_S = 2.0
 DRAIN_TIMEOUT_S = 10.0
@@ -182,6 +187,10 @@ async def record_channel(url: str, ts_path: Path, give_up_at: float) -> int:
                 await asyncio.sleep(0.2)
 
 
+def _has_bytes(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
+
+
 def remux_to_mp4(ts_path: Path, mp4_path: Path) -> int:
     """Copy the video (and audio, when the mp4 muxer takes it) of ``ts_path`` into ``mp4_path``.
 
@@ -213,7 +222,12 @@ def remux_to_mp4(ts_path: Path, mp4_path: Path) -> int:
 
 async def run_demo(args: argparse.Namespace, workflow: dict[str, Any], output: Path) -> Path:
     """Run the whole demo with ``workflow`` (API format); returns ``output``, the mp4 written."""
-    ts_path = output.with_suffix(".ts")
+    # the received MPEG-TS is scratch: in a temporary folder next to the mp4, gone however we end
+    with tempfile.TemporaryDirectory(prefix=".comfy-trickle-demo-", dir=output.parent) as scratch:
+        return await _run_demo(args, workflow, output, Path(scratch) / "received.ts")
+
+
+async def _run_demo(args: argparse.Namespace, workflow: dict[str, Any], output: Path, ts_path: Path) -> Path:
     launched: LaunchedComfyUI | None = None
     stop_event = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -268,10 +282,9 @@ async def run_demo(args: argparse.Namespace, workflow: dict[str, Any], output: P
                 logger.warning("The output channel did not end within %.0f s", DRAIN_TIMEOUT_S)
             except TrickleError as err:
                 raise DemoError(f"Reading the output channel failed: {err}") from err
-            if not ts_path.exists() or ts_path.stat().st_size == 0:
+            if not _has_bytes(ts_path):
                 raise DemoError("No output arrived from the stream; see ComfyUI's log")
             frames = remux_to_mp4(ts_path, output)
-            ts_path.unlink()
             logger.info("Received %d segments, %d video frames", segments, frames)
             logger.info("ComfyUI: %s/", base_url)
             logger.info("Output video: %s", output)
@@ -298,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("COMFY_TRICKLE_DEMO_PORT") or 0),
         help="port for the ComfyUI we start (default: $COMFY_TRICKLE_DEMO_PORT, else a free one)",
     )
-    parser.add_argument("--output", default="comfy-trickle-demo.mp4", help="mp4 to write")
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help=f"mp4 to write ({DEFAULT_OUTPUT})")
     parser.add_argument("--workflow", default=str(DEFAULT_WORKFLOW), help="API-format workflow JSON")
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--height", type=int, default=512)

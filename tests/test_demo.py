@@ -7,6 +7,7 @@ would cost one more ComfyUI start, so this drives ``--comfyui-url`` (the rest is
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,17 +31,27 @@ def tint_of(workflow: dict) -> tuple[np.ndarray, float]:
 
 @pytest.mark.timeout(180)
 def test_demo_writes_an_mp4_showing_the_effect(comfyui, tmp_path):
-    output = tmp_path / "demo.mp4"
+    """Run from an empty working folder with the default --output: the mp4 lands in the pack's
+    gitignored out/ and nothing at all is written where the demo was started."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    output = REPO / "out" / "comfy-trickle-demo.mp4"
+    output.unlink(missing_ok=True)
     run = subprocess.run(
         [sys.executable, "-m", "comfy_trickle.demo", "--comfyui-url", comfyui.base_url, "--seconds", "5",
-         "--width", "256", "--height", "256", "--fps", "20", "--output", str(output)],
-        capture_output=True, text=True, timeout=150, check=False,
+         "--width", "256", "--height", "256", "--fps", "20"],
+        capture_output=True, text=True, timeout=150, check=False, cwd=workdir,
     )  # fmt: skip
     log = run.stdout + run.stderr
     assert run.returncode == 0, log
     assert f"Output video: {output}" in log
     assert "frames in" in log and "latency p50" in log  # progress lines
-    assert not output.with_suffix(".ts").exists()
+    assert list(workdir.iterdir()) == []
+    ours = [p.name for p in output.parent.iterdir() if p.name.startswith(("comfy-trickle-demo", ".comfy"))]
+    assert ours == [output.name]  # no scratch MPEG-TS left beside it
+    shutil.copy(output, tmp_path / "demo.mp4")
+    output.unlink()
+    output = tmp_path / "demo.mp4"
 
     tint, factor = tint_of(json.loads(WORKFLOW.read_text()))
     errors, indices = [], []
