@@ -277,7 +277,8 @@ async def build_extension() -> TrickleExtension:
     )
     register_stream_routes(server.routes, _registry, settings)
     _coalesce_queue_updates(server)  # a stream's per-frame prompts must not flood every browser
-    PreviewRoutes(_registry, settings).setup_routes(server.routes)
+    preview_routes = PreviewRoutes(_registry, settings)
+    preview_routes.setup_routes(server.routes)
     if settings.dev_relay:
         dev_routes = DevRoutes(settings)
         dev_routes.setup_routes(server.routes)
@@ -286,6 +287,7 @@ async def build_extension() -> TrickleExtension:
     async def stop_streams(app: Any) -> None:
         if _registry is not None:
             await _registry.stop_all()
+        await preview_routes.close()  # its JPEG encoder thread
 
     server.app.on_shutdown.append(stop_streams)
     logger.info("comfy-trickle: routes registered, up to %d streams", settings.max_streams)

@@ -14,6 +14,7 @@ from typing import Any
 
 # fps: frames over the last FPS_WINDOW_S seconds of *media* time (the frames' own timestamps)
 FPS_WINDOW_S = 4.0
+FPS_MAX_FRAMES = 2048  # far above any window's worth of real video (4 s at 240 fps is 960)
 # arrival may lag media time by about one trickle segment (a segment's frames land together)
 FPS_ARRIVAL_SLACK_S = 2.0
 # no frame for this long: the rate is 0 (the input stalled or the workflow stopped producing)
@@ -49,7 +50,8 @@ class FrameRateMeter:
     def __init__(self, clock: Callable[[], float], window_s: float = FPS_WINDOW_S) -> None:
         self._clock = clock
         self._window_s = window_s
-        self._frames: collections.deque[tuple[float, float]] = collections.deque()  # (media time, arrival)
+        # (media time, arrival); the cap bounds memory when a source repeats one timestamp forever
+        self._frames: collections.deque[tuple[float, float]] = collections.deque(maxlen=FPS_MAX_FRAMES)
 
     def tick(self, media_time: float | None = None) -> None:
         now = self._clock()

@@ -10,7 +10,7 @@ import time
 import pytest
 from comfy_trickle.streams.bridge import BridgeDirectory, FrameBridge
 from comfy_trickle.streams.config import StreamConfig
-from comfy_trickle.streams.counters import StreamCounters
+from comfy_trickle.streams.counters import FPS_MAX_FRAMES, FrameRateMeter, StreamCounters
 from comfy_trickle.streams.errors import (
     FrameTimeout,
     StreamExists,
@@ -120,6 +120,15 @@ def test_fps_in_is_steady_when_a_30_fps_source_arrives_in_segment_bursts():
     assert min(samples) >= 28.5 and max(samples) <= 31.5, (min(samples), max(samples))
     now[0] += 3.5  # the input stalls
     assert counters.snapshot()["fps_in"] == 0.0
+
+
+def test_fps_meter_memory_stays_bounded_when_a_source_repeats_one_timestamp():
+    now = [0.0]
+    meter = FrameRateMeter(clock=lambda: now[0])
+    for index in range(FPS_MAX_FRAMES * 3):  # a broken source stamping every frame with pts 0
+        now[0] = index / 30
+        meter.tick(media_time=0.0)
+    assert len(meter._frames) == FPS_MAX_FRAMES
 
 
 def test_fps_out_reads_the_real_rate_of_a_workflow_slower_than_real_time():
