@@ -7,9 +7,10 @@ Order of a case (every step bounded in time):
 2. start the pipeline's streams and let them settle (startup cases skip this: there the feed runs first
    and ``/stream/start`` comes one second into it, as when a gateway starts a runner on a live input);
 3. feed every ``in`` for ``seconds`` while sampling CPU/RSS of the pipeline, relay and gateway;
-4. drain: wait until no output arrived for ``DRAIN_IDLE_S`` (at most ``DRAIN_MAX_S``);
-5. end the input (DELETE ``in``), stop the pipeline's streams (ours: ``/stream/{id}/stop``, which returns
-   the engine's counters), delete the remaining channels.
+4. end the input (DELETE ``in``: the pipeline may flush a frame it held) and drain: wait until no output
+   arrived for ``DRAIN_IDLE_S`` (at most ``DRAIN_MAX_S``);
+5. stop the pipeline's streams (ours: ``/stream/{id}/stop``, which returns the engine's counters), delete
+   the remaining channels.
 """
 
 from __future__ import annotations
@@ -148,11 +149,13 @@ async def run_case(
                 sampler.start()
                 feed_tasks = [asyncio.create_task(f.run()) for f in feeders.values()]
             await asyncio.gather(*feed_tasks)
+            # end of input first, as a gateway does: a pipeline may hold its last frame until it knows
+            # no more bytes follow (a demuxer cannot tell a PES is complete before the next one starts)
+            for sid in stream_ids:
+                await delete_channel(session, urls[sid]["in"])
             await _drain(list(receivers.values()))
             usage = sampler.stop()
             sampler = None
-            for sid in stream_ids:
-                await delete_channel(session, urls[sid]["in"])
             stops = await asyncio.gather(
                 *(pipeline.stop_stream(session, sid) for sid in stream_ids), return_exceptions=True
             )
