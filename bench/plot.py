@@ -36,8 +36,8 @@ def _font() -> ImageFont.ImageFont:
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
-    for step in (1, 2, 2.5, 5):
-        for scale in (1, 10, 100, 1000, 10000):
+    for scale in (0.1, 1, 10, 100, 1000, 10000):
+        for step in (1, 2, 2.5, 5):
             if step * scale >= value:
                 return float(step * scale)
     return value
