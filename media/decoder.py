@@ -270,19 +270,22 @@ class StreamDecoder:
         return decoder
 
     def _decode_packet(self, decoder: av.CodecContext, packet: av.Packet | None, time_base: Fraction) -> None:
+        started = time.perf_counter()
         try:
             frames = decoder.decode(packet)
         except av.FFmpegError as exc:
             logger.debug("skipping undecodable video packet: %s", exc)
             return
+        # the codec's time, shared by the frames one call returned (usually one; several when flushing)
+        codec_s = (time.perf_counter() - started) / max(1, len(frames))
         for frame in frames:
             self._stats.decoded += 1
             if frame.is_corrupt:
                 self._corrupt_frames += 1
                 continue
-            self._handle_frame(frame, time_base)
+            self._handle_frame(frame, time_base, codec_s)
 
-    def _handle_frame(self, frame: av.VideoFrame, time_base: Fraction) -> None:
+    def _handle_frame(self, frame: av.VideoFrame, time_base: Fraction, codec_s: float = 0.0) -> None:
         pts = frame.pts
         if pts is None:
             # Without a timestamp, place the frame one nominal interval after the previous one.
@@ -296,8 +299,12 @@ class StreamDecoder:
         if not self._rate_cap.admit(pts, time_base):
             self._stats.dropped_by_rate += 1
             return
+        converting = time.perf_counter()
         rgb = self._converter.convert(frame)
-        decoded = DecodedFrame(rgb=rgb, pts=int(pts), time_base=time_base, index=self._next_index)
+        decode_s = codec_s + time.perf_counter() - converting
+        decoded = DecodedFrame(
+            rgb=rgb, pts=int(pts), time_base=time_base, index=self._next_index, decode_s=decode_s
+        )
         self._next_index += 1
         self._stats.emitted += 1
         try:

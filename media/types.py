@@ -20,12 +20,15 @@ class DecodedFrame:
 
     ``pts`` is in ``time_base`` units as demuxed (90 kHz for MPEG-TS); ``index`` counts every frame the
     decoder emitted since it started (frames dropped by the rate cap do not take an index).
+    ``decode_s`` is the time the decoder spent on it (``time.perf_counter`` seconds: its share of the codec
+    call that returned it plus the conversion to RGB), None where no decoder made it.
     """
 
     rgb: np.ndarray
     pts: int
     time_base: Fraction
     index: int
+    decode_s: float | None = None
 
     @property
     def width(self) -> int:

@@ -1,4 +1,5 @@
-"""Per-stream counters: frames in/processed/out/dropped, fps in/out, latency p50/p95, uptime.
+"""Per-stream counters: frames in/processed/out/dropped, fps in/out, latency p50/p95, uptime, and the
+per-frame time of each engine stage (``STAGES``, see ``StreamCounters.stage``).
 
 Updated from several threads (decoder, ComfyUI's worker, encoder), so every method takes a lock; each
 is a few integer operations, cheap next to a video frame.
@@ -20,6 +21,10 @@ FPS_ARRIVAL_SLACK_S = 2.0
 # no frame for this long: the rate is 0 (the input stalled or the workflow stopped producing)
 FPS_STALL_S = 3.0
 LATENCY_SAMPLES = 300
+# The stages a frame goes through, in order (see ``StreamSession.status``); each keeps its last
+# STAGE_SAMPLES per-frame durations.
+STAGES = ("decode", "handoff_wait", "executor_queue", "workflow", "encode", "publish")
+STAGE_SAMPLES = 300
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -93,6 +98,9 @@ class StreamCounters:
         self._fps_in = FrameRateMeter(clock)
         self._fps_out = FrameRateMeter(clock)
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
+        self._stages: dict[str, collections.deque[float]] = {
+            name: collections.deque(maxlen=STAGE_SAMPLES) for name in STAGES
+        }
 
     def add_drop_source(self, read: Callable[[], int]) -> None:
         """Count drops that another component keeps (e.g. the hand-off's ``dropped``)."""
@@ -121,6 +129,14 @@ class StreamCounters:
             if arrival is not None:
                 self._latencies.append(self._clock() - arrival)
 
+    def stage(self, name: str, seconds: float) -> None:
+        """One frame spent ``seconds`` in stage ``name`` (one of ``STAGES``; any thread)."""
+        samples = self._stages.get(name)
+        if samples is None:
+            return
+        with self._lock:
+            samples.append(max(0.0, seconds))
+
     def finish(self) -> None:
         """Freeze uptime (the stream stopped)."""
         with self._lock:
@@ -134,9 +150,10 @@ class StreamCounters:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             latencies = sorted(self._latencies)
+            stages = {name: list(samples) for name, samples in self._stages.items()}
             end = self._finished if self._finished is not None else self._clock()
             running = self._finished is None
-            return {
+            counters: dict[str, Any] = {
                 "frames_in": self.frames_in,
                 "frames_processed": self.frames_processed,
                 "frames_out": self.frames_out,
@@ -149,3 +166,18 @@ class StreamCounters:
                 },
                 "uptime_s": round(end - self._started, 2),
             }
+        # sorted outside the lock: the threads recording frames never wait on a status request
+        counters["stage_ms"] = {name: _summary_ms(samples) for name, samples in stages.items()}
+        return counters
+
+
+def _summary_ms(seconds: list[float]) -> dict[str, float | None]:
+    """Mean, p50 and p95 in milliseconds of durations in seconds (None without samples)."""
+    sorted_seconds = sorted(seconds)
+    if not sorted_seconds:
+        return {"mean": None, "p50": None, "p95": None}
+    return {
+        "mean": round(1000.0 * sum(sorted_seconds) / len(sorted_seconds), 3),
+        "p50": round(1000.0 * percentile(sorted_seconds, 0.50), 3),
+        "p95": round(1000.0 * percentile(sorted_seconds, 0.95), 3),
+    }

@@ -28,6 +28,9 @@ class InputFrame:
 
     ``image`` is whatever the decoder produced (an ``[H, W, 3]`` uint8 array); ``media_time`` is its pts
     in seconds (``pts * time_base``); ``arrival`` is ``time.monotonic()`` when it was decoded.
+    ``stamps`` holds ``time.perf_counter()`` readings of its way through the engine, from which the
+    session derives the per-stage times of ``counters.STAGES``: ``handoff`` (put into the hand-off),
+    ``queued`` (its prompt about to enter ComfyUI's queue), ``input_started`` (``TrickleInput`` took it).
     """
 
     index: int
@@ -37,6 +40,7 @@ class InputFrame:
     media_time: float
     arrival: float
     extra: dict[str, Any] = field(default_factory=dict)
+    stamps: dict[str, float] = field(default_factory=dict)
 
 
 class FrameHandoff:

@@ -17,6 +17,8 @@ FrameCallback = Callable[[DecodedFrame], None]
 AudioCallback = Callable[[AudioPacket], None]
 # (the input frame, the RGB uint8 array written, its pts) - called on the egress thread per written frame
 WrittenCallback = Callable[[InputFrame, Any, int], None]
+# (stage name of ``counters.STAGES``, seconds one frame spent in it) - any thread
+StageCallback = Callable[[str, float], None]
 
 
 class Ingest(Protocol):
@@ -35,9 +37,13 @@ class Ingest(Protocol):
 class Egress(Protocol):
     """Encodes output frames (keeping their input pts) with the passed-through audio and publishes them."""
 
-    def start(self, on_written: WrittenCallback, on_failed: Callable[[str], None]) -> None:
+    def start(
+        self, on_written: WrittenCallback, on_failed: Callable[[str], None],
+        on_stage: StageCallback | None = None,
+    ) -> None:
         """Start the egress thread(s); ``on_written`` is called for every frame written, ``on_failed``
-        (on the event loop) once if the output channel is gone for good."""
+        (on the event loop) once if the output channel is gone for good, ``on_stage`` with each frame's
+        ``encode`` and ``publish`` times."""
         ...
 
     def submit(self, frame: InputFrame, images: Any) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -99,6 +100,9 @@ class PromptPump:
             self._waiters[ticket] = waiter
             try:
                 prompt = self._builder.build(ticket, self._inert_nodes())
+                queued = frame.stamps["queued"] = time.perf_counter()
+                if "handoff" in frame.stamps:
+                    self._counters.stage("handoff_wait", queued - frame.stamps["handoff"])
                 prompt_id = self._runner.submit(prompt, [self._builder.output_id], self._client_id)
                 self.prompts_submitted += 1
                 self._in_flight = (prompt_id, ticket)

@@ -118,7 +118,7 @@ class StreamSession:
             prepare_frame=self._prepare_frame,
         )
         self._bridges.register(self._bridge)
-        self._egress.start(self._on_written, self._on_egress_failed)
+        self._egress.start(self._on_written, self._on_egress_failed, on_stage=self.counters.stage)
         self._tasks = [
             asyncio.create_task(self._run_ingest(), name=f"trickle-ingest-{self.stream_id}"),
             asyncio.create_task(self._supervise(), name=f"trickle-pump-{self.stream_id}"),
@@ -154,6 +154,19 @@ class StreamSession:
         real time reads its real rate); after 3 s without a frame the figure is 0, and 0 once the
         stream ended.
         See ``counters.FrameRateMeter``.
+
+        ``stage_ms`` breaks a frame's way down into stages, each ``{mean, p50, p95}`` in milliseconds per
+        frame over its last 300 frames (None until a frame passed it), timed with ``time.perf_counter``:
+        ``decode``: the decoder's codec call that returned the frame (shared evenly when one call returns
+        several) plus its conversion (scale/crop) to the RGB array; ``handoff_wait``: put into the
+        hand-off -> its prompt about to enter ComfyUI's queue (includes the frame preparer's uint8 ->
+        IMAGE conversion); ``executor_queue``: prompt queued -> ``TrickleInput`` takes the frame (ComfyUI's
+        own overhead before our nodes, and any prompt ahead in its queue); ``workflow``: ``TrickleInput``
+        took the frame -> ``TrickleOutput`` handed over the images (the workflow's nodes and ComfyUI's
+        work between them); ``encode``: the encoder's ``encode()`` of one output image; ``publish``: end of
+        that ``encode()`` -> the publisher task has written every byte encoded until then (each trickle
+        segment write awaited), so it includes waiting behind earlier bytes. Not in any stage: the
+        output's wait in the egress queue and the image -> uint8 conversion before ``encode``.
         """
         config_json = self.config.to_json() if hasattr(self.config, "to_json") else {}
         return {
@@ -171,6 +184,8 @@ class StreamSession:
     # --- callbacks from other threads ---------------------------------------------------------------------
     def _on_frame(self, decoded: DecodedFrame) -> None:
         self.counters.frame_in(decoded.time)
+        if decoded.decode_s is not None:
+            self.counters.stage("decode", decoded.decode_s)
         frame = InputFrame(
             index=self._frames_seen,
             image=decoded.rgb,
@@ -181,6 +196,7 @@ class StreamSession:
         )
         self._frames_seen += 1
         self._bridge.note_latest(frame)
+        frame.stamps["handoff"] = time.perf_counter()
         if self._handoff is not None and not self._handoff.put(frame):
             self.counters.frame_dropped()
 
@@ -189,6 +205,12 @@ class StreamSession:
 
     def _on_output(self, ticket: int, frame: InputFrame, images: Any) -> None:
         """``TrickleOutput`` ran for ``frame`` (ComfyUI's worker thread): hand over, wake the pump."""
+        received = time.perf_counter()
+        stamps = frame.stamps
+        if "input_started" in stamps:
+            self.counters.stage("workflow", received - stamps["input_started"])
+            if "queued" in stamps:
+                self.counters.stage("executor_queue", stamps["input_started"] - stamps["queued"])
         self.counters.frame_processed()
         if not self._egress.submit(frame, images):
             self.counters.frame_dropped()

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -36,7 +37,7 @@ from ..trickle.errors import (
 from ..trickle.publisher import TricklePublisher
 from ..trickle.subscriber import TrickleSubscriber
 from .handoff import IMAGE_TENSOR_KEY, InputFrame
-from .media_io import AudioCallback, FrameCallback, WrittenCallback
+from .media_io import AudioCallback, FrameCallback, StageCallback, WrittenCallback
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ class TrickleEgress:
         self._thread: threading.Thread | None = None
         self._on_written: WrittenCallback | None = None
         self._on_failed: Callable[[str], None] | None = None
+        self._on_stage: StageCallback | None = None
         self._closed = False
         self._in_flight = 0
         self._in_flight_changed = threading.Condition()
@@ -154,9 +156,13 @@ class TrickleEgress:
         self._input_step: int | None = None
 
     # --- Egress protocol ----------------------------------------------------------------------------------
-    def start(self, on_written: WrittenCallback, on_failed: Callable[[str], None]) -> None:
+    def start(
+        self, on_written: WrittenCallback, on_failed: Callable[[str], None],
+        on_stage: StageCallback | None = None,
+    ) -> None:
         self._on_written = on_written
         self._on_failed = on_failed
+        self._on_stage = on_stage
         self._loop = asyncio.get_running_loop()
         self._events = asyncio.Queue()
         self._publisher = TricklePublisher(self.url)
@@ -239,7 +245,13 @@ class TrickleEgress:
             if self._closed:
                 return
             out_pts = pts + i * max(1, step)
+            started = time.perf_counter()
             self._encoder.encode(rgb, out_pts, frame.time_base)
+            encoded = time.perf_counter()
+            if self._on_stage is not None:
+                self._on_stage("encode", encoded - started)
+                # behind this frame's bytes in the publisher's queue: "publish" ends when it is reached
+                self._send("encoded", encoded)
             if self._on_written is not None:
                 self._on_written(frame, rgb, out_pts)
 
@@ -283,6 +295,9 @@ class TrickleEgress:
                     elif kind == "end" and segment is not None:
                         done, segment = segment, None
                         await done.close()
+                    elif kind == "encoded" and self._on_stage is not None:
+                        # every byte a frame's encode() produced (and all before) has been written
+                        self._on_stage("publish", time.perf_counter() - payload)
                 except FATAL_OUTPUT_ERRORS as err:
                     logger.warning("output %s: %s", self.url, err)
                     if self._on_failed is not None:

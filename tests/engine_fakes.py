@@ -23,10 +23,12 @@ from comfy_trickle.streams.workflow import TICKET_INPUT
 TIME_BASE = Fraction(1, 90000)
 
 
-def frame_of(index: int, size: int = 8) -> DecodedFrame:
-    """A frame whose pixels all hold ``index`` (so outputs can be matched to inputs)."""
+def frame_of(index: int, size: int = 8, decode_s: float | None = 0.001) -> DecodedFrame:
+    """A frame whose pixels all hold ``index`` (so outputs can be matched to inputs); ``decode_s`` is
+    the decode time a real decoder would have reported."""
     return DecodedFrame(
-        np.full((size, size, 3), index % 256, np.uint8), pts=index * 3000, time_base=TIME_BASE, index=index
+        np.full((size, size, 3), index % 256, np.uint8), pts=index * 3000, time_base=TIME_BASE, index=index,
+        decode_s=decode_s,
     )
 
 
@@ -159,14 +161,21 @@ class FakeEgress:
         self.finished = False
         self.closed = False
         self._on_written = None
+        self._on_stage = None
 
-    def start(self, on_written, on_failed=None):
+    def start(self, on_written, on_failed=None, on_stage=None):
         self._on_written = on_written
+        self._on_stage = on_stage
 
     def submit(self, frame, images):
         if self.closed:
             return False
+        started = time.perf_counter()
         self.written.append((int(images[0, 0, 0]), frame.pts, frame.index))
+        encoded = time.perf_counter()
+        if self._on_stage is not None:  # as the real egress reports them (its "publish" is synchronous)
+            self._on_stage("encode", encoded - started)
+            self._on_stage("publish", time.perf_counter() - encoded)
         self._on_written(frame, images, frame.pts)
         return True
 

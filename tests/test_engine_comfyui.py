@@ -113,6 +113,11 @@ async def test_seed_passthrough_workflow_streams_every_frame_in_order(api, relay
     assert counters["frames_in"] == counters["frames_processed"] == counters["frames_out"] == 45
     assert counters["frames_dropped"] == 0
     assert counters["latency_ms"]["p50"] > 0
+    # the per-frame breakdown of issue #7, from the engine's own stamps
+    stages = counters["stage_ms"]
+    assert set(stages) == {"decode", "handoff_wait", "executor_queue", "workflow", "encode", "publish"}
+    assert all(v is not None and v >= 0 for summary in stages.values() for v in summary.values()), stages
+    assert stages["decode"]["mean"] > 0 and stages["encode"]["mean"] > 0 and stages["workflow"]["mean"] > 0
 
 
 async def test_inverting_workflow_inverts_pixels(api, relay):

@@ -10,7 +10,13 @@ import time
 import pytest
 from comfy_trickle.streams.bridge import BridgeDirectory, FrameBridge
 from comfy_trickle.streams.config import StreamConfig
-from comfy_trickle.streams.counters import FPS_MAX_FRAMES, FrameRateMeter, StreamCounters
+from comfy_trickle.streams.counters import (
+    FPS_MAX_FRAMES,
+    STAGE_SAMPLES,
+    STAGES,
+    FrameRateMeter,
+    StreamCounters,
+)
 from comfy_trickle.streams.errors import (
     FrameTimeout,
     StreamExists,
@@ -99,6 +105,20 @@ def test_counters_latency_percentiles_and_drops():
     assert snap["latency_ms"]["p50"] == pytest.approx(50.0, abs=1.5)
     assert snap["latency_ms"]["p95"] == pytest.approx(95.0, abs=1.5)
 
+
+def test_counters_stage_times_over_a_bounded_recent_window():
+    counters = StreamCounters()
+    assert counters.snapshot()["stage_ms"]["encode"] == {"mean": None, "p50": None, "p95": None}
+    for ms in range(1, 101):
+        counters.stage("encode", ms / 1000.0)
+    encode = counters.snapshot()["stage_ms"]["encode"]
+    assert encode["mean"] == pytest.approx(50.5)
+    assert encode["p50"] == pytest.approx(50.0, abs=1.0) and encode["p95"] == pytest.approx(95.0, abs=1.0)
+    for _ in range(STAGE_SAMPLES):  # newer frames push the old ones out of the window
+        counters.stage("encode", 0.002)
+    assert counters.snapshot()["stage_ms"]["encode"] == {"mean": 2.0, "p50": 2.0, "p95": 2.0}
+    counters.stage("no such stage", 1.0)
+    assert list(counters.snapshot()["stage_ms"]) == list(STAGES)
 
 
 def test_fps_in_is_steady_when_a_30_fps_source_arrives_in_segment_bursts():
@@ -194,6 +214,23 @@ async def test_stream_runs_every_frame_in_order_then_completes(engine):
     assert egress.finished and egress.closed and ingest.closed.is_set()
     assert runner.history == {}  # every prompt forgotten
     assert registry._bridges.lookup("a") is None
+
+
+async def test_status_breaks_each_frame_down_into_stage_times(engine):
+    registry, runner, media, _ = engine
+    for value in range(20):
+        runner.slow_on[value] = 0.02  # the "workflow" (between TrickleInput and TrickleOutput) takes 20 ms
+    await registry.start(make_config("a"))
+    assert await registry.session("a").wait_finished(10)
+    stages = registry.status("a")["counters"]["stage_ms"]
+    assert list(stages) == list(STAGES)
+    for name, summary in stages.items():
+        assert set(summary) == {"mean", "p50", "p95"}, name
+        assert all(isinstance(v, float) and v >= 0.0 for v in summary.values()), (name, summary)
+        assert summary["p50"] <= summary["p95"], name
+    assert stages["decode"]["mean"] == pytest.approx(1.0)  # as the (fake) decoder reported each frame
+    assert 20.0 <= stages["workflow"]["p50"] < 200.0
+    assert stages["executor_queue"]["p50"] < stages["workflow"]["p50"]
 
 
 async def test_node_error_puts_stream_in_error_with_node_and_message(engine):
