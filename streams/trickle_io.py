@@ -152,6 +152,9 @@ class TrickleEgress:
         self._closed = False
         self._in_flight = 0
         self._in_flight_changed = threading.Condition()
+        self._outbox: list[tuple[str, Any]] = []  # encode thread -> publisher task, see _send
+        self._outbox_lock = threading.Lock()
+        self._outbox_scheduled = False
         self._last_input_pts: int | None = None
         self._input_step: int | None = None
 
@@ -268,13 +271,30 @@ class TrickleEgress:
                 while self._in_flight > MAX_BYTES_IN_FLIGHT and not self._closed:
                     self._in_flight_changed.wait(0.5)
                 self._in_flight += len(payload)
-        loop, events = self._loop, self._events
-        if loop is None or events is None:
+        loop = self._loop
+        if loop is None or self._events is None:
             return
+        # One loop wake-up for every event sent before the loop gets to them (a frame's TS bytes and its
+        # "encoded" stamp usually share one): each call_soon_threadsafe writes to the loop's self-pipe
+        # and costs a loop iteration, per event and frame.
+        with self._outbox_lock:
+            self._outbox.append((kind, payload))
+            if self._outbox_scheduled:
+                return
+            self._outbox_scheduled = True
         try:
-            loop.call_soon_threadsafe(events.put_nowait, (kind, payload))
+            loop.call_soon_threadsafe(self._deliver_outbox)
         except RuntimeError:  # loop closed
             pass
+
+    def _deliver_outbox(self) -> None:
+        """Event loop: move what the encode thread sent into the publisher's queue, in order."""
+        with self._outbox_lock:
+            batch, self._outbox = self._outbox, []
+            self._outbox_scheduled = False
+        if self._events is not None:
+            for event in batch:
+                self._events.put_nowait(event)
 
     # --- publisher task (event loop) ----------------------------------------------------------------------
     async def _publish(self) -> None:
