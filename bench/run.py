@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -30,7 +31,8 @@ def _ensure_importable() -> None:
         import comfy_trickle  # noqa: F401, PLC0415
     except ImportError:
         cache = Path(os.environ.get("COMFY_TRICKLE_CACHE", Path.home() / ".cache" / "comfy-trickle"))
-        root = cache / "import-root"
+        # the folder scripts/env.sh uses for this checkout: one per checkout path
+        root = cache / "import-root" / hashlib.sha1(str(REPO_ROOT).encode()).hexdigest()[:12]  # noqa: S324
         root.mkdir(parents=True, exist_ok=True)
         link = root / "comfy_trickle"
         if not link.exists():

@@ -21,8 +21,8 @@
 #   COMFY_TRICKLE_USER_COMFYUI  1 when COMFYUI_DIR or COMFYUI_PYTHON was given by the user (setup then
 #                        leaves ComfyUI alone and only installs the dev lock into COMFY_TRICKLE_PY)
 #
-# PYTHONPATH gets $COMFY_TRICKLE_CACHE/import-root, holding a symlink `comfy_trickle -> <checkout>`
-# (re-created on every source, so the last checkout sourced wins).
+# PYTHONPATH gets $COMFY_TRICKLE_CACHE/import-root/<hash of this checkout's path>, holding a symlink
+# `comfy_trickle -> <checkout>`.
 
 COMFY_TRICKLE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 export COMFY_TRICKLE_ROOT
@@ -42,7 +42,9 @@ export COMFY_TRICKLE_PY="${COMFY_TRICKLE_PY:-$COMFYUI_PYTHON}"
 export PYTRICKLE_PY="${PYTRICKLE_PY:-$COMFY_TRICKLE_CACHE/venv-pytrickle/bin/python}"
 
 # `import comfy_trickle` outside ComfyUI: the repo root is the package (docs/ARCHITECTURE.md).
-_ct_import_root="$COMFY_TRICKLE_CACHE/import-root"
+# One folder per checkout (named by a hash of its path), so two checkouts sharing the cache (a developer's
+# tree and a CI clone) never import each other's code.
+_ct_import_root="$COMFY_TRICKLE_CACHE/import-root/$(printf '%s' "$COMFY_TRICKLE_ROOT" | sha1sum | cut -c1-12)"
 mkdir -p "$_ct_import_root"
 ln -sfn "$COMFY_TRICKLE_ROOT" "$_ct_import_root/comfy_trickle"
 case ":${PYTHONPATH:-}:" in
