@@ -33,6 +33,16 @@ logger = logging.getLogger(__name__)
 POLL_FIRST_S = 0.02
 POLL_MAX_S = 0.25
 DRAIN_TIMEOUT_S = 10.0
+# Frames up to this size are prepared on the event loop (about 0.2 ms of numpy at 512x512), larger ones
+# in a worker thread so the loop that serves every stream's network I/O is never held up for long.
+INLINE_PREPARE_MAX_PIXELS = 512 * 512
+
+
+def _pixels(frame: InputFrame) -> int:
+    shape = getattr(frame.image, "shape", None)
+    if shape is None or len(shape) < 2:
+        return INLINE_PREPARE_MAX_PIXELS + 1  # unknown size: keep it off the loop
+    return int(shape[0]) * int(shape[1])
 
 
 class PromptPump:
@@ -93,8 +103,13 @@ class PromptPump:
             if frame is None:
                 break
             if self._prepare_frame is not None:
-                # CPU work for this frame (e.g. uint8 -> float tensor) off ComfyUI's shared executor thread
-                await asyncio.to_thread(self._prepare_frame, frame)
+                # CPU work for this frame (e.g. uint8 -> float tensor) off ComfyUI's shared executor thread.
+                # A small frame is prepared right here: the round trip through a worker thread costs about
+                # as much CPU as the work itself (0.14 vs 0.21 ms at 512x512 on 2 cores) plus two wake-ups.
+                if _pixels(frame) <= INLINE_PREPARE_MAX_PIXELS:
+                    self._prepare_frame(frame)
+                else:
+                    await asyncio.to_thread(self._prepare_frame, frame)
             ticket = self._bridge.open_ticket(frame)
             waiter = self._loop.create_future()
             self._waiters[ticket] = waiter
