@@ -5,11 +5,10 @@ Threading: :meth:`StreamDecoder.feed` and :meth:`StreamDecoder.end_of_input` are
 decoder demuxes and decodes, and calls ``on_frame`` / ``on_audio`` on that thread, so those callbacks must
 be quick and thread-safe (e.g. ``loop.call_soon_threadsafe`` or a bounded ``queue.Queue``).
 
-Latency: a frame is emitted as soon as the demuxer returns its packet, which is two frames after its own
-bytes arrived: MPEG-TS video PES packets carry no length, so the demuxer knows a PES is complete only when
-the next one starts, and FFmpeg's H.264 parser behind it again waits for the next access unit. The input's
-end flushes both. (Skipping the parser, ``fflags=+noparse``, would save one frame but also drops the
-splitting of AAC and Opus PES into packets, which passthrough needs.)
+Latency: a frame is emitted as soon as the demuxer returns its packet, which is one frame interval after
+its own bytes arrived: MPEG-TS video PES packets carry no length, so the demuxer knows a PES is complete only
+when the next one starts. libavformat's H.264 parser, which would add a second frame of delay, is switched
+off (see ``_DEMUX_OPTIONS``). The input's end, or the next trickle segment's start, flushes the last frame.
 """
 
 from __future__ import annotations

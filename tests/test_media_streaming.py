@@ -139,7 +139,7 @@ def test_segment_start_flushes_the_previous_segments_last_frames():
             if chunk.starts_segment and chunk.segment == 1:
                 break
         # The first bytes of segment 1 end segment 0 for the demuxer: all 30 frames are out now,
-        # not two frames into segment 1.
+        # not a frame into segment 1.
         assert counter.wait_for(30) == 30
         assert counter.frames == list(range(30))
     finally:
