@@ -19,18 +19,9 @@ class StreamError(Exception):
         super().__init__(message)
         self.message = message
 
-    @property
-    def status(self) -> int:
-        """Same as ``http_status`` (the name ``config.RequestError`` uses)."""
-        return self.http_status
-
     def body(self) -> dict[str, Any]:
         """JSON body for an HTTP error response."""
         return {"error": self.message}
-
-    def to_json(self) -> dict[str, Any]:
-        """Same as ``body()`` (the name ``config.RequestError`` uses)."""
-        return self.body()
 
 
 class StreamExists(StreamError):

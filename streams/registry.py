@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .bridge import PROCESS_BRIDGES, BridgeDirectory
+from .config import StreamConfig
 from .errors import InvalidParameter, StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
@@ -58,7 +59,7 @@ class StreamRegistry:
         self._prefixes = itertools.count(1)
 
     # --- public API -----------------------------------------------------------------------------------------
-    async def start(self, config: Any) -> dict[str, Any]:
+    async def start(self, config: StreamConfig) -> dict[str, Any]:
         """Validate ``config.workflow`` with ComfyUI's validation, then start the stream.
 
         Raises ``StreamExists`` (409), ``StreamLimitReached`` (429) or ``WorkflowInvalid`` (400) before
@@ -155,10 +156,10 @@ class StreamRegistry:
             raise StreamNotFound(f"No stream with id {stream_id!r}.")
         return session
 
-    def _backlog_of(self, config: Any) -> float:
+    def _backlog_of(self, config: StreamConfig) -> float:
         """``params.max_backlog_s``: seconds of video the hand-off may hold before dropping the oldest
         (lower: less latency under load; higher: fewer drops)."""
-        value = (getattr(config, "params", None) or {}).get("max_backlog_s", self._max_backlog_s)
+        value = config.params.get("max_backlog_s", self._max_backlog_s)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 120:
             raise InvalidParameter(f"params.max_backlog_s must be seconds in 0.05..120, got {value!r}")
         return float(value)

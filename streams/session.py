@@ -24,6 +24,7 @@ from typing import Any
 
 from ..media.types import AudioPacket, DecodedFrame
 from .bridge import BridgeDirectory, FrameBridge
+from .config import StreamConfig
 from .counters import StreamCounters
 from .executor import PromptOutcome, PromptRunner
 from .handoff import FrameHandoff, InputFrame
@@ -60,7 +61,7 @@ class StreamSession:
 
     def __init__(
         self,
-        config: Any,
+        config: StreamConfig,
         *,
         runner: PromptRunner,
         live: LiveWorkflow,
@@ -168,11 +169,10 @@ class StreamSession:
         segment write awaited), so it includes waiting behind earlier bytes. Not in any stage: the
         output's wait in the egress queue and the image -> uint8 conversion before ``encode``.
         """
-        config_json = self.config.to_json() if hasattr(self.config, "to_json") else {}
         return {
             "request_id": self.stream_id,
             "state": self.state.value,
-            "config": config_json,
+            "config": self.config.to_json(),
             "counters": self.counters.snapshot(),
             "error": self.error,
         }
