@@ -4,6 +4,8 @@
 ``comfyui_factory``: ``comfyui_factory(extra_args=(), env=None) -> ComfyUIServer`` for tests needing a
 differently configured server; one server per distinct configuration, shared within the session.
 Tests using either fixture are marked ``comfyui`` automatically.
+``relay``: our dev trickle relay on a free 127.0.0.1 port, one per test. A module or test configures it
+with ``pytest.mark.relay(channels=[(name, mime_type)], autocreate=..., **TrickleRelay options)``.
 
 ComfyUI logs are written under ``artifacts/comfyui/``; they are deleted at the end of a session in
 which no test failed and that was not interrupted, and kept otherwise. Every server started here is
@@ -15,14 +17,21 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 import pytest
+from comfy_trickle.trickle.relay_server import RunningRelay, serve_relay
 from support.comfyui import ARTIFACTS_DIR, ComfyUIError, ComfyUIServer, start_comfyui
 
 ComfyUIFactory = Callable[..., ComfyUIServer]
 
 COMFYUI_FIXTURES = frozenset({"comfyui", "comfyui_factory"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "relay(channels=(), **options): channels and TrickleRelay options of the relay fixture"
+    )
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
@@ -84,3 +93,14 @@ def comfyui_factory(
 def comfyui(comfyui_factory: ComfyUIFactory) -> ComfyUIServer:
     """The shared default ComfyUI with the pack (and tests/custom_nodes/*) loaded."""
     return comfyui_factory()
+
+
+@pytest.fixture
+async def relay(request: pytest.FixtureRequest) -> AsyncIterator[RunningRelay]:
+    """The dev relay for one test, configured by the nearest ``relay`` mark (test, then module)."""
+    marker = request.node.get_closest_marker("relay")
+    options: dict[str, object] = dict(marker.kwargs) if marker else {}
+    # Waiting GETs notice a client that went away within 50 ms (the default 1 s only slows tests down).
+    options.setdefault("disconnect_poll_s", 0.05)
+    async with serve_relay(**options) as running:  # type: ignore[arg-type]
+        yield running

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import aiohttp
@@ -24,15 +24,9 @@ from comfy_trickle.trickle import (
 )
 from comfy_trickle.trickle.relay_server import _bind
 
-pytestmark = pytest.mark.timeout(60)
-
 CHANNEL = "video"
 
-
-@pytest.fixture
-async def relay() -> AsyncIterator[RunningRelay]:
-    async with serve_relay(channels=[(CHANNEL, "video/MP2T")], disconnect_poll_s=0.05) as running:
-        yield running
+pytestmark = [pytest.mark.timeout(60), pytest.mark.relay(channels=[(CHANNEL, "video/MP2T")])]
 
 
 def body(seq: int, size: int = 64) -> bytes:

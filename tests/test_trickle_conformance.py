@@ -20,15 +20,9 @@ from comfy_trickle.trickle.relay import RelayRequestError, TrickleRelay
 from comfy_trickle.trickle.relay_server import RunningRelay, serve_relay
 from comfy_trickle.trickle.subscriber import TrickleSubscriber
 
-pytestmark = pytest.mark.timeout(30)
-
 CHANNEL = "testest"
 
-
-@pytest.fixture
-async def relay() -> AsyncIterator[RunningRelay]:
-    async with serve_relay(channels=[(CHANNEL, "text/plain")], disconnect_poll_s=0.05) as running:
-        yield running
+pytestmark = [pytest.mark.timeout(30), pytest.mark.relay(channels=[(CHANNEL, "text/plain")])]
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from comfy_trickle.trickle import RunningRelay, TricklePublisher, TrickleSubscriber, serve_relay
+from comfy_trickle.trickle import RunningRelay, TricklePublisher, TrickleSubscriber
 from trickle_peers.payload import segment_payload
 
 PEERS = Path(__file__).parent / "trickle_peers"
@@ -21,21 +20,16 @@ SEGMENTS = 24
 SIZE = 100 * 1024 + 17  # several HTTP chunks, and not a round number
 WINDOW = 3  # segments a writer may run ahead of the reader (the relay keeps 5)
 
+CHANNEL = "interop"
+
 pytestmark = [
     pytest.mark.timeout(90),
+    pytest.mark.relay(channels=[(CHANNEL, "video/MP2T")]),
     pytest.mark.skipif(
         not PYTRICKLE_PY or not Path(PYTRICKLE_PY).is_file(),
         reason="PYTRICKLE_PY (the pytrickle peer venv's python) is unset or missing; source scripts/env.sh",
     ),
 ]
-
-CHANNEL = "interop"
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[RunningRelay]:
-    async with serve_relay(channels=[(CHANNEL, "video/MP2T")]) as running:
-        yield running
 
 
 async def start_peer(script: str, *args: str) -> asyncio.subprocess.Process:

@@ -5,6 +5,9 @@
 - ``TrickleTestTagImage(image, tag)``: passes ``image`` through; depends on a ``TrickleTestCountRuns``.
 - ``TrickleTestFailAt(image, tag, fail_at)``: passes through, raises on its ``fail_at``-th run (1-based).
 - ``TrickleTestSlow(image, seconds)``: sleeps, then passes through.
+- ``TrickleTestHoldAt(image, tag, hold_at)``: passes through; its ``hold_at``-th run (1-based) counts
+  ``hold:{tag}:started``, waits until ``POST /trickle-test/release/{tag}`` (at most ``HOLD_LIMIT_S``), then
+  counts ``hold:{tag}:finished``. Tests use it to act only once a prompt of theirs is proven running.
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from server import PromptServer
 
 _counts: dict[str, int] = {}
 _lock = threading.Lock()
+_releases: dict[str, threading.Event] = {}
+# A test that fails before releasing must not hold the shared executor for the rest of the session.
+HOLD_LIMIT_S = 30.0
+
+
+def _release_event(tag: str) -> threading.Event:
+    with _lock:
+        return _releases.setdefault(tag, threading.Event())
 
 
 def _bump(key: str) -> int:
@@ -87,11 +98,35 @@ class TrickleTestSlow:
         return (image,)
 
 
+class TrickleTestHoldAt:
+    CATEGORY = "trickle/testing"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802
+        return {
+            "required": {
+                "image": ("IMAGE",),
+                "tag": ("STRING", {"default": "hold"}),
+                "hold_at": ("INT", {"default": 1, "min": 1}),
+            }
+        }
+
+    def run(self, image, tag, hold_at):
+        if _bump(f"hold:{tag}:runs") == hold_at:
+            _bump(f"hold:{tag}:started")
+            _release_event(tag).wait(HOLD_LIMIT_S)
+            _bump(f"hold:{tag}:finished")
+        return (image,)
+
+
 NODE_CLASS_MAPPINGS = {
     "TrickleTestCountRuns": TrickleTestCountRuns,
     "TrickleTestTagImage": TrickleTestTagImage,
     "TrickleTestFailAt": TrickleTestFailAt,
     "TrickleTestSlow": TrickleTestSlow,
+    "TrickleTestHoldAt": TrickleTestHoldAt,
 }
 
 
@@ -99,6 +134,12 @@ NODE_CLASS_MAPPINGS = {
 async def _get_counts(request):
     with _lock:
         return web.json_response(dict(_counts))
+
+
+@PromptServer.instance.routes.post("/trickle-test/release/{tag}")
+async def _release(request):
+    _release_event(request.match_info["tag"]).set()
+    return web.json_response({"released": request.match_info["tag"]})
 
 
 @PromptServer.instance.routes.get("/trickle-test/threads")
