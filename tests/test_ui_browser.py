@@ -207,10 +207,15 @@ def read_output_frames(url: str, want: int, timeout: float = 60.0) -> list[Any]:
         return pool.submit(asyncio.run, collect()).result(timeout + 15)
 
 
-FRAMES_IN_ABOVE = """([id, floor]) => {
+METRIC_ABOVE = """([id, name, floor]) => {
     const card = document.querySelector(`.trickle-stream[data-stream-id="${id}"]`);
-    const value = card && card.querySelector("[data-metric=frames_in]");
+    const value = card && card.querySelector(`[data-metric=${name}]`);
     return Boolean(value) && Number(value.textContent) > floor;
+}"""
+METRIC_CHANGED = """([id, name, before]) => {
+    const card = document.querySelector(`.trickle-stream[data-stream-id="${id}"]`);
+    const value = card && card.querySelector(`[data-metric=${name}]`);
+    return Boolean(value) && value.textContent !== before;
 }"""
 
 
@@ -219,11 +224,20 @@ def test_sidebar_lists_a_rest_stream_with_numbers_that_change(ui, rest_stream):
     ui.wait_card_state(rest_stream, "running")
     processed_before = ui.status(rest_stream)[1]["counters"]["frames_processed"]
     broadcasts_before = ui.socket_messages["status"]
-    ui.page.wait_for_function(FRAMES_IN_ABOVE, arg=[rest_stream, 0], timeout=UI_TIMEOUT_MS)
+    ui.page.wait_for_function(METRIC_ABOVE, arg=[rest_stream, "frames_in", 0], timeout=UI_TIMEOUT_MS)
     first = {name: ui.metric(rest_stream, name) for name in ("frames_in", "frames_out", "uptime_s")}
-    floor = int(first["frames_in"])
-    ui.page.wait_for_function(FRAMES_IN_ABOVE, arg=[rest_stream, floor], timeout=UI_TIMEOUT_MS)
-    ui.wait_ms(2500)
+    # The card's numbers move with the stream's pushed status events: wait for each to move.
+    for check, name, before in (
+        (METRIC_ABOVE, "frames_in", int(first["frames_in"])),
+        (METRIC_ABOVE, "frames_out", int(first["frames_out"])),
+        (METRIC_CHANGED, "uptime_s", first["uptime_s"]),
+    ):
+        ui.page.wait_for_function(check, arg=[rest_stream, name, before], timeout=UI_TIMEOUT_MS)
+    # Enough frames for the broadcast count below to mean something (counted, not timed).
+    deadline = time.monotonic() + 60
+    while ui.status(rest_stream)[1]["counters"]["frames_processed"] - processed_before < 30:
+        assert time.monotonic() < deadline, "the stream processed fewer than 30 frames in 60 s"
+        ui.wait_ms(200)
     later = {name: ui.metric(rest_stream, name) for name in ("frames_in", "frames_out", "uptime_s")}
     assert int(later["frames_in"]) > int(first["frames_in"])
     assert int(later["frames_out"]) > int(first["frames_out"])
@@ -396,14 +410,14 @@ def test_settings_live_under_trickle_and_the_token_goes_out_as_bearer(ui):
     try:
         set_token = "(token) => app.extensionManager.setting.set('Trickle.Server.BearerToken', token)"
         ui.page.evaluate(set_token, token)
-        # The same helper every Trickle call goes through (common/http.js).
-        ui.page.evaluate(
-            """async () => {
-                const http = await import('/extensions/comfy-trickle/js/common/http.js');
-                return (await http.trickleFetch('/trickle/test-source')).status;
-            }"""
-        )
-        ui.wait_ms(300)
+        # The same helper every Trickle call goes through (common/http.js); returns once the request left.
+        with ui.page.expect_request(lambda request: request.url.endswith("/trickle/test-source")):
+            ui.page.evaluate(
+                """async () => {
+                    const http = await import('/extensions/comfy-trickle/js/common/http.js');
+                    return (await http.trickleFetch('/trickle/test-source')).status;
+                }"""
+            )
     finally:
         ui.page.evaluate(set_token, "")
         ui.page.remove_listener("request", remember)
