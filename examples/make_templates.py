@@ -8,7 +8,7 @@ node definitions of a running ComfyUI (``GET /object_info``)::
     python -m comfy_trickle.examples.make_templates --comfyui http://127.0.0.1:8188
 
 comfystream's ``LoadTensor``/``SaveTensor`` are drawn as ``TrickleInput``/``TrickleOutput`` (the stream
-maps them the same way at start). tests/test_demo_templates.py checks the committed templates match.
+maps them the same way at start). tests/test_example_workflows.py checks the committed templates match.
 """
 
 from __future__ import annotations
