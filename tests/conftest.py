@@ -5,8 +5,9 @@
 differently configured server; one server per distinct configuration, shared within the session.
 Tests using either fixture are marked ``comfyui`` automatically.
 
-ComfyUI logs are written under ``artifacts/comfyui/``; they are deleted at the end of a session in
-which no test failed and that was not interrupted, and kept otherwise. Every server started here is
+ComfyUI logs are written to a pytest temporary folder (or ``$COMFY_TRICKLE_TEST_LOG_DIR``, see
+``support.comfyui``); they are deleted at the end of a session in which no test failed and that was not
+interrupted, and kept (their path printed) otherwise. Every server started here is
 stopped at session end, also after Ctrl-C (and the kernel stops it if pytest itself is killed).
 """
 
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pytest
-from support.comfyui import ARTIFACTS_DIR, ComfyUIError, ComfyUIServer, start_comfyui
+from support.comfyui import ComfyUIError, ComfyUIServer, comfyui_log_dir, start_comfyui
 
 ComfyUIFactory = Callable[..., ComfyUIServer]
 
@@ -45,7 +46,7 @@ def comfyui_factory(
 ) -> Iterator[ComfyUIFactory]:
     servers: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], ComfyUIServer] = {}
     failures: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], str] = {}
-    log_dir = ARTIFACTS_DIR / "comfyui"
+    log_dir = comfyui_log_dir(tmp_path_factory)
     session_tag = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
     def start(extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> ComfyUIServer:
