@@ -262,7 +262,7 @@ async def build_extension() -> TrickleExtension:
     global _registry
     from server import PromptServer
 
-    from .routes.dev import DevRoutes
+    from .dev.routes import DevRoutes
     from .routes.preview import PreviewRoutes
     from .routes.settings import TrickleSettings
     from .routes.streams import register_stream_routes

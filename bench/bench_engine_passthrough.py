@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from comfy_trickle.trickle.relay_server import serve_relay  # noqa: E402
-from engine_support import INVERT, SEED_PASSTHROUGH, StreamAPI, collect_output, publish_synthetic  # noqa: E402
-from support.comfyui import start_comfyui  # noqa: E402
+from comfy_trickle.devtools.comfyui_server import start_comfyui
+from comfy_trickle.tests.engine_support import (
+    INVERT,
+    SEED_PASSTHROUGH,
+    StreamAPI,
+    collect_output,
+    publish_synthetic,
+)
+from comfy_trickle.trickle.relay_server import serve_relay
 
 
 async def one_run(api, relay, name, size, frames, realtime, backlog, workflow=SEED_PASSTHROUGH):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import threading
 import time
@@ -22,11 +21,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from comfy_trickle.devtools.comfyui_server import start_comfyui
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-
-from support.comfyui import start_comfyui  # noqa: E402
-
 INVERT = json.loads((REPO_ROOT / "example_workflows" / "api" / "invert.json").read_text())
 
 

@@ -43,7 +43,7 @@ class PipelineError(RuntimeError):
 
 
 class OursPipeline:
-    """comfy-trickle inside a running ComfyUI (``tests/support/comfyui.py``'s ``ComfyUIServer``)."""
+    """comfy-trickle inside a running ComfyUI (``devtools/comfyui_server.py``'s ``ComfyUIServer``)."""
 
     name = "ours"
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from comfy_trickle.devtools.comfyui_server import start_comfyui
+
 from .cases import CaseSpec, run_case
 from .codec_floor import run_floor
 from .pipelines import OursPipeline, PytricklePipeline, default_pytrickle_python
@@ -143,12 +145,7 @@ def _median_tree(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def start_our_comfyui(work_dir: Path, max_streams: int) -> Any:
-    """The real ComfyUI with the pack, via the tests' helper (``tests/support/comfyui.py``)."""
-    tests_dir = str(REPO_ROOT / "tests")
-    if tests_dir not in sys.path:
-        sys.path.insert(0, tests_dir)
-    from support.comfyui import start_comfyui  # noqa: PLC0415 - the tests folder is not a package
-
+    """The real ComfyUI with the pack, via the shared launcher (``devtools/comfyui_server.py``)."""
     base = Path(tempfile.mkdtemp(prefix="comfyui-base-", dir=work_dir))
     return start_comfyui(
         base, work_dir / "comfyui.log", env={"COMFY_TRICKLE_MAX_STREAMS": str(max(16, max_streams))}

@@ -3,9 +3,9 @@
 Transport: a small JPEG pulled by the browser, not frames pushed over ComfyUI's websocket. Why:
 
 * The stream never pays for it. The route reads the newest frame the egress already wrote (a reference,
-  no copy) and encodes it on a dedicated one-thread pool, off the event loop and off the stream's own
-  threads. Nobody watching costs nothing at all; a push design would encode every frame for every
-  connected client whether anyone looks or not.
+  no copy) and encodes it (``media.jpeg``) on a dedicated one-thread pool, off the event loop and off
+  the stream's own threads. Nobody watching costs nothing at all; a push design would encode every
+  frame for every connected client whether anyone looks or not.
 * N viewers cost one encode per frame. Answers are cached per (stream, width) and keyed by the frame
   object itself, and concurrent requests for a frame being encoded await the same future. A cached JPEG
   younger than ``MIN_ENCODE_INTERVAL_S`` is served even if a newer frame exists, so viewers polling out
@@ -30,13 +30,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Protocol
 
-import av
-import numpy as np
 from aiohttp import web
 
+from ..media.jpeg import encode_jpeg
 from ..streams.config import RequestError
 from ..streams.errors import StreamNotFound
 from .responses import json_errors
@@ -67,34 +65,6 @@ class PreviewFrameSource(Protocol):
         Raises ``StreamNotFound`` (a ``StreamError`` answering 404) for an unknown stream.
         """
         ...
-
-
-def encode_jpeg(rgb: Any, max_width: int) -> bytes:
-    """Encode an RGB uint8 ``[H, W, 3]`` frame as a baseline JPEG no wider than ``max_width``.
-
-    Uses FFmpeg's MJPEG encoder through PyAV (a pack dependency already), scaling down with the
-    aspect ratio kept and even dimensions (4:2:0 chroma).
-    """
-    array = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"expected an RGB frame [H, W, 3], got shape {array.shape}")
-    height, width = array.shape[:2]
-    frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-    out_width, out_height = width, height
-    if width > max_width:
-        out_width = max_width
-        out_height = max(2, round(height * max_width / width))
-    out_width -= out_width % 2
-    out_height -= out_height % 2
-    # yuvj420p is full-range 4:2:0, what JPEG decoders in browsers expect.
-    frame = frame.reformat(width=max(2, out_width), height=max(2, out_height), format="yuvj420p")
-    codec = av.CodecContext.create("mjpeg", "w")
-    codec.width = frame.width
-    codec.height = frame.height
-    codec.pix_fmt = "yuvj420p"
-    codec.time_base = Fraction(1, 25)
-    packets = codec.encode(frame) + codec.encode(None)
-    return b"".join(bytes(packet) for packet in packets)
 
 
 @dataclass

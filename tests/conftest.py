@@ -7,8 +7,9 @@ Tests using either fixture are marked ``comfyui`` automatically.
 ``relay``: our dev trickle relay on a free 127.0.0.1 port, one per test. A module or test configures it
 with ``pytest.mark.relay(channels=[(name, mime_type)], autocreate=..., **TrickleRelay options)``.
 
-ComfyUI logs are written under ``artifacts/comfyui/``; they are deleted at the end of a session in
-which no test failed and that was not interrupted, and kept otherwise. Every server started here is
+ComfyUI logs are written to a pytest temporary folder (or ``$COMFY_TRICKLE_TEST_LOG_DIR``, see
+``support.comfyui``); they are deleted at the end of a session in which no test failed and that was not
+interrupted, and kept (their path printed) otherwise. Every server started here is
 stopped at session end, also after Ctrl-C (and the kernel stops it if pytest itself is killed).
 """
 
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 import pytest
 from comfy_trickle.trickle.relay_server import RunningRelay, serve_relay
-from support.comfyui import ARTIFACTS_DIR, ComfyUIError, ComfyUIServer, start_comfyui
+from support.comfyui import ComfyUIError, ComfyUIServer, comfyui_log_dir, start_comfyui
 
 ComfyUIFactory = Callable[..., ComfyUIServer]
 
@@ -54,7 +55,7 @@ def comfyui_factory(
 ) -> Iterator[ComfyUIFactory]:
     servers: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], ComfyUIServer] = {}
     failures: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], str] = {}
-    log_dir = ARTIFACTS_DIR / "comfyui"
+    log_dir = comfyui_log_dir(tmp_path_factory)
     session_tag = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
     def start(extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> ComfyUIServer:

@@ -34,7 +34,8 @@ EXPECTED_CASES = {
 def test_quick_suite_runs_every_part_and_writes_results(comfyui, tmp_path):
     out = tmp_path / "bench"
     command = [
-        sys.executable, str(RUN), "--quick", "--seconds", "2", "--out", str(out),
+        sys.executable, str(RUN), "--quick", "--seconds", "2",
+        "--out", str(out), "--cache", str(tmp_path / "cache"),  # tests write only to temporary folders
         "--comfyui-url", comfyui.base_url, "--comfyui-pid", str(comfyui.process.pid),
     ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, timeout=540, cwd=REPO_ROOT)

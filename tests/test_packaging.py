@@ -96,17 +96,77 @@ def comfyignore_excludes(relative_path: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    "path", ["tests/test_packaging.py", "tests/conftest.py", "bench/any_bench.py", "scripts/setup"]
+    "path",
+    [
+        "tests/test_packaging.py",
+        "tests/conftest.py",
+        "bench/any_bench.py",
+        "scripts/setup",
+        "devtools/demo.py",
+        "devtools/comfyui_server.py",
+        "out/comfy-trickle-demo.mp4",
+    ],
 )
 def test_comfyignore_keeps_dev_files_out_of_the_archive(path: str) -> None:
     assert comfyignore_excludes(path)
 
 
 @pytest.mark.parametrize(
-    "path", ["__init__.py", "README.md", "LICENSE", "pyproject.toml", "requirements.txt", "web/js/status.js"]
+    "path",
+    [
+        "__init__.py",
+        "README.md",
+        "LICENSE",
+        "pyproject.toml",
+        "requirements.txt",
+        "web/js/status.js",
+        "dev/routes.py",  # the dev relay and test source: on by default in ComfyUI (COMFY_TRICKLE_DEV_RELAY)
+        "media/jpeg.py",
+    ],
 )
 def test_comfyignore_keeps_the_pack_itself(path: str) -> None:
     assert not comfyignore_excludes(path)
+
+
+# Folders of the checkout that users never get (besides hidden ones like .venv); the rest is the pack.
+CHECKOUT_ONLY = ("tests", "bench", "scripts", "devtools", "examples", "artifacts", "out")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, relative imports resolved against the pack root (``comfy_trickle``)."""
+    package = ["comfy_trickle", *path.relative_to(REPO_ROOT).parent.parts]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_pack_never_imports_checkout_only_code() -> None:
+    """What users install never imports devtools/ (the demo, the launcher) or the test/bench folders."""
+    pack_files = [
+        path
+        for path in REPO_ROOT.rglob("*.py")
+        if path.relative_to(REPO_ROOT).parts[0] not in CHECKOUT_ONLY
+        and not path.relative_to(REPO_ROOT).parts[0].startswith(".")
+        and not comfyignore_excludes(path.relative_to(REPO_ROOT).as_posix())
+    ]
+    assert REPO_ROOT / "dev" / "routes.py" in pack_files
+    assert not (REPO_ROOT / "demo.py").exists(), "the demo lives in devtools/, not in the pack"
+    offenders = {
+        str(path.relative_to(REPO_ROOT)): sorted(
+            name
+            for name in imported_modules(path)
+            if name.split(".")[:2] in [["comfy_trickle", folder] for folder in CHECKOUT_ONLY]
+        )
+        for path in pack_files
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}
 
 
 def test_root_package_defines_no_node_class_mappings() -> None:

@@ -9,8 +9,8 @@ import uuid
 import av
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from comfy_trickle.dev.routes import DevRoutes
 from comfy_trickle.media.synthetic import make_test_frame, read_frame_index
-from comfy_trickle.routes.dev import DevRoutes
 from comfy_trickle.routes.settings import TrickleSettings
 from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.subscriber import TrickleSubscriber

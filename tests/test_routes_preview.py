@@ -13,7 +13,8 @@ import io
 import av
 import numpy as np
 import pytest
-from comfy_trickle.routes.preview import PreviewRoutes, encode_jpeg
+from comfy_trickle.media.jpeg import encode_jpeg
+from comfy_trickle.routes.preview import PreviewRoutes
 from comfy_trickle.routes.settings import TrickleSettings
 from comfy_trickle.streams.errors import StreamNotFound
 

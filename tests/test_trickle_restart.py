@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import comfy_trickle
 import pytest
+from comfy_trickle.devtools.processes import free_port
 from comfy_trickle.trickle import (
     SubscribedSegment,
     TrickleError,
@@ -22,7 +23,6 @@ from comfy_trickle.trickle import (
     TrickleRetriesExhausted,
     TrickleSubscriber,
 )
-from comfy_trickle.trickle.relay_server import _bind
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -35,13 +35,6 @@ def child_env() -> dict[str, str]:
     env = os.environ.copy()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [import_root, env.get("PYTHONPATH", "")]))
     return env
-
-
-def free_port() -> int:
-    sock = _bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 async def start_relay(port: int) -> asyncio.subprocess.Process:

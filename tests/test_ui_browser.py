@@ -4,7 +4,8 @@ aborted. One browser page for the whole module; the tests run in file order and 
 
 What a user would notice is asserted: the sidebar's numbers moving, pixels of the preview changing, frames
 decoded from the output channel, the failing node marked, REST saying "stopped" after a click on Stop.
-Screenshots go to artifacts/screenshots/ (docs/screenshots/ with COMFY_TRICKLE_UPDATE_SCREENSHOTS=1).
+Screenshots go to $TMPDIR/comfy-trickle-screenshots/ (docs/screenshots/ with
+COMFY_TRICKLE_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,12 +29,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Every run writes its screenshots under artifacts/ (ignored by git); with COMFY_TRICKLE_UPDATE_SCREENSHOTS=1
-# they go to docs/screenshots/ instead, the copies the README shows.
+# Every run writes its screenshots to a temporary folder (tests never write into the checkout); with
+# COMFY_TRICKLE_UPDATE_SCREENSHOTS=1 they go to docs/screenshots/ instead, the copies the README shows.
 SCREENSHOTS = (
     REPO_ROOT / "docs" / "screenshots"
     if os.environ.get("COMFY_TRICKLE_UPDATE_SCREENSHOTS") == "1"
-    else REPO_ROOT / "artifacts" / "screenshots"
+    else Path(tempfile.gettempdir()) / "comfy-trickle-screenshots"
 )
 INVERT_WORKFLOW = json.loads((REPO_ROOT / "example_workflows" / "api" / "invert.json").read_text())
 CHROMIUM_FLAGS = [

@@ -1,7 +1,7 @@
 """A local test source: the synthetic pattern (plus a tone), encoded and published to a trickle channel
 in real time with our own publisher.
 
-Lets a user without a camera or gateway try a stream: ``POST /trickle/test-source`` (routes.dev) starts
+Lets a user without a camera or gateway try a stream: ``POST /trickle/test-source`` (dev.routes) starts
 one into ComfyUI's dev relay, and the channel URL goes into ``/stream/start`` as ``subscribe_url``.
 Encoding runs on a worker thread (one frame per step), publishing and pacing on the event loop: each
 chunk leaves when its media time has passed on the wall clock, so the channel fills like a live camera.

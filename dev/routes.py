@@ -24,12 +24,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ..routes.responses import json_errors
+from ..routes.security import check_bearer_token, read_json_body
+from ..routes.settings import TrickleSettings
 from ..streams.config import MAX_DIMENSION, MIN_DIMENSION, RequestError
-from ..streams.test_source import TestSource, TestSourceOptions
 from ..trickle.relay import TrickleRelay
-from .responses import json_errors
-from .security import check_bearer_token, read_json_body
-from .settings import TrickleSettings
+from .test_source import TestSource, TestSourceOptions
 
 logger = logging.getLogger(__name__)
 

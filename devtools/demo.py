@@ -1,6 +1,7 @@
 """The demo: live video through a ComfyUI workflow on this machine, written to an mp4.
 
-    python -m comfy_trickle.demo [--seconds 20] [--comfyui-url http://127.0.0.1:8188] [--output x.mp4]
+    python -m comfy_trickle.devtools.demo [--seconds 20] [--comfyui-url http://127.0.0.1:8188]
+                                          [--output x.mp4]
 
 (``scripts/demo`` sets everything up and runs this.) Steps:
 
@@ -29,8 +30,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,16 +40,16 @@ from typing import Any
 import aiohttp
 import av
 
-from .trickle.errors import TrickleChannelNotFound, TrickleError
-from .trickle.subscriber import TrickleSubscriber
+from ..trickle.errors import TrickleChannelNotFound, TrickleError
+from ..trickle.subscriber import TrickleSubscriber
+from .comfyui_server import PACK_DIR, ComfyUIError, ComfyUIServer, start_comfyui
 
 logger = logging.getLogger("comfy_trickle.demo")
 
-PACK_DIR = Path(__file__).resolve().parent
 DEFAULT_WORKFLOW = PACK_DIR / "example_workflows" / "api" / "tinted_negative.json"
 DEFAULT_OUTPUT = PACK_DIR / "out" / "comfy-trickle-demo.mp4"
-READY_TIMEOUT_S = 180.0
 PROGRESS_INTERVAL_S = 2.0
+PLAIN_DEFAULT_PORT = 8188
 DRAIN_TIMEOUT_S = 10.0
 
 
@@ -61,72 +60,24 @@ class DemoError(RuntimeError):
 # --------------------------------------------------------------------------------------------- ComfyUI
 
 
-class LaunchedComfyUI:
-    """A ComfyUI subprocess with this pack loaded, on 127.0.0.1, stopped by ``stop()``."""
-
-    def __init__(self, base_directory: Path, port: int) -> None:
-        comfyui_dir = Path(os.environ.get("COMFYUI_DIR", "")).expanduser()
-        python = Path(os.environ.get("COMFYUI_PYTHON", sys.executable)).expanduser()
-        if not (comfyui_dir / "main.py").is_file():
-            raise DemoError(
-                f"No ComfyUI at COMFYUI_DIR={str(comfyui_dir)!r}: run scripts/demo (it sets up ComfyUI), "
-                "or pass --comfyui-url of a running ComfyUI that has comfy-trickle installed"
-            )
-        self.port = port or _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        custom_nodes = base_directory / "custom_nodes"
-        custom_nodes.mkdir(parents=True, exist_ok=True)
-        link = custom_nodes / "comfy-trickle"
-        if link.is_symlink() or not link.exists():
-            with contextlib.suppress(FileNotFoundError):
-                link.unlink()
-            link.symlink_to(PACK_DIR, target_is_directory=True)
-        self.log_path = base_directory / "comfyui.log"
-        args = [
-            str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-            "--disable-api-nodes", "--database-url", "sqlite:///:memory:",
-            "--base-directory", str(base_directory),
-        ]  # fmt: skip
-        logger.info("Starting ComfyUI on %s (log: %s)", self.url, self.log_path)
-        with open(self.log_path, "wb") as log_file:
-            self.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                args, cwd=comfyui_dir, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches the demo, which then stops ComfyUI itself
-            )  # fmt: skip
-
-    async def wait_ready(self, session: aiohttp.ClientSession, cancelled: asyncio.Event) -> None:
-        started = time.monotonic()
-        while time.monotonic() - started < READY_TIMEOUT_S:
-            if cancelled.is_set():
-                raise DemoError("Interrupted while ComfyUI was starting")
-            if self.process.poll() is not None:
-                raise DemoError(f"ComfyUI exited with {self.process.returncode}; see {self.log_path}")
-            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                async with session.get(
-                    self.url + "/system_stats", timeout=aiohttp.ClientTimeout(total=2)
-                ) as r:
-                    if r.status == 200:
-                        logger.info("ComfyUI ready after %.1f s", time.monotonic() - started)
-                        return
-            await asyncio.sleep(0.25)
-        raise DemoError(f"ComfyUI not ready after {READY_TIMEOUT_S:.0f} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+async def launch_comfyui(port: int, stop_event: asyncio.Event) -> ComfyUIServer:
+    """Start ComfyUI with this pack in ``$COMFY_TRICKLE_CACHE/demo-base`` (kept across runs, so ComfyUI's
+    user settings stay) and wait until it answers; Ctrl-C meanwhile stops it."""
+    cache = Path(os.environ.get("COMFY_TRICKLE_CACHE", Path.home() / ".cache" / "comfy-trickle"))
+    base_directory = cache / "demo-base"
+    log_path = base_directory / "comfyui.log"
+    logger.info("Starting ComfyUI (log: %s)", log_path)
+    try:
+        server = await asyncio.to_thread(
+            start_comfyui, base_directory, log_path, port=port, interrupted=stop_event.is_set,
+            die_with_parent=False,  # --keep-comfyui leaves it running after we exit
+        )  # fmt: skip
+    except ComfyUIError as err:
+        raise DemoError(
+            f"{err}\nRun scripts/demo (it sets up ComfyUI), or pass --comfyui-url of a running ComfyUI "
+            "that has comfy-trickle installed"
+        ) from err
+    return server
 
 
 # --------------------------------------------------------------------------------------------- HTTP
@@ -228,7 +179,7 @@ async def run_demo(args: argparse.Namespace, workflow: dict[str, Any], output: P
 
 
 async def _run_demo(args: argparse.Namespace, workflow: dict[str, Any], output: Path, ts_path: Path) -> Path:
-    launched: LaunchedComfyUI | None = None
+    launched: ComfyUIServer | None = None
     stop_event = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -240,10 +191,8 @@ async def _run_demo(args: argparse.Namespace, workflow: dict[str, Any], output: 
             if args.comfyui_url:
                 base_url = args.comfyui_url.rstrip("/")
             else:
-                cache = Path(os.environ.get("COMFY_TRICKLE_CACHE", Path.home() / ".cache" / "comfy-trickle"))
-                launched = LaunchedComfyUI(cache / "demo-base", args.port)
-                base_url = launched.url
-                await launched.wait_ready(session, stop_event)
+                launched = await launch_comfyui(args.port, stop_event)
+                base_url = launched.base_url
             logger.info("Open %s/ to watch: the Trickle sidebar lists the stream", base_url)
 
             name = f"demo-{secrets.token_hex(3)}"
@@ -296,13 +245,38 @@ async def _run_demo(args: argparse.Namespace, workflow: dict[str, Any], output: 
                 loop.remove_signal_handler(sig)
             if launched is not None:
                 if args.keep_comfyui:
-                    logger.info("ComfyUI keeps running at %s (pid %d)", launched.url, launched.process.pid)
+                    pid = launched.process.pid
+                    logger.info("ComfyUI keeps running at %s (pid %d)", launched.base_url, pid)
                 else:
                     launched.stop()
 
 
+async def serve_plain(port: int) -> None:
+    """``--plain``: only ComfyUI with the pack (no stream), to click around, until Ctrl-C."""
+    stop_event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_event.set)
+    try:
+        server = await launch_comfyui(port or PLAIN_DEFAULT_PORT, stop_event)
+        try:
+            logger.info("ComfyUI with comfy-trickle is ready: %s/   (Ctrl-C stops it)", server.base_url)
+            while not stop_event.is_set() and server.is_running():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop_event.wait(), 1.0)
+            if not server.is_running():
+                raise DemoError(f"ComfyUI exited with {server.process.returncode}; see {server.log_path}")
+        finally:
+            server.stop()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m comfy_trickle.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m comfy_trickle.devtools.demo", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to stream (default 20)")
     parser.add_argument("--comfyui-url", help="use this running ComfyUI instead of starting one")
     parser.add_argument(
@@ -318,12 +292,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--token", default=os.environ.get("COMFY_TRICKLE_TOKEN", ""), help="bearer token")
     parser.add_argument("--keep-comfyui", action="store_true", help="leave the started ComfyUI running")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help=f"only start ComfyUI with the pack, no stream, until Ctrl-C (port default {PLAIN_DEFAULT_PORT})",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[demo] %(message)s")
+    if args.plain:
+        try:
+            asyncio.run(serve_plain(args.port))
+        except DemoError as err:
+            logger.error("%s", err)  # noqa: TRY400 - the message is the whole story
+            return 1
+        return 0
     try:
         workflow = json.loads(Path(args.workflow).read_text(encoding="utf-8"))
         output = Path(args.output).resolve()
