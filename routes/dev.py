@@ -28,7 +28,7 @@ from ..streams.config import MAX_DIMENSION, MIN_DIMENSION, RequestError
 from ..streams.test_source import TestSource, TestSourceOptions
 from ..trickle.relay import TrickleRelay
 from .responses import json_errors
-from .security import check_bearer_token, read_json_body
+from .security import read_json_body, requires_token
 from .settings import TrickleSettings
 
 logger = logging.getLogger(__name__)
@@ -82,9 +82,9 @@ class DevRoutes:
             await source.stop()
 
     @json_errors
+    @requires_token
     async def start_test_source(self, request: web.Request) -> web.Response:
         """Start publishing the synthetic source into relay channel ``name``."""
-        check_bearer_token(request, self.settings.token)
         body: Any = {}
         if request.content_length or request.headers.get("Transfer-Encoding"):
             body = await read_json_body(request, self.settings.max_request_bytes)
@@ -117,16 +117,16 @@ class DevRoutes:
         )
 
     @json_errors
+    @requires_token
     async def list_test_sources(self, request: web.Request) -> web.Response:
         """The test sources still running."""
-        check_bearer_token(request, self.settings.token)
         self._forget_finished()
         return web.json_response({"sources": {name: src.describe() for name, src in self.sources.items()}})
 
     @json_errors
+    @requires_token
     async def stop_test_source(self, request: web.Request) -> web.Response:
         """Stop a test source; its channel is closed so subscribers see the end of the stream."""
-        check_bearer_token(request, self.settings.token)
         name = request.match_info["name"]
         source = self.sources.pop(name, None)
         if source is None:

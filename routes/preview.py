@@ -40,7 +40,7 @@ from aiohttp import web
 from ..streams.config import RequestError
 from ..streams.errors import StreamNotFound
 from .responses import json_errors
-from .security import check_bearer_token
+from .security import requires_token
 from .settings import TrickleSettings
 
 logger = logging.getLogger(__name__)
@@ -147,9 +147,9 @@ class PreviewRoutes:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     @json_errors
+    @requires_token
     async def preview(self, request: web.Request) -> web.StreamResponse:
         """Answer the newest output frame of a stream as a JPEG (see the module docstring)."""
-        check_bearer_token(request, self.settings.token)
         stream_id = request.match_info["stream_id"]
         max_width = _max_width(request.query.get("max_width"))
         key = (stream_id, max_width)
