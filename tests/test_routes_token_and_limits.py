@@ -7,6 +7,8 @@ Routes are enumerated from the real applications, so a route added without ``@re
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -145,3 +147,18 @@ async def test_limits_route_answers_the_limits_the_server_checks():
             with pytest.raises(ApiError) as info:
                 parse_start_request(request, published)
             assert info.value.body()["field"] == "params.width"
+
+
+def test_web_ui_fallback_limits_are_the_servers_defaults():
+    """The settings dialog and the Go live form before ``GET /stream/limits`` answers use
+    ``web/js/common/limits.js``'s FALLBACK_LIMITS: they must be the numbers the server checks."""
+    source = (Path(__file__).parent.parent / "web" / "js" / "common" / "limits.js").read_text()
+    block = re.search(r"FALLBACK_LIMITS = Object\.freeze\(\{(.*?)\}\)", source, re.DOTALL)
+    assert block is not None
+    fallback = {name: int(value) for name, value in re.findall(r"(\w+): (\d+)", block.group(1))}
+    defaults = StreamLimits()
+    assert fallback == {
+        "min_dimension": defaults.min_dimension,
+        "max_dimension": defaults.max_dimension,
+        "dimension_multiple": defaults.dimension_multiple,
+    }
