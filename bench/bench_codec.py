@@ -34,10 +34,10 @@ from av.video.reformatter import VideoReformatter
 from comfy_trickle.media.decoder import StreamDecoder
 from comfy_trickle.media.encoder import EncoderSettings, SegmentEncoder
 from comfy_trickle.media.synthetic import make_test_frame
-from comfy_trickle.media.types import MPEGTS_TIME_BASE
+from comfy_trickle.media.types import MPEGTS_CLOCK_HZ, MPEGTS_TIME_BASE
 
 FPS = 30
-TICKS = 90000 // FPS
+TICKS = MPEGTS_CLOCK_HZ // FPS
 CHUNK = 64 * 1024
 
 

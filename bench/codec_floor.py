@@ -15,11 +15,11 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from comfy_trickle.media.types import MPEGTS_CLOCK_HZ, MPEGTS_TIME_BASE
 
 from .source import EncodedSource
 
 X264_OPTIONS = {"preset": "superfast", "tune": "zerolatency", "forced-idr": "1"}
-MPEGTS_TIME_BASE = Fraction(1, 90000)
 
 
 @dataclass
@@ -60,7 +60,7 @@ def run_floor(source: EncodedSource, seconds: float) -> FloorResult:
     wall0, cpu0 = time.perf_counter(), time.process_time()
     deadline = wall0 + seconds
     pts = 0
-    step = round(90000 / source.fps)
+    step = round(MPEGTS_CLOCK_HZ / source.fps)
     while time.perf_counter() < deadline:
         for segment in source.segments:
             if time.perf_counter() >= deadline:

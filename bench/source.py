@@ -25,7 +25,6 @@ import numpy as np
 BLOCK = 16
 INDEX_BITS = 16
 INDEX_ROW = 1  # macroblock row holding the index (row 0 is left to the picture edge)
-MPEGTS_TIME_BASE = Fraction(1, 90000)
 SOURCE_X264_OPTIONS = {"preset": "superfast", "tune": "zerolatency"}
 
 

@@ -25,9 +25,10 @@ from typing import Any
 from aiohttp import web
 
 from ..routes.responses import json_errors
-from ..routes.security import check_bearer_token, read_json_body
+from ..routes.security import read_json_body, requires_token
 from ..routes.settings import TrickleSettings
-from ..streams.config import MAX_DIMENSION, MIN_DIMENSION, RequestError
+from ..streams.errors import ApiError
+from ..streams.limits import MAX_DIMENSION, MIN_DIMENSION
 from ..trickle.relay import TrickleRelay
 from .test_source import TestSource, TestSourceOptions
 
@@ -82,20 +83,20 @@ class DevRoutes:
             await source.stop()
 
     @json_errors
+    @requires_token
     async def start_test_source(self, request: web.Request) -> web.Response:
         """Start publishing the synthetic source into relay channel ``name``."""
-        check_bearer_token(request, self.settings.token)
         body: Any = {}
         if request.content_length or request.headers.get("Transfer-Encoding"):
             body = await read_json_body(request, self.settings.max_request_bytes)
         if not isinstance(body, dict):
-            raise RequestError(400, "Request body must be a JSON object")
+            raise ApiError(400, "Request body must be a JSON object")
         self._forget_finished()
         name = _channel_name(body.get("name"))
         if name in self.sources:
-            raise RequestError(409, f"Test source {name} is already running", {"name": name})
+            raise ApiError(409, f"Test source {name} is already running", {"name": name})
         if len(self.sources) >= MAX_TEST_SOURCES:
-            raise RequestError(429, f"At most {MAX_TEST_SOURCES} test sources run at once")
+            raise ApiError(429, f"At most {MAX_TEST_SOURCES} test sources run at once")
         options = _options(body)
 
         # Both channels exist before we answer, so a stream started right away finds its input (the
@@ -117,20 +118,20 @@ class DevRoutes:
         )
 
     @json_errors
+    @requires_token
     async def list_test_sources(self, request: web.Request) -> web.Response:
         """The test sources still running."""
-        check_bearer_token(request, self.settings.token)
         self._forget_finished()
         return web.json_response({"sources": {name: src.describe() for name, src in self.sources.items()}})
 
     @json_errors
+    @requires_token
     async def stop_test_source(self, request: web.Request) -> web.Response:
         """Stop a test source; its channel is closed so subscribers see the end of the stream."""
-        check_bearer_token(request, self.settings.token)
         name = request.match_info["name"]
         source = self.sources.pop(name, None)
         if source is None:
-            raise RequestError(404, f"Test source {name} not found", {"name": name})
+            raise ApiError(404, f"Test source {name} not found", {"name": name})
         await source.stop()
         return web.json_response({"name": name, "stopped": True, **source.describe()})
 
@@ -157,7 +158,7 @@ def _channel_name(value: Any) -> str:
     if value in (None, ""):
         return f"test-{secrets.token_hex(4)}"
     if not isinstance(value, str) or not CHANNEL_NAME_PATTERN.match(value) or value.endswith(OUTPUT_SUFFIX):
-        raise RequestError(
+        raise ApiError(
             400,
             "Field name must be 1-64 letters, digits, '.', '_' or '-', start with a letter or digit "
             f"and not end in {OUTPUT_SUFFIX!r}",
@@ -171,7 +172,7 @@ def _options(body: dict[str, Any]) -> TestSourceOptions:
     width = _number(body, "width", defaults.width, MIN_DIMENSION, MAX_DIMENSION, integer=True)
     height = _number(body, "height", defaults.height, MIN_DIMENSION, MAX_DIMENSION, integer=True)
     if width % 2 or height % 2:
-        raise RequestError(400, "Fields width and height must be even (H.264 4:2:0)", {"field": "width"})
+        raise ApiError(400, "Fields width and height must be even (H.264 4:2:0)", {"field": "width"})
     fps = _number(body, "fps", defaults.fps, 1.0, MAX_TEST_SOURCE_FPS)
     duration = body.get("duration_s")
     duration_s = None
@@ -179,7 +180,7 @@ def _options(body: dict[str, Any]) -> TestSourceOptions:
         duration_s = _number(body, "duration_s", 0.0, 0.1, MAX_TEST_SOURCE_DURATION_S)
     audio = body.get("audio", defaults.audio)
     if not isinstance(audio, bool):
-        raise RequestError(400, "Field audio must be true or false", {"field": "audio"})
+        raise ApiError(400, "Field audio must be true or false", {"field": "audio"})
     return TestSourceOptions(
         width=int(width), height=int(height), fps=fps, duration_s=duration_s, audio=audio
     )
@@ -195,9 +196,9 @@ def _number(
     finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
     if isinstance(value, bool) or not finite or (integer and value != int(value)):
         kind = "an integer" if integer else "a number"
-        raise RequestError(400, f"Field {name} must be {kind}, got {value!r}", {"field": name})
+        raise ApiError(400, f"Field {name} must be {kind}, got {value!r}", {"field": name})
     if not low <= value <= high:
-        raise RequestError(
+        raise ApiError(
             400, f"Field {name} must be between {low:g} and {high:g}, got {value}", {"field": name}
         )
     return value

@@ -25,7 +25,7 @@ import av
 from .adts import parse_adts
 from .bytefeed import ByteFeed
 from .resize import FrameConverter, FrameRateCap, validate_target_size
-from .types import AudioPacket, DecodedFrame
+from .types import MPEGTS_TIME_BASE, AudioPacket, DecodedFrame
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ class StreamDecoder:
             if self._feed.exhausted:
                 break
         if decoder is not None and not self._stop_requested:
-            self._decode_packet(decoder, None, Fraction(1, 90000))
+            self._decode_packet(decoder, None, MPEGTS_TIME_BASE)
 
     def _demux(
         self, container: av.container.InputContainer, decoder: av.CodecContext | None
@@ -240,10 +240,10 @@ class StreamDecoder:
                 self._mark_video_progress()
                 stamp = packet.dts if packet.dts is not None else packet.pts
                 if stamp is not None:  # decode order (dts) is monotonic even with B-frames
-                    self._track_timeline(int(stamp), video.time_base or Fraction(1, 90000))
+                    self._track_timeline(int(stamp), video.time_base or MPEGTS_TIME_BASE)
                 if decoder is None or decoder.name != video.codec_context.name:
                     decoder = self._make_decoder(video.codec_context.name)
-                self._decode_packet(decoder, packet, video.time_base or Fraction(1, 90000))
+                self._decode_packet(decoder, packet, video.time_base or MPEGTS_TIME_BASE)
             elif audio is not None and packet.stream_index == audio.index:
                 self._stats.audio_packets += 1
                 self._emit_audio(packet, audio)
@@ -333,7 +333,7 @@ class StreamDecoder:
         if self._on_audio is None:
             return
         ctx = stream.codec_context
-        time_base = stream.time_base or Fraction(1, 90000)
+        time_base = stream.time_base or MPEGTS_TIME_BASE
         data = bytes(packet)
         sample_rate = int(ctx.sample_rate or 0)
         channels = int(ctx.layout.nb_channels)

@@ -22,7 +22,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from .audio_out import AacToOpus, AudioBuffer, EncodedAudio, add_aac_stream, add_opus_stream
-from .types import MPEGTS_TIME_BASE, AudioPacket, rescale
+from .types import MPEGTS_CLOCK_HZ, MPEGTS_TIME_BASE, AudioPacket, rescale
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +32,11 @@ logger = logging.getLogger(__name__)
 _MUX_OPTIONS = {"flush_packets": "1", "max_interleave_delta": "1"}
 # Audio whose newest packet ends this far behind the video has stopped (TS muxers may send audio a few
 # hundred ms late in bursts, so less would cut segments needlessly).
-_AUDIO_STOPPED_TICKS = 90000
+_AUDIO_STOPPED_TICKS = MPEGTS_CLOCK_HZ
 # A pts this far behind the previous frame's starts a new timeline (source restart); less is adjusted.
-_RESET_TICKS = 90000 // 2
+_RESET_TICKS = MPEGTS_CLOCK_HZ // 2
 # After a pts reset, queued audio this far ahead of the new video timeline belongs to the old one.
-_STALE_AUDIO_TICKS = 2 * 90000
+_STALE_AUDIO_TICKS = 2 * MPEGTS_CLOCK_HZ
 
 
 class SegmentSink(Protocol):

@@ -23,7 +23,7 @@ import numpy as np
 
 from .encoder import EncoderSettings, SegmentEncoder
 from .tone import ToneSource
-from .types import MPEGTS_TIME_BASE
+from .types import MPEGTS_CLOCK_HZ, MPEGTS_TIME_BASE
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class SyntheticSource:
         self.config = config or SyntheticConfig()
         if self.config.audio not in (None, "opus", "aac"):
             raise ValueError(f"audio must be 'opus', 'aac' or None, got {self.config.audio!r}")
-        self._frame_ticks = Fraction(90000) / Fraction(self.config.fps).limit_denominator(1001)
+        self._frame_ticks = Fraction(MPEGTS_CLOCK_HZ) / Fraction(self.config.fps).limit_denominator(1001)
 
     def pts(self, index: int) -> int:
         """90 kHz pts of frame ``index``."""

@@ -7,26 +7,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from .adts import adts_header
 from .types import MPEGTS_TIME_BASE, AudioPacket, rescale
-
-_ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
-
-
-def adts_header(payload_size: int, sample_rate: int, channels: int) -> bytes:
-    """7-byte ADTS header (MPEG-4 AAC LC, no CRC) for one raw AAC frame of ``payload_size`` bytes."""
-    length = payload_size + 7
-    rate_index = _ADTS_RATES.index(sample_rate)
-    return bytes(
-        (
-            0xFF,
-            0xF1,
-            (1 << 6) | (rate_index << 2) | (channels >> 2),
-            ((channels & 3) << 6) | (length >> 11),
-            (length >> 3) & 0xFF,
-            ((length & 7) << 5) | 0x1F,
-            0xFC,
-        )
-    )
 
 
 class ToneSource:

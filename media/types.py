@@ -11,7 +11,8 @@ from fractions import Fraction
 import numpy as np
 
 #: MPEG-TS runs on a 90 kHz clock; our encoder writes every timestamp in this base.
-MPEGTS_TIME_BASE = Fraction(1, 90000)
+MPEGTS_CLOCK_HZ = 90000
+MPEGTS_TIME_BASE = Fraction(1, MPEGTS_CLOCK_HZ)
 
 
 @dataclass(frozen=True)

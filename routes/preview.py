@@ -35,10 +35,9 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ..media.jpeg import encode_jpeg
-from ..streams.config import RequestError
-from ..streams.errors import StreamNotFound
+from ..streams.errors import ApiError, StreamNotFound
 from .responses import json_errors
-from .security import check_bearer_token
+from .security import requires_token
 from .settings import TrickleSettings
 
 logger = logging.getLogger(__name__)
@@ -117,9 +116,9 @@ class PreviewRoutes:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     @json_errors
+    @requires_token
     async def preview(self, request: web.Request) -> web.StreamResponse:
         """Answer the newest output frame of a stream as a JPEG (see the module docstring)."""
-        check_bearer_token(request, self.settings.token)
         stream_id = request.match_info["stream_id"]
         max_width = _max_width(request.query.get("max_width"))
         key = (stream_id, max_width)
@@ -177,10 +176,10 @@ def _max_width(raw: str | None) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise RequestError(400, f"max_width must be an integer, got {raw!r}", FIELD_MAX_WIDTH) from None
+        raise ApiError(400, f"max_width must be an integer, got {raw!r}", FIELD_MAX_WIDTH) from None
     if not MIN_MAX_WIDTH <= value <= MAX_MAX_WIDTH:
         message = f"max_width must be between {MIN_MAX_WIDTH} and {MAX_MAX_WIDTH}, got {value}"
-        raise RequestError(400, message, FIELD_MAX_WIDTH)
+        raise ApiError(400, message, FIELD_MAX_WIDTH)
     return -(-value // WIDTH_STEP) * WIDTH_STEP
 
 

@@ -1,7 +1,8 @@
 """JSON answers and the error discipline shared by every handler of ours.
 
-Bad input is a ``RequestError`` (ours) or a ``StreamError`` (the stream engine's); both become a 4xx with
-a JSON body saying what is wrong. Anything else is a bug: logged with its traceback, answered 500.
+Bad input is an ``ApiError`` (``streams.errors``: ours and the stream engine's); it becomes its status with
+``{"error": message, **details}`` and its headers, here and nowhere else. Anything else is a bug: logged
+with its traceback, answered 500.
 """
 
 from __future__ import annotations
@@ -13,17 +14,16 @@ from typing import Any
 
 from aiohttp import web
 
-from ..streams.config import RequestError
-from ..streams.errors import StreamError
+from ..streams.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 
-def error_response(status: int, message: str, **details: Any) -> web.Response:
-    """``{"error": message, **details}`` with ``status``."""
-    return web.json_response({"error": message, **details}, status=status)
+def error_response(error: ApiError) -> web.Response:
+    """The answer to ``error``: ``{"error": message, **details}`` with its status and headers."""
+    return web.json_response(error.body(), status=error.http_status, headers=error.headers)
 
 
 def json_errors(handler: Handler) -> Handler:
@@ -35,14 +35,12 @@ def json_errors(handler: Handler) -> Handler:
         request: web.Request = args[-1]
         try:
             return await handler(*args)
-        except RequestError as err:
-            return web.json_response(err.to_json(), status=err.status, headers=err.headers)
-        except StreamError as err:
-            return web.json_response(err.body(), status=err.http_status)
+        except ApiError as err:
+            return error_response(err)
         except web.HTTPException:
             raise  # aiohttp's own answers (e.g. 405) are already proper responses
         except Exception as err:
             logger.exception("comfy-trickle: %s %s failed", request.method, request.path)
-            return error_response(500, f"Internal error: {type(err).__name__}: {err}")
+            return error_response(ApiError(500, f"Internal error: {type(err).__name__}: {err}"))
 
     return wrapper

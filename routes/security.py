@@ -1,23 +1,36 @@
 """Request guards for our routes: bearer token, trickle host allowlist, request size limit.
 
 ComfyUI's aiohttp app has its middlewares fixed before custom nodes load, so these are plain
-functions the handlers call, raising ``RequestError`` (the routes turn it into the JSON answer).
+functions (and the ``requires_token`` decorator) the handlers use, raising ``ApiError`` (the routes
+turn it into the JSON answer).
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..streams.config import RequestError
+from ..streams.errors import ApiError
+from .settings import TrickleSettings
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+class HasSettings(Protocol):
+    """A routes object: its handlers read the token from ``settings``."""
+
+    settings: TrickleSettings
+
+
+RoutesT = TypeVar("RoutesT", bound=HasSettings)
+RoutesHandler = Callable[[RoutesT, web.Request], Awaitable[web.StreamResponse]]
 
 
 def check_bearer_token(request: web.Request, token: str) -> None:
@@ -29,7 +42,19 @@ def check_bearer_token(request: web.Request, token: str) -> None:
     # compare_digest keeps the comparison time independent of how much of the token matches.
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         reason = "Missing bearer token" if not header else "Invalid bearer token"
-        raise RequestError(401, reason, headers={"WWW-Authenticate": 'Bearer realm="comfy-trickle"'})
+        raise ApiError(401, reason, headers={"WWW-Authenticate": 'Bearer realm="comfy-trickle"'})
+
+
+def requires_token(handler: RoutesHandler[RoutesT]) -> RoutesHandler[RoutesT]:
+    """Decorate a routes method so it answers 401 unless the request carries ``self.settings.token``
+    (no check when no token is set). Put it under ``@json_errors``, which turns the 401 into JSON."""
+
+    @functools.wraps(handler)
+    async def guarded(routes: RoutesT, request: web.Request) -> web.StreamResponse:
+        check_bearer_token(request, routes.settings.token)
+        return await handler(routes, request)
+
+    return guarded
 
 
 class HostAllowlist:
@@ -73,7 +98,7 @@ class HostAllowlist:
             if not self.is_allowed(url):
                 parts = urlsplit(url)
                 where = parts.netloc or url
-                raise RequestError(
+                raise ApiError(
                     403,
                     f"Trickle host {where!r} in {field_name} is not allowed; loopback is allowed by default, "
                     "add other hosts to COMFY_TRICKLE_ALLOWED_HOSTS (comma separated, host or host:port)",
@@ -89,26 +114,26 @@ async def read_json_body(request: web.Request, max_bytes: int) -> Any:
     """
     declared = request.content_length
     if declared is not None and declared > max_bytes:
-        raise RequestError(413, _too_large(max_bytes), {"max_bytes": max_bytes})
+        raise ApiError(413, _too_large(max_bytes), {"max_bytes": max_bytes})
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_any():
         size += len(chunk)
         if size > max_bytes:
-            raise RequestError(413, _too_large(max_bytes), {"max_bytes": max_bytes})
+            raise ApiError(413, _too_large(max_bytes), {"max_bytes": max_bytes})
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
-        raise RequestError(400, "Request body is empty; expected a JSON object")
+        raise ApiError(400, "Request body is empty; expected a JSON object")
     try:
         return json.loads(raw)
     except UnicodeDecodeError as err:
-        raise RequestError(400, f"Request body is not UTF-8 JSON: {err}") from err
+        raise ApiError(400, f"Request body is not UTF-8 JSON: {err}") from err
     except ValueError as err:
-        raise RequestError(400, f"Request body is not valid JSON: {err}") from err
+        raise ApiError(400, f"Request body is not valid JSON: {err}") from err
     except RecursionError:
         # json's decoder recurses once per nesting level: a small body of brackets exhausts the stack.
-        raise RequestError(400, "Request body is nested too deeply to be a stream request") from None
+        raise ApiError(400, "Request body is nested too deeply to be a stream request") from None
 
 
 def _too_large(max_bytes: int) -> str:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ..streams.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_STREAMS, StreamLimits
 
 logger = logging.getLogger(__name__)
 
@@ -28,19 +30,26 @@ ENV_MAX_REQUEST_BYTES = "COMFY_TRICKLE_MAX_REQUEST_BYTES"
 ENV_MAX_STREAMS = "COMFY_TRICKLE_MAX_STREAMS"
 ENV_DEV_RELAY = "COMFY_TRICKLE_DEV_RELAY"
 
-DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
-DEFAULT_MAX_STREAMS = 4
-
 
 @dataclass(frozen=True)
 class TrickleSettings:
-    """Security and capacity settings shared by the routes and the stream registry."""
+    """Security and capacity settings shared by the routes and the stream registry; ``limits`` holds every
+    bound of a request (the two configurable ones come from the environment)."""
 
     token: str = ""
     allowed_hosts: tuple[str, ...] = ()
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    max_streams: int = DEFAULT_MAX_STREAMS
+    limits: StreamLimits = field(default_factory=StreamLimits)
     dev_relay: bool = True
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Largest accepted request body (``limits.max_request_bytes``)."""
+        return self.limits.max_request_bytes
+
+    @property
+    def max_streams(self) -> int:
+        """Streams running at once (``limits.max_streams``)."""
+        return self.limits.max_streams
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TrickleSettings:
@@ -52,8 +61,10 @@ class TrickleSettings:
         return cls(
             token=env.get(ENV_TOKEN, "").strip(),
             allowed_hosts=hosts,
-            max_request_bytes=_positive_int(env, ENV_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_BYTES),
-            max_streams=_positive_int(env, ENV_MAX_STREAMS, DEFAULT_MAX_STREAMS),
+            limits=StreamLimits(
+                max_request_bytes=_positive_int(env, ENV_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_BYTES),
+                max_streams=_positive_int(env, ENV_MAX_STREAMS, DEFAULT_MAX_STREAMS),
+            ),
             dev_relay=env.get(ENV_DEV_RELAY, "1").strip().lower() not in ("0", "false", "no", "off"),
         )
 

@@ -6,10 +6,12 @@
 | ``POST /stream/{id}/stop`` | 200 ``{status, message, **final status object}`` |
 | ``GET /stream/{id}/status`` | 200 status object |
 | ``GET /streams`` | 200 ``{streams: {id: status}, count}`` |
+| ``GET /stream/limits`` | 200 ``StreamLimits`` as JSON (sizes, backlog, body bytes, max streams) |
 
 Errors (JSON ``{"error": ..., ...}``): 400 bad input (workflow errors add ``node_errors`` in ComfyUI's
 shape), 401 missing/wrong bearer token, 403 trickle host not allowed, 404 unknown id, 409 duplicate id,
 413 body too large, 429 stream limit reached. Everything is checked before the registry starts anything.
+Every route requires the bearer token when one is set (``requires_token``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from aiohttp import web
 
 from ..streams.config import StreamConfig, parse_start_request
 from .responses import json_errors
-from .security import HostAllowlist, check_bearer_token, read_json_body
+from .security import HostAllowlist, read_json_body, requires_token
 from .settings import TrickleSettings
 
 
@@ -63,6 +65,7 @@ class StreamRoutes:
         routes.post("/stream/{stream_id}/stop")(self.stop)
         routes.get("/stream/{stream_id}/status")(self.status)
         routes.get("/streams")(self.list_streams)
+        routes.get("/stream/limits")(self.limits)
 
     def get_app(self) -> web.Application:
         """A standalone application serving only these routes (tests, embedding)."""
@@ -72,16 +75,13 @@ class StreamRoutes:
         app.add_routes(routes)
         return app
 
-    def authorize(self, request: web.Request) -> None:
-        """401 unless the request carries the configured bearer token (no-op without one)."""
-        check_bearer_token(request, self.settings.token)
-
     @json_errors
+    @requires_token
     async def start(self, request: web.Request) -> web.Response:
         """Start a stream; every check (auth, size, body, hosts, workflow) runs before anything starts."""
-        self.authorize(request)
-        body = await read_json_body(request, self.settings.max_request_bytes)
-        config = parse_start_request(body)
+        limits = self.settings.limits
+        body = await read_json_body(request, limits.max_request_bytes)
+        config = parse_start_request(body, limits)
         self.allowlist.check_urls(config.trickle_urls())
         status = await self.registry.start(config)
         return web.json_response(
@@ -95,9 +95,9 @@ class StreamRoutes:
         )
 
     @json_errors
+    @requires_token
     async def stop(self, request: web.Request) -> web.Response:
         """Stop a stream; answers with its final status."""
-        self.authorize(request)
         stream_id = request.match_info["stream_id"]
         final = await self.registry.stop(stream_id)
         return web.json_response(
@@ -105,17 +105,23 @@ class StreamRoutes:
         )
 
     @json_errors
+    @requires_token
     async def status(self, request: web.Request) -> web.Response:
         """One stream's status object."""
-        self.authorize(request)
         return web.json_response(self.registry.status(request.match_info["stream_id"]))
 
     @json_errors
+    @requires_token
     async def list_streams(self, request: web.Request) -> web.Response:
         """Every known stream with its status."""
-        self.authorize(request)
         statuses = self.registry.statuses()
         return web.json_response({"streams": statuses, "count": len(statuses)})
+
+    @json_errors
+    @requires_token
+    async def limits(self, request: web.Request) -> web.Response:
+        """The bounds a start request must keep, so clients (the UI's Go live form) check the same ones."""
+        return web.json_response(self.settings.limits.to_json())
 
 
 def register_stream_routes(

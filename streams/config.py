@@ -9,7 +9,7 @@ Accepted body (the seed's, plus ai-runner's optional fields, see docs/ARCHITECTU
     {"subscribe_url": "http://127.0.0.1:8188/trickle/relay/in",
      "publish_url": "http://127.0.0.1:8188/trickle/relay/out",
      "gateway_request_id": "my-stream",          # the stream id ("request_id" is accepted too)
-     "params": {"width": 512, "height": 512,
+     "params": {"width": 512, "height": 512, "max_backlog_s": 1.0,   # optional
                 "prompt": {...} or "<the same as a JSON string>"},
      "control_url": "", "events_url": "", "manifest_id": "", "stream_id": ""}
 """
@@ -19,45 +19,17 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-MIN_DIMENSION = 64
-MAX_DIMENSION = 2048
-DIMENSION_MULTIPLE = 8
-DEFAULT_DIMENSION = 512
+from .errors import ApiError, InvalidParameter, WorkflowInvalid, merge_node_errors, node_error
+from .limits import DEFAULT_DIMENSION, DEFAULT_LIMITS, StreamLimits
 
 # Stream ids end up in URL paths (/stream/{id}/status) and logs, so keep them plain.
 STREAM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 Workflow = dict[str, Any]
-
-
-class RequestError(Exception):
-    """A request the caller got wrong: HTTP ``status``, a readable ``message`` and optional ``details``.
-
-    ``details`` is merged into the JSON error body, e.g. ``{"node_errors": {...}}`` or ``{"field": ...}``;
-    ``headers`` are extra response headers (``WWW-Authenticate`` on 401).
-    """
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        details: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details: dict[str, Any] = dict(details or {})
-        self.headers: dict[str, str] = dict(headers or {})
-
-    def to_json(self) -> dict[str, Any]:
-        """The response body: ``{"error": message, **details}``."""
-        return {"error": self.message, **self.details}
 
 
 @dataclass(frozen=True)
@@ -80,6 +52,7 @@ class StreamConfig:
     manifest_id: str = ""
     runner_stream_id: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    max_backlog_s: float | None = None  # params.max_backlog_s, checked; None: the registry's default
 
     def trickle_urls(self) -> dict[str, str]:
         """The non-empty trickle URLs by field name (what the host allowlist checks)."""
@@ -110,14 +83,14 @@ class StreamConfig:
         return body
 
 
-def parse_start_request(body: Any) -> StreamConfig:
-    """Check a decoded start request body and build its ``StreamConfig``.
+def parse_start_request(body: Any, limits: StreamLimits = DEFAULT_LIMITS) -> StreamConfig:
+    """Check a decoded start request body against ``limits`` and build its ``StreamConfig``.
 
-    Raises ``RequestError(400, ...)`` naming the offending field for anything malformed. The host
-    allowlist (403) is the routes' job, since it depends on server settings.
+    Raises a 400 ``ApiError`` naming the offending field for anything malformed. The host allowlist
+    (403) is the routes' job, since it depends on server settings.
     """
     if not isinstance(body, dict):
-        raise RequestError(400, f"Request body must be a JSON object, got {_json_type(body)}")
+        raise ApiError(400, f"Request body must be a JSON object, got {_json_type(body)}")
 
     stream_id = _stream_id(body)
     subscribe_url = _url(body, "subscribe_url", required=True)
@@ -127,12 +100,13 @@ def parse_start_request(body: Any) -> StreamConfig:
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        raise RequestError(
+        raise ApiError(
             400, f"Field params must be an object, got {_json_type(params)}", {"field": "params"}
         )
 
-    width = _dimension(params, "width")
-    height = _dimension(params, "height")
+    width = _dimension(params, "width", limits)
+    height = _dimension(params, "height", limits)
+    max_backlog_s = _backlog(params, limits)
     workflow = parse_workflow(params.get("prompt"), field_name="params.prompt")
 
     extra_params = {k: v for k, v in params.items() if k not in ("width", "height", "prompt")}
@@ -148,6 +122,7 @@ def parse_start_request(body: Any) -> StreamConfig:
         manifest_id=_optional_string(body, "manifest_id"),
         runner_stream_id=_optional_string(body, "stream_id"),
         params=extra_params,
+        max_backlog_s=max_backlog_s,
     )
 
 
@@ -159,59 +134,52 @@ def parse_workflow(prompt: Any, field_name: str = "prompt") -> Workflow:
     Shape errors per node come back in ComfyUI's ``node_errors`` layout.
     """
     if prompt is None or prompt == "":
-        raise RequestError(400, f"Missing required field: {field_name}", {"field": field_name})
+        raise ApiError(400, f"Missing required field: {field_name}", {"field": field_name})
     if isinstance(prompt, str):
         try:
             prompt = json.loads(prompt)
         except ValueError as err:
-            raise RequestError(
+            raise ApiError(
                 400, f"Invalid prompt JSON in {field_name}: {err}", {"field": field_name}
             ) from err
         except RecursionError:  # json.loads recurses per nesting level
-            raise RequestError(
+            raise ApiError(
                 400, f"Field {field_name} is nested too deeply to be a workflow", {"field": field_name}
             ) from None
     if not isinstance(prompt, dict):
-        raise RequestError(
+        raise ApiError(
             400,
             f"Field {field_name} must be a workflow object (API format: node id -> "
             f"{{class_type, inputs}}), got {_json_type(prompt)}",
             {"field": field_name},
         )
     if isinstance(prompt.get("nodes"), list) and isinstance(prompt.get("links"), list):
-        raise RequestError(
+        raise ApiError(
             400,
             f"Field {field_name} is a UI-format workflow; send the API format instead "
             "(ComfyUI: Workflow > Export (API))",
             {"field": field_name},
         )
     if not prompt:
-        raise RequestError(400, f"Field {field_name} is an empty workflow", {"field": field_name})
+        raise ApiError(400, f"Field {field_name} is an empty workflow", {"field": field_name})
 
-    node_errors: dict[str, Any] = {}
-    for node_id, node in prompt.items():
-        problem = _node_shape_problem(node)
-        if problem is not None:
-            class_type = node.get("class_type") if isinstance(node, dict) else None
-            node_errors[str(node_id)] = {
-                "class_type": class_type if isinstance(class_type, str) else None,
-                "errors": [
-                    {
-                        "type": "invalid_node",
-                        "message": problem,
-                        "details": f"Node ID '#{node_id}'",
-                        "extra_info": {},
-                    }
-                ],
-                "dependent_outputs": [],
-            }
+    node_errors = merge_node_errors(
+        *(
+            node_error(str(node_id), _class_type_of(node), "invalid_node", problem, f"Node ID '#{node_id}'")
+            for node_id, node in prompt.items()
+            if (problem := _node_shape_problem(node)) is not None
+        )
+    )
     if node_errors:
-        raise RequestError(
-            400,
-            f"Workflow in {field_name} has malformed nodes",
-            {"field": field_name, "node_errors": node_errors},
+        raise WorkflowInvalid(
+            f"Workflow in {field_name} has malformed nodes", node_errors, {"field": field_name}
         )
     return prompt
+
+
+def _class_type_of(node: Any) -> str | None:
+    class_type = node.get("class_type") if isinstance(node, dict) else None
+    return class_type if isinstance(class_type, str) else None
 
 
 def _node_shape_problem(node: Any) -> str | None:
@@ -232,11 +200,11 @@ def _stream_id(body: dict[str, Any]) -> str:
     if value in (None, "") and body.get("request_id") not in (None, ""):
         value, name = body.get("request_id"), "request_id"
     if value in (None, ""):
-        raise RequestError(400, "Missing required field: gateway_request_id", {"field": "gateway_request_id"})
+        raise ApiError(400, "Missing required field: gateway_request_id", {"field": "gateway_request_id"})
     if not isinstance(value, str):
-        raise RequestError(400, f"Field {name} must be a string, got {_json_type(value)}", {"field": name})
+        raise ApiError(400, f"Field {name} must be a string, got {_json_type(value)}", {"field": name})
     if not STREAM_ID_PATTERN.match(value):
-        raise RequestError(
+        raise ApiError(
             400,
             f"Field {name} must be 1-128 characters of letters, digits, '.', '_', ':' or '-' "
             "and start with a letter or digit",
@@ -249,10 +217,10 @@ def _url(body: dict[str, Any], name: str, required: bool) -> str:
     value = body.get(name)
     if value in (None, ""):
         if required:
-            raise RequestError(400, f"Missing required field: {name}", {"field": name})
+            raise ApiError(400, f"Missing required field: {name}", {"field": name})
         return ""
     if not isinstance(value, str):
-        raise RequestError(
+        raise ApiError(
             400, f"Field {name} must be a string URL, got {_json_type(value)}", {"field": name}
         )
     try:
@@ -260,9 +228,9 @@ def _url(body: dict[str, Any], name: str, required: bool) -> str:
         hostname = parts.hostname
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError as err:
-        raise RequestError(400, f"Field {name} is not a valid URL: {err}", {"field": name}) from err
+        raise ApiError(400, f"Field {name} is not a valid URL: {err}", {"field": name}) from err
     if parts.scheme not in ("http", "https") or not hostname:
-        raise RequestError(
+        raise ApiError(
             400,
             f"Field {name} must be an http:// or https:// URL with a host, got {value!r}",
             {"field": name},
@@ -275,15 +243,15 @@ def _optional_string(body: dict[str, Any], name: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise RequestError(400, f"Field {name} must be a string, got {_json_type(value)}", {"field": name})
+        raise ApiError(400, f"Field {name} must be a string, got {_json_type(value)}", {"field": name})
     return value
 
 
-def _dimension(params: dict[str, Any], name: str) -> int:
+def _dimension(params: dict[str, Any], name: str, limits: StreamLimits) -> int:
     field_name = f"params.{name}"
     value = params.get(name)
     if value is None:
-        return DEFAULT_DIMENSION
+        return limits.default_dimension
     # bool is an int subclass; a float like 512.0 is accepted as the integer it spells.
     if (
         isinstance(value, bool)
@@ -291,18 +259,34 @@ def _dimension(params: dict[str, Any], name: str) -> int:
         or not math.isfinite(value)
         or value != int(value)
     ):
-        raise RequestError(
-            400, f"Field {field_name} must be an integer, got {value!r}", {"field": field_name}
-        )
+        raise ApiError(400, f"Field {field_name} must be an integer, got {value!r}", {"field": field_name})
     value = int(value)
-    if not MIN_DIMENSION <= value <= MAX_DIMENSION or value % DIMENSION_MULTIPLE:
-        raise RequestError(
+    if not limits.dimension_ok(value):
+        raise ApiError(
             400,
-            f"Field {field_name} must be a multiple of {DIMENSION_MULTIPLE} between {MIN_DIMENSION} "
-            f"and {MAX_DIMENSION}, got {value}",
+            f"Field {field_name} must be a multiple of {limits.dimension_multiple} between "
+            f"{limits.min_dimension} and {limits.max_dimension}, got {value}",
             {"field": field_name},
         )
     return value
+
+
+def _backlog(params: dict[str, Any], limits: StreamLimits) -> float | None:
+    if "max_backlog_s" not in params:
+        return None
+    value = params["max_backlog_s"]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not limits.backlog_ok(value)
+    ):
+        raise InvalidParameter(
+            f"params.max_backlog_s must be seconds in {limits.min_backlog_s:g}..{limits.max_backlog_s:g}, "
+            f"got {value!r}",
+            {"field": "params.max_backlog_s"},
+        )
+    return float(value)
 
 
 def _json_type(value: Any) -> str:

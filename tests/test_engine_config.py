@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from comfy_trickle.streams.config import RequestError, StreamConfig, parse_start_request
+from comfy_trickle.streams.config import StreamConfig, parse_start_request
+from comfy_trickle.streams.errors import ApiError
 
 PASSTHROUGH = {
     "1": {"inputs": {"images": ["2", 0]}, "class_type": "SaveTensor"},
@@ -28,10 +29,10 @@ def params(**overrides):
     return {"width": 512, "height": 256, "prompt": PASSTHROUGH, **overrides}
 
 
-def rejected(request_body) -> RequestError:
-    with pytest.raises(RequestError) as info:
+def rejected(request_body) -> ApiError:
+    with pytest.raises(ApiError) as info:
         parse_start_request(request_body)
-    assert info.value.status == 400
+    assert info.value.http_status == 400
     return info.value
 
 
@@ -86,7 +87,7 @@ def test_missing_required_field_is_named(missing):
     del request[missing]
     err = rejected(request)
     assert err.message == f"Missing required field: {missing}"
-    assert err.to_json() == {"error": f"Missing required field: {missing}", "field": missing}
+    assert err.body() == {"error": f"Missing required field: {missing}", "field": missing}
 
 
 def test_missing_prompt_is_named():
@@ -119,6 +120,46 @@ def test_malformed_nodes_come_back_as_node_errors():
     assert node_errors["1"]["errors"][0]["message"] == "node has no class_type"
     assert node_errors["3"]["class_type"] == "SaveTensor"
     assert node_errors["3"]["errors"][0]["message"] == "node has no inputs object"
+
+
+def test_malformed_nodes_body_has_the_field_and_comfyui_shaped_entries():
+    err = rejected(body(params=params(prompt={"7": {"inputs": {}}})))
+    assert err.body() == {
+        "error": "Workflow in params.prompt has malformed nodes",
+        "field": "params.prompt",
+        "node_errors": {
+            "7": {
+                "class_type": None,
+                "errors": [
+                    {
+                        "type": "invalid_node",
+                        "message": "node has no class_type",
+                        "details": "Node ID '#7'",
+                        "extra_info": {},
+                    }
+                ],
+                "dependent_outputs": [],
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize("value", [0.05, 1, 2.5, 120])
+def test_max_backlog_in_range_is_kept(value):
+    config = parse_start_request(body(params=params(max_backlog_s=value)))
+    assert config.max_backlog_s == value
+    assert config.params["max_backlog_s"] == value  # still there for the registry's own reading
+
+
+def test_max_backlog_absent_is_none():
+    assert parse_start_request(body()).max_backlog_s is None
+
+
+@pytest.mark.parametrize("value", [0.01, 121, -1, True, "1", None, float("nan")])
+def test_max_backlog_out_of_range_or_not_a_number(value):
+    err = rejected(body(params=params(max_backlog_s=value)))
+    assert err.details == {"field": "params.max_backlog_s"}
+    assert err.message == f"params.max_backlog_s must be seconds in 0.05..120, got {value!r}"
 
 
 @pytest.mark.parametrize(
@@ -168,3 +209,27 @@ def test_body_must_be_an_object(request_body):
 
 def test_params_must_be_an_object():
     assert rejected(body(params="x")).details == {"field": "params"}
+
+
+def test_node_error_builds_comfyui_entries_and_merge_keeps_every_error():
+    from comfy_trickle.streams.errors import merge_node_errors, node_error
+
+    first = node_error(
+        "4", "ImageBlend", "value_not_in_list", "Value not in list", "blend_mode: 'x'", "blend_mode",
+        extra_info={"input_config": ["COMBO", {"options": ["normal"]}], "received_value": "x"},
+        dependent_outputs=["9"],
+    )
+    second = node_error(
+        "4", "ImageBlend", "required_input_missing", "Required input is missing", "", "image2",
+        dependent_outputs=["9"],
+    )
+    merged = merge_node_errors(first, second, node_error("5", "X", "invalid_node", "bad"))
+    assert merged["4"]["class_type"] == "ImageBlend"
+    assert merged["4"]["dependent_outputs"] == ["9"]
+    assert [e["type"] for e in merged["4"]["errors"]] == ["value_not_in_list", "required_input_missing"]
+    assert merged["4"]["errors"][0]["extra_info"] == {
+        "input_name": "blend_mode",
+        "input_config": ["COMBO", {"options": ["normal"]}],
+        "received_value": "x",
+    }
+    assert merged["5"]["errors"][0]["extra_info"] == {}

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pytest
 from comfy_trickle.routes.security import HostAllowlist
-from comfy_trickle.routes.settings import DEFAULT_MAX_REQUEST_BYTES, TrickleSettings
-from comfy_trickle.streams.config import RequestError
+from comfy_trickle.routes.settings import TrickleSettings
+from comfy_trickle.streams.errors import ApiError
+from comfy_trickle.streams.limits import DEFAULT_MAX_REQUEST_BYTES, StreamLimits
 
 
 def test_settings_defaults_without_env():
     settings = TrickleSettings.from_env({})
     assert settings == TrickleSettings(
-        token="", allowed_hosts=(), max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, max_streams=4, dev_relay=True
+        token="",
+        allowed_hosts=(),
+        limits=StreamLimits(max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, max_streams=4),
+        dev_relay=True,
     )
 
 
@@ -73,11 +77,11 @@ def test_star_allows_any_host():
 
 
 def test_check_urls_names_field_and_host():
-    with pytest.raises(RequestError) as info:
+    with pytest.raises(ApiError) as info:
         HostAllowlist().check_urls(
             {"subscribe_url": "http://127.0.0.1/a", "publish_url": "http://evil.example:81/b"}
         )
     err = info.value
-    assert err.status == 403
+    assert err.http_status == 403
     assert err.details == {"field": "publish_url", "host": "evil.example"}
     assert "'evil.example:81'" in err.message and "COMFY_TRICKLE_ALLOWED_HOSTS" in err.message

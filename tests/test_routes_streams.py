@@ -20,6 +20,7 @@ from comfy_trickle.streams.errors import (
     WorkflowInvalid,
     node_error,
 )
+from comfy_trickle.streams.limits import StreamLimits
 
 PASSTHROUGH = {
     "1": {"inputs": {"images": ["2", 0]}, "class_type": "SaveTensor"},
@@ -190,7 +191,7 @@ async def test_allowed_hosts_setting_admits_a_host(registry):
 
 
 async def test_body_size_limit_is_413_with_and_without_content_length(registry):
-    client = await make_client(registry, max_request_bytes=1000)
+    client = await make_client(registry, limits=StreamLimits(max_request_bytes=1000))
     try:
         big = start_body(padding="x" * 2000)
         resp = await client.post("/stream/start", json=big)

@@ -2,10 +2,12 @@
 // (app.graphToPrompt().output is the API-format workflow), plus a one-click local test source (the
 // dev relay and the synthetic source on ComfyUI's own server) so a stream can be tried without a gateway.
 // Validation errors come back as ComfyUI node_errors and are shown on the nodes (common/node_errors.js).
+// Width and height are checked with the server's own limits (GET /stream/limits) before anything is sent.
 import { app } from "../../../scripts/app.js";
 import { el } from "./common/dom.js";
 import { FINAL_STATES, describeNodeError } from "./common/format.js";
 import { getSetting, toast, toastFailure, trickleFetch } from "./common/http.js";
+import { FALLBACK_LIMITS, sizeInputAttrs, sizeLimitsOf, sizeProblem } from "./common/limits.js";
 import { clearNodeErrors, revealNode, showNodeErrors } from "./common/node_errors.js";
 import { SETTING } from "./common/settings.js";
 import { streamStore } from "./common/store.js";
@@ -112,6 +114,12 @@ function field(label, input) {
   return el("div", { class: "trickle-field" }, [el("label", { for: input.id }, label), input]);
 }
 
+/** The server's size limits; the fallback (its defaults) when the route cannot be read (e.g. 401). */
+export async function fetchSizeLimits() {
+  const result = await trickleFetch("/stream/limits");
+  return result.ok ? sizeLimitsOf(result.data) : FALLBACK_LIMITS;
+}
+
 /** The Go live form (used by the sidebar tab). */
 export function createGoLiveForm() {
   const input = (id, attrs) => el("input", { id, name: id, ...attrs });
@@ -120,8 +128,16 @@ export function createGoLiveForm() {
   const publish = input("trickle-publish-url", { type: "url", placeholder: "http://host:port/stream-out",
     value: getSetting(SETTING.publishUrl) });
   const streamId = input("trickle-stream-id", { type: "text", placeholder: "automatic" });
-  const width = input("trickle-width", { type: "number", min: 16, max: 4096, step: 8, value: getSetting(SETTING.width) });
-  const height = input("trickle-height", { type: "number", min: 16, max: 4096, step: 8, value: getSetting(SETTING.height) });
+  let limits = FALLBACK_LIMITS;
+  const width = input("trickle-width", { type: "number", ...sizeInputAttrs(limits), value: getSetting(SETTING.width) });
+  const height = input("trickle-height", { type: "number", ...sizeInputAttrs(limits), value: getSetting(SETTING.height) });
+  fetchSizeLimits().then((served) => {
+    limits = served;
+    for (const [name, value] of Object.entries(sizeInputAttrs(limits))) {
+      width.setAttribute(name, value);
+      height.setAttribute(name, value);
+    }
+  });
   const message = el("div", { class: "trickle-form-message", role: "alert" });
   const errorList = el("ul", { class: "trickle-node-errors" });
   const goLive = el("button", { type: "submit", class: "trickle-button trickle-button-primary",
@@ -131,6 +147,8 @@ export function createGoLiveForm() {
   "Local test source");
 
   const size = () => ({ width: Number(width.value) || 0, height: Number(height.value) || 0 });
+  /** The server's words for a bad width or height, or "" (checked before a test source or stream starts). */
+  const sizeError = () => sizeProblem("width", width.value, limits) || sizeProblem("height", height.value, limits);
 
   function showOutcome(outcome) {
     message.textContent = outcome.ok ? "" : outcome.message || "";
@@ -170,11 +188,19 @@ export function createGoLiveForm() {
       showOutcome({ ok: false, message: "Enter a subscribe URL and a publish URL, or use the local test source." });
       return;
     }
+    if (sizeError()) {
+      showOutcome({ ok: false, message: sizeError() });
+      return;
+    }
     run(() => startFromGraph({ subscribeUrl: subscribe.value.trim(), publishUrl: publish.value.trim(),
       streamId: streamId.value.trim(), ...size() }));
   });
 
   testSource.addEventListener("click", () => {
+    if (sizeError()) {
+      showOutcome({ ok: false, message: sizeError() });
+      return;
+    }
     run(async () => {
       const id = streamId.value.trim() || newStreamId();
       const source = await startTestSource({ streamId: id, ...size() });

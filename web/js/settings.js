@@ -1,5 +1,6 @@
 // Trickle settings, all under one "Trickle" category of ComfyUI's settings dialog.
 import { app } from "../../../scripts/app.js";
+import { sizeInputAttrs } from "./common/limits.js";
 import { DEFAULTS, PREVIEW_FPS_LIMIT, SETTING } from "./common/settings.js";
 
 app.registerExtension({
@@ -47,7 +48,7 @@ app.registerExtension({
       name: "Default width",
       tooltip: "Frame width the workflow receives (prefilled in the Go live form).",
       type: "number",
-      attrs: { min: 16, max: 4096, step: 8 },
+      attrs: sizeInputAttrs(),
       defaultValue: DEFAULTS[SETTING.width],
     },
     {
@@ -56,7 +57,7 @@ app.registerExtension({
       name: "Default height",
       tooltip: "Frame height the workflow receives (prefilled in the Go live form).",
       type: "number",
-      attrs: { min: 16, max: 4096, step: 8 },
+      attrs: sizeInputAttrs(),
       defaultValue: DEFAULTS[SETTING.height],
     },
     {

@@ -1,0 +1,54 @@
+"""The limits a stream request must keep, in one typed place: frame size, hand-off backlog, request body
+size and how many streams run at once.
+
+Config parsing checks sizes and ``params.max_backlog_s`` with them, the routes cap request bodies and
+publish them (``GET /stream/limits``) so the web UI validates with the server's numbers, and the server
+settings fill the configurable two (``COMFY_TRICKLE_MAX_REQUEST_BYTES``, ``COMFY_TRICKLE_MAX_STREAMS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+MIN_DIMENSION = 64
+MAX_DIMENSION = 2048
+DIMENSION_MULTIPLE = 8
+DEFAULT_DIMENSION = 512
+MIN_BACKLOG_S = 0.05
+MAX_BACKLOG_S = 120.0
+DEFAULT_BACKLOG_S = 1.0
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_STREAMS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """Bounds of a stream request. Width and height: ``min_dimension..max_dimension``, a multiple of
+    ``dimension_multiple`` (the encoder's macroblock-friendly step). ``params.max_backlog_s``: seconds of
+    video the frame hand-off may hold before dropping the oldest, ``min_backlog_s..max_backlog_s``."""
+
+    min_dimension: int = MIN_DIMENSION
+    max_dimension: int = MAX_DIMENSION
+    dimension_multiple: int = DIMENSION_MULTIPLE
+    default_dimension: int = DEFAULT_DIMENSION
+    min_backlog_s: float = MIN_BACKLOG_S
+    max_backlog_s: float = MAX_BACKLOG_S
+    default_backlog_s: float = DEFAULT_BACKLOG_S
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_streams: int = DEFAULT_MAX_STREAMS
+
+    def dimension_ok(self, value: int) -> bool:
+        """True when ``value`` is an allowed width or height."""
+        return self.min_dimension <= value <= self.max_dimension and value % self.dimension_multiple == 0
+
+    def backlog_ok(self, seconds: float) -> bool:
+        """True when ``seconds`` is an allowed ``params.max_backlog_s``."""
+        return self.min_backlog_s <= seconds <= self.max_backlog_s
+
+    def to_json(self) -> dict[str, Any]:
+        """Every limit by field name (the body of ``GET /stream/limits``)."""
+        return asdict(self)
+
+
+DEFAULT_LIMITS = StreamLimits()

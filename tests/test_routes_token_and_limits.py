@@ -1,0 +1,164 @@
+"""The bearer token guards every route of ours except the dev relay (trickle peers send no token), and
+the limits route tells clients the bounds the server checks.
+
+Routes are enumerated from the real applications, so a route added without ``@requires_token`` fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from comfy_trickle.routes.dev import RELAY_PREFIX, DevRoutes
+from comfy_trickle.routes.preview import PreviewRoutes
+from comfy_trickle.routes.settings import TrickleSettings
+from comfy_trickle.routes.streams import StreamRoutes
+from comfy_trickle.streams.config import parse_start_request
+from comfy_trickle.streams.errors import ApiError, StreamNotFound
+from comfy_trickle.streams.limits import StreamLimits
+
+TOKEN = "s3cret"  # noqa: S105 - a test token
+
+
+class NoStreams:
+    """A registry and preview source that knows no stream (the routes under test never reach it)."""
+
+    async def start(self, config):
+        raise AssertionError("an unauthorised request reached the registry")
+
+    async def stop(self, stream_id):
+        raise StreamNotFound(stream_id)
+
+    def status(self, stream_id):
+        raise StreamNotFound(stream_id)
+
+    def statuses(self):
+        return {}
+
+    def latest_output(self, stream_id):
+        raise StreamNotFound(stream_id)
+
+
+def guarded_routes(app: web.Application) -> list[tuple[str, str]]:
+    """(method, path) of every route of ``app`` but HEAD and the relay, placeholders filled in."""
+    found = []
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if route.method == "HEAD" or path.startswith(RELAY_PREFIX):
+            continue
+        found.append((route.method, path.replace("{stream_id}", "x").replace("{name}", "x")))
+    return found
+
+
+def app_of(kind: str, settings: TrickleSettings) -> web.Application:
+    if kind == "streams":
+        return StreamRoutes(NoStreams(), settings).get_app()
+    if kind == "dev":
+        return DevRoutes(settings).get_app()
+    return PreviewRoutes(NoStreams(), settings).get_app()
+
+
+@pytest.mark.parametrize("kind", ["streams", "dev", "preview"])
+async def test_every_route_answers_401_without_the_token(kind):
+    app = app_of(kind, TrickleSettings(token=TOKEN))
+    routes = guarded_routes(app)
+    assert routes, kind
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        for method, path in routes:
+            wrong = {"Authorization": "Bearer no"}
+            for headers, error in (({}, "Missing bearer token"), (wrong, "Invalid bearer token")):
+                resp = await client.request(method, path, json={}, headers=headers)
+                assert resp.status == 401, (method, path)
+                assert resp.headers["WWW-Authenticate"] == 'Bearer realm="comfy-trickle"'
+                assert await resp.json() == {"error": error}
+            # With the token the request gets past the guard (whatever the route then answers).
+            resp = await client.request(method, path, json={}, headers={"Authorization": f"Bearer {TOKEN}"})
+            assert resp.status != 401, (method, path)
+    finally:
+        await client.close()
+
+
+async def test_the_listed_routes_include_every_stream_and_test_source_route():
+    listed = guarded_routes(StreamRoutes(NoStreams(), TrickleSettings()).get_app())
+    listed += guarded_routes(DevRoutes(TrickleSettings()).get_app())
+    listed += guarded_routes(PreviewRoutes(NoStreams(), TrickleSettings()).get_app())
+    assert sorted(listed) == sorted(
+        [
+            ("POST", "/stream/start"),
+            ("POST", "/live-video-to-video"),
+            ("POST", "/stream/x/stop"),
+            ("GET", "/stream/x/status"),
+            ("GET", "/streams"),
+            ("GET", "/stream/limits"),
+            ("POST", "/trickle/test-source"),
+            ("GET", "/trickle/test-source"),
+            ("DELETE", "/trickle/test-source/x"),
+            ("GET", "/trickle/preview/x.jpg"),
+        ]
+    )
+
+
+async def test_limits_route_answers_the_limits_the_server_checks():
+    limits = StreamLimits(max_request_bytes=2048, max_streams=3)
+    client = TestClient(TestServer(StreamRoutes(NoStreams(), TrickleSettings(limits=limits)).get_app()))
+    await client.start_server()
+    try:
+        resp = await client.get("/stream/limits")
+        assert resp.status == 200
+        answer = await resp.json()
+    finally:
+        await client.close()
+    assert answer == {
+        "min_dimension": 64,
+        "max_dimension": 2048,
+        "dimension_multiple": 8,
+        "default_dimension": 512,
+        "min_backlog_s": 0.05,
+        "max_backlog_s": 120.0,
+        "default_backlog_s": 1.0,
+        "max_request_bytes": 2048,
+        "max_streams": 3,
+    }
+    # The published bounds are the ones parsing enforces: the edges pass, one step beyond fails.
+    published = StreamLimits(**answer)
+    body = {
+        "subscribe_url": "http://127.0.0.1:9/in",
+        "publish_url": "http://127.0.0.1:9/out",
+        "gateway_request_id": "s",
+        "params": {"prompt": json.dumps({"1": {"class_type": "X", "inputs": {}}})},
+    }
+    for width, ok in (
+        (published.min_dimension, True),
+        (published.max_dimension, True),
+        (published.min_dimension - published.dimension_multiple, False),
+        (published.max_dimension + published.dimension_multiple, False),
+        (published.min_dimension + published.dimension_multiple // 2, False),
+    ):
+        request = {**body, "params": {**body["params"], "width": width}}
+        if ok:
+            assert parse_start_request(request, published).width == width
+        else:
+            with pytest.raises(ApiError) as info:
+                parse_start_request(request, published)
+            assert info.value.body()["field"] == "params.width"
+
+
+def test_web_ui_fallback_limits_are_the_servers_defaults():
+    """The settings dialog and the Go live form before ``GET /stream/limits`` answers use
+    ``web/js/common/limits.js``'s FALLBACK_LIMITS: they must be the numbers the server checks."""
+    source = (Path(__file__).parent.parent / "web" / "js" / "common" / "limits.js").read_text()
+    block = re.search(r"FALLBACK_LIMITS = Object\.freeze\(\{(.*?)\}\)", source, re.DOTALL)
+    assert block is not None
+    fallback = {name: int(value) for name, value in re.findall(r"(\w+): (\d+)", block.group(1))}
+    defaults = StreamLimits()
+    assert fallback == {
+        "min_dimension": defaults.min_dimension,
+        "max_dimension": defaults.max_dimension,
+        "dimension_multiple": defaults.dimension_multiple,
+    }
