@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._comfy import io, ui
+from ..host.comfy_api import io, ui
 from ..streams.bridge import PROCESS_BRIDGES, FrameBridge
 from ..streams.errors import StreamNotBound
 from ..streams.handoff import InputFrame

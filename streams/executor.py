@@ -1,6 +1,6 @@
 """The narrow interface through which stream sessions use ComfyUI's executor.
 
-Sessions never import ComfyUI: they talk to a ``PromptRunner``. ``integration.ComfyPromptRunner``
+Sessions never import ComfyUI: they talk to a ``PromptRunner``. ``host.prompt_runner.ComfyPromptRunner``
 implements it on ``PromptServer.instance.prompt_queue`` (the same queue the UI's Queue button feeds, so
 stream frames and user prompts share ComfyUI's one executor thread fairly); unit tests use fakes.
 """

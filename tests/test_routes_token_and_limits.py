@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from comfy_trickle.routes.dev import RELAY_PREFIX, DevRoutes
+from comfy_trickle.dev.routes import RELAY_PREFIX, DevRoutes
 from comfy_trickle.routes.preview import PreviewRoutes
 from comfy_trickle.routes.settings import TrickleSettings
 from comfy_trickle.routes.streams import StreamRoutes

@@ -1,0 +1,79 @@
+"""Hook the stream engine into a running ComfyUI server: registry, routes, queue throttle, shutdown.
+
+Kept apart from ``extension.py`` (which subclasses ``comfy_api``'s ``ComfyExtension``) so the wiring
+is unit-tested with a fake server. ComfyUI freezes its route table after loading custom nodes; both
+``register_routes`` (from ``comfy_entrypoint``) and ``load`` (from the extension's ``on_load``, or
+``get_node_list`` on hosts that never call ``on_load``) run while custom nodes load.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..routes.preview import PreviewRoutes
+from ..routes.settings import TrickleSettings
+from ..routes.streams import register_stream_routes
+from ..streams.handoff import InputFrame
+from ..streams.registry import StreamRegistry
+from .prompt_runner import ComfyPromptRunner
+from .queue_updates import coalesce_queue_updates
+from .validation import HostValidation, WorkflowValidator
+
+logger = logging.getLogger(__name__)
+
+
+class HostWiring:
+    """The process's one ``StreamRegistry`` on ``server`` (``PromptServer.instance`` in ComfyUI).
+
+    ``server`` needs ``routes``, ``app``, ``loop``, ``send_sync``, ``queue_updated``, ``number`` and
+    ``prompt_queue``.
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        settings: TrickleSettings,
+        validation: HostValidation,
+        *,
+        prepare_frame: Callable[[InputFrame], Any] | None = None,
+    ) -> None:
+        self.server = server
+        self.settings = settings
+        self.registry = StreamRegistry(
+            ComfyPromptRunner(server, WorkflowValidator(validation)),
+            max_streams=settings.max_streams,
+            notifier=lambda event, payload: server.send_sync(event, payload),
+            prepare_frame=prepare_frame,
+        )
+        self._preview_routes = PreviewRoutes(self.registry, settings)
+        self._routes_registered = False
+        self._loaded = False
+
+    def register_routes(self) -> None:
+        """Add our HTTP routes to the server's table (must run before ComfyUI freezes it). Idempotent."""
+        if self._routes_registered:
+            return
+        self._routes_registered = True
+        register_stream_routes(self.server.routes, self.registry, self.settings)
+        self._preview_routes.setup_routes(self.server.routes)
+        if self.settings.dev_relay:
+            from ..dev.routes import DevRoutes  # dev-only code loads only when the dev relay is on
+
+            dev_routes = DevRoutes(self.settings)
+            dev_routes.setup_routes(self.server.routes)
+            dev_routes.attach_lifecycle(self.server.app)
+        logger.info("comfy-trickle: routes registered, up to %d streams", self.settings.max_streams)
+
+    def load(self) -> None:
+        """Throttle the queue broadcasts and stop every stream at shutdown. Idempotent."""
+        if self._loaded:
+            return
+        self._loaded = True
+        coalesce_queue_updates(self.server)  # a stream's per-frame prompts must not flood every browser
+        self.server.app.on_shutdown.append(self._stop_streams)
+
+    async def _stop_streams(self, _app: Any) -> None:
+        await self.registry.stop_all()
+        await self._preview_routes.close()  # its JPEG encoder thread
