@@ -10,11 +10,11 @@ PyAV + numpy (torch only inside :mod:`.frames`, imported lazily); never imports 
 - :mod:`.synthetic` - deterministic test source (pattern with a readable frame index, tone).
 """
 
-from .decoder import DecoderStats, StreamDecoder, decode_bytes
+from .decoder import StreamDecoder, decode_bytes
 from .encoder import EncoderSettings, EncoderStats, SegmentEncoder, SegmentSink
 from .frames import comfy_image_to_frames, rgb_uint8_to_comfy_image, to_comfy_image
 from .synthetic import SyntheticChunk, SyntheticConfig, SyntheticSegment, SyntheticSource, read_frame_index
-from .types import MPEGTS_TIME_BASE, AudioPacket, DecodedFrame
+from .types import MPEGTS_TIME_BASE, AudioPacket, DecodedFrame, DecoderStats
 
 __all__ = [
     "MPEGTS_TIME_BASE",

@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from fractions import Fraction
 
 import av
@@ -25,7 +24,7 @@ import av
 from .adts import parse_adts
 from .bytefeed import ByteFeed
 from .resize import FrameConverter, FrameRateCap, validate_target_size
-from .types import MPEGTS_TIME_BASE, AudioPacket, DecodedFrame
+from .types import MPEGTS_TIME_BASE, AudioPacket, DecodedFrame, DecoderStats
 
 logger = logging.getLogger(__name__)
 
@@ -50,31 +49,6 @@ _STARVED_BYTES = 256 * 1024
 _STARVED_SECONDS = 2.0
 # Demuxer opens in a row that failed without consuming a byte: something other than the input is wrong.
 _MAX_STALLED_OPENS = 20
-
-
-@dataclass
-class DecoderStats:
-    """Counters of what the decoder saw; read from any thread (plain ints, updated by the decode thread)."""
-
-    bytes_in: int = 0
-    bytes_dropped: int = 0
-    video_packets: int = 0
-    audio_packets: int = 0
-    decoded: int = 0
-    emitted: int = 0
-    dropped_by_rate: int = 0
-    #: video packets that never became a frame (decode errors, damaged data) plus frames the decoder flagged
-    #: corrupt; while running it also holds the frames still inside the decoder (none for low-delay streams)
-    corrupt_skipped: int = 0
-    #: frames whose data never arrived as packets (a gap in pts, e.g. a truncated segment)
-    frames_missing: int = 0
-    demux_restarts: int = 0
-    resolution_changes: int = 0
-    pts_resets: int = 0
-    callback_errors: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 class StreamDecoder:

@@ -5,7 +5,7 @@ They hold no PyAV objects, so they can cross threads and outlive the containers 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -72,3 +72,28 @@ def rescale(value: int, source: Fraction, target: Fraction) -> int:
     if source == target:
         return int(value)
     return round(value * source / target)
+
+
+@dataclass
+class DecoderStats:
+    """Counters of what the decoder saw; read from any thread (plain ints, updated by the decode thread)."""
+
+    bytes_in: int = 0
+    bytes_dropped: int = 0
+    video_packets: int = 0
+    audio_packets: int = 0
+    decoded: int = 0
+    emitted: int = 0
+    dropped_by_rate: int = 0
+    #: video packets that never became a frame (decode errors, damaged data) plus frames the decoder flagged
+    #: corrupt; while running it also holds the frames still inside the decoder (none for low-delay streams)
+    corrupt_skipped: int = 0
+    #: frames whose data never arrived as packets (a gap in pts, e.g. a truncated segment)
+    frames_missing: int = 0
+    demux_restarts: int = 0
+    resolution_changes: int = 0
+    pts_resets: int = 0
+    callback_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
