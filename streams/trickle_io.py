@@ -198,7 +198,8 @@ class TrickleEgress:
             self._encoder.add_audio(packet)
 
     async def finish(self) -> None:
-        await asyncio.to_thread(self._frames.put, None)
+        if self._encoding:  # (an encode thread that failed takes nothing more: its queue may stay full)
+            await asyncio.to_thread(self._frames.put, None)
         if self._publish_task is not None:
             await asyncio.shield(self._publish_task)
 
