@@ -83,8 +83,9 @@ class FrameBridge:
                     raise StreamNotBound(f"Stream {self.stream_id!r} stopped.")
                 frame = self._pending.get(ticket) if ticket else self._latest
                 if frame is not None:
-                    if ticket:  # (the newest frame served to a UI prompt is not that prompt's frame)
-                        frame.stamps.setdefault("input_started", time.perf_counter())
+                    # (the newest frame served to a UI prompt is not that prompt's frame)
+                    if ticket and frame.stamps.input_started is None:
+                        frame.stamps.input_started = time.perf_counter()
                     return frame
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

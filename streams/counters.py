@@ -1,5 +1,5 @@
 """Per-stream counters: frames in/processed/out/dropped, fps in/out, latency p50/p95, uptime, and the
-per-frame time of each engine stage (``STAGES``, see ``StreamCounters.stage``).
+per-frame time of each engine stage (``stages.Stage``, see ``StreamCounters.stage``).
 
 Updated from several threads (decoder, ComfyUI's worker, encoder), so every method takes a lock; each
 is a few integer operations, cheap next to a video frame.
@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .stages import Stage
+
 # fps: frames over the last FPS_WINDOW_S seconds of *media* time (the frames' own timestamps)
 FPS_WINDOW_S = 4.0
 FPS_MAX_FRAMES = 2048  # far above any window's worth of real video (4 s at 240 fps is 960)
@@ -21,9 +23,7 @@ FPS_ARRIVAL_SLACK_S = 2.0
 # no frame for this long: the rate is 0 (the input stalled or the workflow stopped producing)
 FPS_STALL_S = 3.0
 LATENCY_SAMPLES = 300
-# The stages a frame goes through, in order (see ``StreamSession.status``); each keeps its last
-# STAGE_SAMPLES per-frame durations.
-STAGES = ("decode", "handoff_wait", "executor_queue", "workflow", "encode", "publish")
+# each stage (``stages.Stage``) keeps its last STAGE_SAMPLES per-frame durations
 STAGE_SAMPLES = 300
 
 
@@ -98,8 +98,8 @@ class StreamCounters:
         self._fps_in = FrameRateMeter(clock)
         self._fps_out = FrameRateMeter(clock)
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
-        self._stages: dict[str, collections.deque[float]] = {
-            name: collections.deque(maxlen=STAGE_SAMPLES) for name in STAGES
+        self._stages: dict[Stage, collections.deque[float]] = {
+            stage: collections.deque(maxlen=STAGE_SAMPLES) for stage in Stage
         }
 
     def add_drop_source(self, read: Callable[[], int]) -> None:
@@ -129,11 +129,9 @@ class StreamCounters:
             if arrival is not None:
                 self._latencies.append(self._clock() - arrival)
 
-    def stage(self, name: str, seconds: float) -> None:
-        """One frame spent ``seconds`` in stage ``name`` (one of ``STAGES``; any thread)."""
-        samples = self._stages.get(name)
-        if samples is None:
-            return
+    def stage(self, stage: Stage, seconds: float) -> None:
+        """One frame spent ``seconds`` in ``stage`` (any thread; anything but a ``Stage`` is a KeyError)."""
+        samples = self._stages[stage]
         with self._lock:
             samples.append(max(0.0, seconds))
 
@@ -150,7 +148,7 @@ class StreamCounters:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             latencies = sorted(self._latencies)
-            stages = {name: list(samples) for name, samples in self._stages.items()}
+            stages = {stage.value: list(samples) for stage, samples in self._stages.items()}
             end = self._finished if self._finished is not None else self._clock()
             running = self._finished is None
             counters: dict[str, Any] = {

@@ -37,7 +37,7 @@ class PromptState(enum.Enum):
     LOST = "lost"  # neither queued, running nor in history (e.g. the user cleared the queue)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PromptOutcome:
     """The state of a prompt plus, for an error, which node failed and why."""
 

@@ -17,20 +17,21 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from .stages import FrameStamps
+
 # ``InputFrame.extra`` key of the IMAGE tensor made from ``image`` (set by the frame preparer): lets the
 # egress recognise a tensor that passed through the workflow untouched and reuse the uint8 frame.
 IMAGE_TENSOR_KEY = "image_tensor"
 
 
-@dataclass
+@dataclass(slots=True)
 class InputFrame:
     """One decoded input frame on its way into ComfyUI.
 
     ``image`` is whatever the decoder produced (an ``[H, W, 3]`` uint8 array); ``media_time`` is its pts
     in seconds (``pts * time_base``); ``arrival`` is ``time.monotonic()`` when it was decoded.
-    ``stamps`` holds ``time.perf_counter()`` readings of its way through the engine, from which the
-    session derives the per-stage times of ``counters.STAGES``: ``handoff`` (put into the hand-off),
-    ``queued`` (its prompt about to enter ComfyUI's queue), ``input_started`` (``TrickleInput`` took it).
+    ``stamps``: the readings of its way through the engine that its stage times come from (see
+    ``stages``).
     """
 
     index: int
@@ -40,7 +41,7 @@ class InputFrame:
     media_time: float
     arrival: float
     extra: dict[str, Any] = field(default_factory=dict)
-    stamps: dict[str, float] = field(default_factory=dict)
+    stamps: FrameStamps = field(default_factory=FrameStamps)
 
 
 class FrameHandoff:

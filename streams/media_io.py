@@ -12,13 +12,14 @@ from typing import Any, Protocol
 
 from ..media.types import AudioPacket, DecodedFrame
 from .handoff import InputFrame
+from .stages import Stage
 
 FrameCallback = Callable[[DecodedFrame], None]
 AudioCallback = Callable[[AudioPacket], None]
 # (the input frame, the RGB uint8 array written, its pts) - called on the egress thread per written frame
 WrittenCallback = Callable[[InputFrame, Any, int], None]
-# (stage name of ``counters.STAGES``, seconds one frame spent in it) - any thread
-StageCallback = Callable[[str, float], None]
+# (the stage, seconds one frame spent in it) - any thread
+StageCallback = Callable[[Stage, float], None]
 
 
 class Ingest(Protocol):
@@ -42,8 +43,9 @@ class Egress(Protocol):
         on_stage: StageCallback | None = None,
     ) -> None:
         """Start the egress thread(s); ``on_written`` is called for every frame written, ``on_failed``
-        (on the event loop) once if the output channel is gone for good, ``on_stage`` with each frame's
-        ``encode`` and ``publish`` times."""
+        (on the event loop) once if the output channel is gone for good or encoding failed (the
+        stream cannot go on), ``on_stage`` with each frame's ``Stage.ENCODE`` and ``Stage.PUBLISH``
+        times."""
         ...
 
     def submit(self, frame: InputFrame, images: Any) -> bool:

@@ -19,13 +19,13 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
 
 from .bridge import FrameBridge
+from .context import SessionContext
 from .counters import StreamCounters
-from .executor import PromptOutcome, PromptRunner, PromptState
+from .executor import PromptOutcome, PromptState
 from .handoff import FrameHandoff, InputFrame
+from .stages import Stage
 from .workflow import PromptBuilder
 
 logger = logging.getLogger(__name__)
@@ -50,24 +50,20 @@ class PromptPump:
 
     def __init__(
         self,
+        context: SessionContext,
         *,
-        runner: PromptRunner,
         builder: PromptBuilder,
         bridge: FrameBridge,
         handoff: FrameHandoff,
         counters: StreamCounters,
-        client_id: str,
-        inert_nodes: Callable[[], dict[str, Any]] = dict,
-        prepare_frame: Callable[[InputFrame], Any] | None = None,
     ) -> None:
-        self._runner = runner
+        self._context = context
+        self._runner = context.runner
         self._builder = builder
         self._bridge = bridge
         self._handoff = handoff
         self._counters = counters
-        self._client_id = client_id
-        self._inert_nodes = inert_nodes
-        self._prepare_frame = prepare_frame
+        self._client_id = f"comfy-trickle:{builder.stream_id}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[int, asyncio.Future[None]] = {}
         # prompts whose output arrived but which ComfyUI may still be finishing: (prompt id, ticket)
@@ -102,41 +98,59 @@ class PromptPump:
             frame = await self._handoff.get()
             if frame is None:
                 break
-            if self._prepare_frame is not None:
-                # CPU work for this frame (e.g. uint8 -> float tensor) off ComfyUI's shared executor thread.
-                # A small frame is prepared right here: the round trip through a worker thread costs about
-                # as much CPU as the work itself (0.14 vs 0.21 ms at 512x512 on 2 cores) plus two wake-ups.
-                if _pixels(frame) <= INLINE_PREPARE_MAX_PIXELS:
-                    self._prepare_frame(frame)
-                else:
-                    await asyncio.to_thread(self._prepare_frame, frame)
-            ticket = self._bridge.open_ticket(frame)
-            waiter = self._loop.create_future()
-            self._waiters[ticket] = waiter
-            try:
-                prompt = self._builder.build(ticket, self._inert_nodes())
-                queued = frame.stamps["queued"] = time.perf_counter()
-                if "handoff" in frame.stamps:
-                    self._counters.stage("handoff_wait", queued - frame.stamps["handoff"])
-                prompt_id = self._runner.submit(prompt, [self._builder.output_id], self._client_id)
-                self.prompts_submitted += 1
-                self._in_flight = (prompt_id, ticket)
-                outcome = await self._await_frame(prompt_id, ticket, waiter)
-            finally:
-                self._waiters.pop(ticket, None)
-            # (left set if cancelled: ``abandon`` then forgets the prompt)
-            self._in_flight = None
-            if outcome is None:
-                self._finishing.append((prompt_id, ticket))
-                continue
-            self._bridge.close_ticket(ticket)
-            self._runner.forget(prompt_id)
-            if outcome.state is PromptState.ERROR:
-                return outcome
-            # interrupted, lost, or finished without reaching TrickleOutput: that frame is dropped
-            logger.info("stream %s: frame dropped (%s)", self._bridge.stream_id, outcome.state.value)
-            self._counters.frame_dropped()
+            await self._prepare(frame)
+            failure = await self._run_frame(frame)
+            if failure is not None:
+                return failure
         return await self._drain()
+
+    async def _prepare(self, frame: InputFrame) -> None:
+        """CPU work for this frame (e.g. uint8 -> float tensor) off ComfyUI's shared executor thread."""
+        prepare_frame = self._context.prepare_frame
+        if prepare_frame is None:
+            return
+        # A small frame is prepared right here: the round trip through a worker thread costs about as
+        # much CPU as the work itself (0.14 vs 0.21 ms at 512x512 on 2 cores) plus two wake-ups.
+        if _pixels(frame) <= INLINE_PREPARE_MAX_PIXELS:
+            prepare_frame(frame)
+        else:
+            await asyncio.to_thread(prepare_frame, frame)
+
+    async def _run_frame(self, frame: InputFrame) -> PromptOutcome | None:
+        """Queue the frame's prompt and wait for its output or its end; a node's failure is returned."""
+        assert self._loop is not None  # noqa: S101 - set by run()
+        ticket = self._bridge.open_ticket(frame)
+        waiter = self._loop.create_future()
+        self._waiters[ticket] = waiter
+        try:
+            prompt_id = self._submit(frame, ticket)
+            outcome = await self._await_frame(prompt_id, ticket, waiter)
+        finally:
+            self._waiters.pop(ticket, None)
+        # (left set if cancelled: ``abandon`` then forgets the prompt)
+        self._in_flight = None
+        if outcome is None:
+            self._finishing.append((prompt_id, ticket))
+            return None
+        self._bridge.close_ticket(ticket)
+        self._runner.forget(prompt_id)
+        if outcome.state is PromptState.ERROR:
+            return outcome
+        # interrupted, lost, or finished without reaching TrickleOutput: that frame is dropped
+        logger.info("stream %s: frame dropped (%s)", self._bridge.stream_id, outcome.state.value)
+        self._counters.frame_dropped()
+        return None
+
+    def _submit(self, frame: InputFrame, ticket: int) -> str:
+        prompt = self._builder.build(ticket, self._context.inert_nodes(self._builder.stream_id))
+        stamps = frame.stamps
+        queued = stamps.queued = time.perf_counter()
+        if stamps.handoff is not None:
+            self._counters.stage(Stage.HANDOFF_WAIT, queued - stamps.handoff)
+        prompt_id = self._runner.submit(prompt, [self._builder.output_id], self._client_id)
+        self.prompts_submitted += 1
+        self._in_flight = (prompt_id, ticket)
+        return prompt_id
 
     async def _await_frame(
         self, prompt_id: str, ticket: int, waiter: asyncio.Future[None]

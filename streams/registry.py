@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import dataclasses
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 from .bridge import PROCESS_BRIDGES, BridgeDirectory
 from .config import StreamConfig
+from .context import FramePreparer, Notifier, SessionContext
 from .errors import InvalidParameter, StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
-from .handoff import InputFrame
 from .media_io import MediaFactory
-from .session import Notifier, StreamSession
-from .workflow import INPUT_CLASS, OUTPUT_CLASS, STREAM_INPUT, prepare_workflow
+from .session import StreamSession
+from .workflow import INPUT_CLASS, OUTPUT_CLASS, STREAM_INPUT, LiveWorkflow, PromptBuilder, prepare_workflow
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +44,22 @@ class StreamRegistry:
         media_factory: MediaFactory | None = None,
         bridges: BridgeDirectory = PROCESS_BRIDGES,
         max_backlog_s: float = 1.0,
-        prepare_frame: Callable[[InputFrame], Any] | None = None,
+        prepare_frame: FramePreparer | None = None,
         gc_freeze: CollectorFreeze = PROCESS_GC_FREEZE,
     ) -> None:
+        self.max_streams = max_streams
         self._runner = runner
         self._gc_freeze = gc_freeze
-        self.max_streams = max_streams
-        self._notifier = notifier
         self._media_factory = media_factory
-        self._bridges = bridges
         self._max_backlog_s = max_backlog_s
-        self._prepare_frame = prepare_frame
+        self._context = SessionContext(
+            runner=runner,
+            bridges=bridges,
+            notifier=notifier,
+            prepare_frame=prepare_frame,
+            inert_nodes=self._inert_nodes_for,
+            on_finished=self._session_finished,
+        )
         self._sessions: dict[str, StreamSession] = {}
         self._finished_order: collections.deque[str] = collections.deque()
         self._reserved: set[str] = set()  # ids whose start is being validated
@@ -62,64 +69,14 @@ class StreamRegistry:
     async def start(self, config: StreamConfig) -> dict[str, Any]:
         """Validate ``config.workflow`` with ComfyUI's validation, then start the stream.
 
-        Raises ``StreamExists`` (409), ``StreamLimitReached`` (429) or ``WorkflowInvalid`` (400) before
-        anything starts. Returns the new stream's status object.
+        Raises ``StreamExists`` (409), ``StreamLimitReached`` (429), ``InvalidParameter`` or
+        ``WorkflowInvalid`` (400) before anything starts. Returns the new stream's status object.
         """
-        stream_id = config.stream_id
-        existing = self._sessions.get(stream_id)
-        if stream_id in self._reserved or (existing is not None and existing.state.active):
-            raise StreamExists(f"Stream {stream_id!r} is already running.")
-        if self._active_count() + len(self._reserved) >= self.max_streams:
-            raise StreamLimitReached(
-                f"{self.max_streams} streams are already running (the limit); stop one first."
-            )
-        max_backlog_s = self._backlog_of(config)
-        self._reserved.add(stream_id)
-        try:
-            live = prepare_workflow(config.workflow)
-            nodes = live.nodes
-            for node_id in (*live.input_ids, live.output_id):
-                nodes[node_id]["inputs"][STREAM_INPUT] = stream_id
-            result = await self._runner.validate(nodes, [live.output_id])
-            if not result.ok or result.node_errors:
-                message = _validation_message(result.error, result.node_errors)
-                raise WorkflowInvalid(message, result.node_errors)
-            live = live.with_nodes(result.workflow or nodes)
-            if self._media_factory is None:
-                from .trickle_io import trickle_media
-
-                ingest, egress = trickle_media(config, max_backlog_s)
-            else:
-                ingest, egress = self._media_factory(config)
-            session = StreamSession(
-                config,
-                runner=self._runner,
-                live=live,
-                prefix=f"ct{next(self._prefixes)}_",
-                ingest=ingest,
-                egress=egress,
-                bridges=self._bridges,
-                notifier=self._notifier,
-                max_backlog_s=max_backlog_s,
-                on_finished=self._session_finished,
-                inert_nodes=lambda: self._inert_nodes_for(stream_id),
-                prepare_frame=self._prepare_frame,
-            )
-            if existing is not None:
-                self._forget(stream_id)
-            self._sessions[stream_id] = session
-            # short GC pauses while streams run (see gc_pause.py); released in _session_finished
-            self._gc_freeze.hold(session)
-            try:
-                await session.start()
-            except Exception:
-                logger.exception("stream %s: start failed", stream_id)
-                await session.stop()
-                self._sessions.pop(stream_id, None)
-                self._gc_freeze.release(session)
-                raise
-        finally:
-            self._reserved.discard(stream_id)
+        with self._reservation(config.stream_id) as replaced:
+            max_backlog_s = self._backlog_of(config)
+            live = await self._validated_workflow(config)
+            session = self._build_session(config, live, max_backlog_s)
+            await self._launch(session, replaced)
         return session.status()
 
     async def stop(self, stream_id: str) -> dict[str, Any]:
@@ -156,6 +113,63 @@ class StreamRegistry:
             raise StreamNotFound(f"No stream with id {stream_id!r}.")
         return session
 
+    @contextlib.contextmanager
+    def _reservation(self, stream_id: str) -> Iterator[StreamSession | None]:
+        """Hold ``stream_id`` (and a place under ``max_streams``) while its start is validated and built;
+        yields the finished session of that id that the new one replaces, if any."""
+        existing = self._sessions.get(stream_id)
+        if stream_id in self._reserved or (existing is not None and existing.state.active):
+            raise StreamExists(f"Stream {stream_id!r} is already running.")
+        if self._active_count() + len(self._reserved) >= self.max_streams:
+            raise StreamLimitReached(
+                f"{self.max_streams} streams are already running (the limit); stop one first."
+            )
+        self._reserved.add(stream_id)
+        try:
+            yield existing
+        finally:
+            self._reserved.discard(stream_id)
+
+    async def _validated_workflow(self, config: StreamConfig) -> LiveWorkflow:
+        """The stream's workflow with its live nodes bound to the stream, as ComfyUI validated it."""
+        live = prepare_workflow(config.workflow)
+        nodes = live.nodes
+        for node_id in (*live.input_ids, live.output_id):
+            nodes[node_id]["inputs"][STREAM_INPUT] = config.stream_id
+        result = await self._runner.validate(nodes, [live.output_id])
+        if not result.ok or result.node_errors:
+            raise WorkflowInvalid(_validation_message(result.error, result.node_errors), result.node_errors)
+        return dataclasses.replace(live, nodes=result.workflow or nodes)
+
+    def _build_session(self, config: StreamConfig, live: LiveWorkflow, max_backlog_s: float) -> StreamSession:
+        if self._media_factory is None:
+            from .trickle_io import trickle_media
+
+            ingest, egress = trickle_media(config, max_backlog_s)
+        else:
+            ingest, egress = self._media_factory(config)
+        builder = PromptBuilder(live, f"ct{next(self._prefixes)}_", config.stream_id)
+        return StreamSession(
+            config, self._context, builder=builder, ingest=ingest, egress=egress, max_backlog_s=max_backlog_s
+        )
+
+    async def _launch(self, session: StreamSession, replaced: StreamSession | None) -> None:
+        """Enter the session into the table (in place of ``replaced``) and start it."""
+        stream_id = session.stream_id
+        if replaced is not None:
+            self._forget(stream_id)
+        self._sessions[stream_id] = session
+        # short GC pauses while streams run (see gc_pause.py); released in _session_finished
+        self._gc_freeze.hold(session)
+        try:
+            await session.start()
+        except Exception:
+            logger.exception("stream %s: start failed", stream_id)
+            await session.stop()
+            self._sessions.pop(stream_id, None)
+            self._gc_freeze.release(session)
+            raise
+
     def _backlog_of(self, config: StreamConfig) -> float:
         """``params.max_backlog_s``: seconds of video the hand-off may hold before dropping the oldest
         (lower: less latency under load; higher: fewer drops)."""
@@ -190,11 +204,7 @@ class StreamRegistry:
         with_id = [i for i in self._finished_order if i != stream_id]
         self._finished_order.clear()
         self._finished_order.extend(with_id)
-        if self._notifier is not None:
-            try:
-                self._notifier(REMOVED_EVENT, {"request_id": stream_id})
-            except Exception:
-                logger.exception("comfy-trickle: removal notification failed")
+        self._context.notify(REMOVED_EVENT, {"request_id": stream_id})
 
 
 def _validation_message(error: dict[str, Any] | None, node_errors: dict[str, Any]) -> str:

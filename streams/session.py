@@ -19,18 +19,19 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from ..media.types import AudioPacket, DecodedFrame
-from .bridge import BridgeDirectory, FrameBridge
+from .bridge import FrameBridge
 from .config import StreamConfig
+from .context import SessionContext
 from .counters import StreamCounters
-from .executor import PromptOutcome, PromptRunner
+from .executor import PromptOutcome
 from .handoff import FrameHandoff, InputFrame
 from .media_io import Egress, Ingest
 from .pump import PromptPump
-from .workflow import LiveWorkflow, PromptBuilder
+from .stages import Stage
+from .workflow import PromptBuilder
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,6 @@ STATUS_INTERVAL_S = 1.0
 # stop() must return within 2 s: closing the ends shares this budget
 CLOSE_BUDGET_S = 1.5
 FINISH_TIMEOUT_S = 10.0
-
-Notifier = Callable[[str, dict[str, Any]], None]
 
 
 class StreamState(str, enum.Enum):
@@ -62,34 +61,23 @@ class StreamSession:
     def __init__(
         self,
         config: StreamConfig,
+        context: SessionContext,
         *,
-        runner: PromptRunner,
-        live: LiveWorkflow,
-        prefix: str,
+        builder: PromptBuilder,
         ingest: Ingest,
         egress: Egress,
-        bridges: BridgeDirectory,
-        notifier: Notifier | None = None,
-        inert_nodes: Callable[[], dict[str, Any]] = dict,
-        prepare_frame: Callable[[InputFrame], Any] | None = None,
         max_backlog_s: float = 1.0,
-        on_finished: Callable[[StreamSession], None] | None = None,
     ) -> None:
         self.config = config
         self.stream_id: str = config.stream_id
         self.state = StreamState.STARTING
         self.error: dict[str, Any] | None = None
         self.counters = StreamCounters()
-        self.builder = PromptBuilder(live, prefix, self.stream_id)
-        self._runner = runner
+        self.builder = builder
+        self._context = context
         self._ingest = ingest
         self._egress = egress
-        self._bridges = bridges
-        self._notifier = notifier
-        self._on_finished = on_finished
         self._max_backlog_s = max_backlog_s
-        self._inert_nodes = inert_nodes
-        self._prepare_frame = prepare_frame
         self._bridge = FrameBridge(self.stream_id, self._on_output)
         self._handoff: FrameHandoff | None = None
         self._pump: PromptPump | None = None
@@ -109,16 +97,9 @@ class StreamSession:
         # "no drops" (final statuses showed 0 dropped because the queue is empty once a stream ends)
         self.counters.add_drop_source(lambda: handoff.dropped)
         self._pump = PromptPump(
-            runner=self._runner,
-            builder=self.builder,
-            bridge=self._bridge,
-            handoff=self._handoff,
-            counters=self.counters,
-            client_id=f"comfy-trickle:{self.stream_id}",
-            inert_nodes=self._inert_nodes,
-            prepare_frame=self._prepare_frame,
+            self._context, builder=self.builder, bridge=self._bridge, handoff=handoff, counters=self.counters
         )
-        self._bridges.register(self._bridge)
+        self._context.bridges.register(self._bridge)
         self._egress.start(self._on_written, self._on_egress_failed, on_stage=self.counters.stage)
         self._tasks = [
             asyncio.create_task(self._run_ingest(), name=f"trickle-ingest-{self.stream_id}"),
@@ -145,7 +126,7 @@ class StreamSession:
 
     # --- status -------------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """The status object of docs/ARCHITECTURE.md.
+        """The status object of docs/ARCHITECTURE.md (``counters.stage_ms``: see ``stages.Stage``).
 
         ``fps_in``/``fps_out`` are frames per second of *video*: the frames decoded (written) whose
         timestamps lie in the last 4 s of the stream's media time, over the media time they span - so a
@@ -155,19 +136,6 @@ class StreamSession:
         real time reads its real rate); after 3 s without a frame the figure is 0, and 0 once the
         stream ended.
         See ``counters.FrameRateMeter``.
-
-        ``stage_ms`` breaks a frame's way down into stages, each ``{mean, p50, p95}`` in milliseconds per
-        frame over its last 300 frames (None until a frame passed it), timed with ``time.perf_counter``:
-        ``decode``: the decoder's codec call that returned the frame (shared evenly when one call returns
-        several) plus its conversion (scale/crop) to the RGB array; ``handoff_wait``: put into the
-        hand-off -> its prompt about to enter ComfyUI's queue (includes the frame preparer's uint8 ->
-        IMAGE conversion); ``executor_queue``: prompt queued -> ``TrickleInput`` takes the frame (ComfyUI's
-        own overhead before our nodes, and any prompt ahead in its queue); ``workflow``: ``TrickleInput``
-        took the frame -> ``TrickleOutput`` handed over the images (the workflow's nodes and ComfyUI's
-        work between them); ``encode``: the encoder's ``encode()`` of one output image; ``publish``: end of
-        that ``encode()`` -> the publisher task has written every byte encoded until then (each trickle
-        segment write awaited), so it includes waiting behind earlier bytes. Not in any stage: the
-        output's wait in the egress queue and the image -> uint8 conversion before ``encode``.
         """
         return {
             "request_id": self.stream_id,
@@ -185,7 +153,7 @@ class StreamSession:
     def _on_frame(self, decoded: DecodedFrame) -> None:
         self.counters.frame_in(decoded.time)
         if decoded.decode_s is not None:
-            self.counters.stage("decode", decoded.decode_s)
+            self.counters.stage(Stage.DECODE, decoded.decode_s)
         frame = InputFrame(
             index=self._frames_seen,
             image=decoded.rgb,
@@ -196,7 +164,7 @@ class StreamSession:
         )
         self._frames_seen += 1
         self._bridge.note_latest(frame)
-        frame.stamps["handoff"] = time.perf_counter()
+        frame.stamps.handoff = time.perf_counter()
         if self._handoff is not None and not self._handoff.put(frame):
             self.counters.frame_dropped()
 
@@ -206,11 +174,11 @@ class StreamSession:
     def _on_output(self, ticket: int, frame: InputFrame, images: Any) -> None:
         """``TrickleOutput`` ran for ``frame`` (ComfyUI's worker thread): hand over, wake the pump."""
         received = time.perf_counter()
-        stamps = frame.stamps
-        if "input_started" in stamps:
-            self.counters.stage("workflow", received - stamps["input_started"])
-            if "queued" in stamps:
-                self.counters.stage("executor_queue", stamps["input_started"] - stamps["queued"])
+        started, queued = frame.stamps.input_started, frame.stamps.queued
+        if started is not None:
+            self.counters.stage(Stage.WORKFLOW, received - started)
+            if queued is not None:
+                self.counters.stage(Stage.EXECUTOR_QUEUE, started - queued)
         self.counters.frame_processed()
         if not self._egress.submit(frame, images):
             self.counters.frame_dropped()
@@ -298,7 +266,7 @@ class StreamSession:
         if self._pump is not None:
             self._pump.abandon()
         self._bridge.close()
-        self._bridges.unregister(self._bridge)
+        self._context.bridges.unregister(self._bridge)
         if self._handoff is not None:
             self._handoff.close()
         closers = [self._ingest.close(), self._egress.close()]
@@ -317,8 +285,8 @@ class StreamSession:
         self.counters.finish()
         self._set_state(final)
         self._finished.set()
-        if self._on_finished is not None:
-            self._on_finished(self)
+        if self._context.on_finished is not None:
+            self._context.on_finished(self)
 
     def _set_state(self, state: StreamState) -> None:
         if state is self.state:
@@ -328,12 +296,8 @@ class StreamSession:
         self._notify()
 
     def _notify(self) -> None:
-        if self._notifier is None:
-            return
-        try:
-            self._notifier(STATUS_EVENT, self.status())
-        except Exception:
-            logger.exception("stream %s: status notification failed", self.stream_id)
+        if self._context.notifier is not None:
+            self._context.notify(STATUS_EVENT, self.status())
 
 
 def _log_task_error(task: asyncio.Task[Any]) -> None:

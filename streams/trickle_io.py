@@ -6,9 +6,10 @@ media decoder, whose own thread emits frames (resized to the stream's width x he
 Egress: ``submit`` (ComfyUI's worker thread) only appends to a bounded queue (full: the frame is dropped,
 the executor never waits). One encode thread per stream turns each IMAGE batch into uint8 frames, encodes
 them at their input frame's pts (audio passes through into the same segments, on the input timeline)
-and hands the TS bytes to the publisher task on the event loop. If the network is slower than the encoder,
-the encode thread waits (bounded bytes in flight), the queue fills and frames are dropped - memory stays
-bounded and the executor is never held up.
+and hands the TS bytes to the publisher task on the event loop as typed events through one bounded outbox
+(``streams.egress_events``). If the network is slower than the encoder, the encode thread waits (bounded
+bytes in flight), the queue fills and frames are dropped - memory stays bounded and the executor is never
+held up. If encoding fails, the stream ends in ``error`` with the encoder's message.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -34,10 +36,20 @@ from ..trickle.errors import (
     TrickleSegmentError,
     TrickleTLSError,
 )
-from ..trickle.publisher import TricklePublisher
+from ..trickle.publisher import PublishedSegment, TricklePublisher
 from ..trickle.subscriber import TrickleSubscriber
+from .egress_events import (
+    EgressEvent,
+    EgressOutbox,
+    EncoderStopped,
+    FrameEncoded,
+    SegmentBytes,
+    SegmentEnded,
+    SegmentStarted,
+)
 from .handoff import IMAGE_TENSOR_KEY, InputFrame
 from .media_io import AudioCallback, FrameCallback, StageCallback, WrittenCallback
+from .stages import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +57,6 @@ logger = logging.getLogger(__name__)
 # hand-off holds (``max_backlog_s``) before it drops, within these bounds (memory: IMAGE tensors are float).
 EGRESS_QUEUE_FRAMES = 30
 EGRESS_QUEUE_BOUNDS = (8, 64)
-MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024
 DEFAULT_FRAME_SECONDS = Fraction(1, 30)
 # the output channel is gone for good: the stream cannot go on
 FATAL_OUTPUT_ERRORS = (TrickleChannelClosed, TrickleChannelNotFound, TrickleRetriesExhausted, TrickleTLSError)
@@ -125,11 +136,12 @@ class TrickleIngest:
             await asyncio.to_thread(self._decoder.join, 1.0)
 
 
-class _Finish:
-    pass
+@dataclass(frozen=True, slots=True)
+class _Output:
+    """Images ``TrickleOutput`` produced for ``frame``, waiting for the encode thread."""
 
-
-_FINISH = _Finish()
+    frame: InputFrame
+    images: Any
 
 
 class TrickleEgress:
@@ -139,22 +151,20 @@ class TrickleEgress:
                  queue_frames: int = EGRESS_QUEUE_FRAMES) -> None:
         self.url = url
         self._name = name or url
-        self._frames: queue.Queue[Any] = queue.Queue(maxsize=queue_frames)
-        self._encoder = SegmentEncoder(_LoopSink(self), settings)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._events: asyncio.Queue[tuple[str, Any]] | None = None
+        # None: no more frames (finish or close)
+        self._frames: queue.Queue[_Output | None] = queue.Queue(maxsize=queue_frames)
+        self._outbox = EgressOutbox()
+        self._encoder = SegmentEncoder(_OutboxSink(self._outbox), settings)
         self._publisher: TricklePublisher | None = None
         self._publish_task: asyncio.Task[None] | None = None
+        self._segment: PublishedSegment | None = None  # the trickle segment being written
+        self._drained = False  # the publisher task stopped taking events (it ends the channel next)
         self._thread: threading.Thread | None = None
         self._on_written: WrittenCallback | None = None
         self._on_failed: Callable[[str], None] | None = None
         self._on_stage: StageCallback | None = None
         self._closed = False
-        self._in_flight = 0
-        self._in_flight_changed = threading.Condition()
-        self._outbox: list[tuple[str, Any]] = []  # encode thread -> publisher task, see _send
-        self._outbox_lock = threading.Lock()
-        self._outbox_scheduled = False
+        self._encoding = True  # False once the encode thread ended (later frames are dropped)
         self._last_input_pts: int | None = None
         self._input_step: int | None = None
 
@@ -166,19 +176,19 @@ class TrickleEgress:
         self._on_written = on_written
         self._on_failed = on_failed
         self._on_stage = on_stage
-        self._loop = asyncio.get_running_loop()
-        self._events = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        self._outbox.attach(loop)
         self._publisher = TricklePublisher(self.url)
-        self._publish_task = self._loop.create_task(self._publish(), name=f"trickle-publish-{self._name}")
+        self._publish_task = loop.create_task(self._publish(), name=f"trickle-publish-{self._name}")
         self._thread = threading.Thread(target=self._encode_loop, name=f"trickle-encode-{self._name}",
                                         daemon=True)
         self._thread.start()
 
     def submit(self, frame: InputFrame, images: Any) -> bool:
-        if self._closed:
+        if self._closed or not self._encoding:
             return False
         try:
-            self._frames.put_nowait((frame, images))
+            self._frames.put_nowait(_Output(frame, images))
         except queue.Full:
             return False
         return True
@@ -188,27 +198,29 @@ class TrickleEgress:
             self._encoder.add_audio(packet)
 
     async def finish(self) -> None:
-        await asyncio.to_thread(self._frames.put, _FINISH)
+        if self._encoding:  # (an encode thread that failed takes nothing more: its queue may stay full)
+            await asyncio.to_thread(self._frames.put, None)
         if self._publish_task is not None:
             await asyncio.shield(self._publish_task)
 
     async def close(self) -> None:
         self._closed = True
-        with self._in_flight_changed:
-            self._in_flight_changed.notify_all()
-        # make room for the sentinel: queued frames are abandoned
+        self._outbox.close()
+        # make room for the end marker: queued frames are abandoned
         while True:
             try:
                 self._frames.get_nowait()
             except queue.Empty:
                 pass
             try:
-                self._frames.put_nowait(_FINISH)
+                self._frames.put_nowait(None)
                 break
             except queue.Full:  # ComfyUI's worker submitted meanwhile: drain again
                 continue
         if self._publish_task is not None and not self._publish_task.done():
-            self._publish_task.cancel()
+            # still draining: stop it; already past (ending the channel after a failure): let it finish
+            if not self._drained:
+                self._publish_task.cancel()
             await asyncio.wait({self._publish_task})
         if self._publisher is not None:
             await self._publisher.close(delete_channel=True)
@@ -217,19 +229,19 @@ class TrickleEgress:
 
     # --- encode thread ------------------------------------------------------------------------------------
     def _encode_loop(self) -> None:
+        error: str | None = None
         try:
-            while True:
-                item = self._frames.get()
-                if item is _FINISH:
-                    break
-                frame, images = item
-                self._encode(frame, images)
+            while (output := self._frames.get()) is not None:
+                self._encode(output.frame, output.images)
             if not self._closed:
                 self._encoder.close()  # flushes the last segment
-        except Exception:
+        except Exception as err:
+            # the stream cannot go on without its output: the publisher task reports it (stream in error)
             logger.exception("output %s: encoder failed", self.url)
+            error = f"encoding failed: {err}"
         finally:
-            self._send("finish", None)
+            self._encoding = False
+            self._outbox.put(EncoderStopped(error))
 
     def _encode(self, frame: InputFrame, images: Any) -> None:
         if images is frame.extra.get(IMAGE_TENSOR_KEY):
@@ -252,9 +264,9 @@ class TrickleEgress:
             self._encoder.encode(rgb, out_pts, frame.time_base)
             encoded = time.perf_counter()
             if self._on_stage is not None:
-                self._on_stage("encode", encoded - started)
-                # behind this frame's bytes in the publisher's queue: "publish" ends when it is reached
-                self._send("encoded", encoded)
+                self._on_stage(Stage.ENCODE, encoded - started)
+                # behind this frame's bytes in the outbox: its "publish" ends when the publisher reaches it
+                self._outbox.put(FrameEncoded(encoded))
             if self._on_written is not None:
                 self._on_written(frame, rgb, out_pts)
 
@@ -264,93 +276,75 @@ class TrickleEgress:
         time_base = frame.time_base or Fraction(1, 90000)
         return max(1, round(DEFAULT_FRAME_SECONDS / Fraction(time_base)))
 
-    def _send(self, kind: str, payload: Any) -> None:
-        """Encode thread -> publisher task; waits while too many bytes are in flight (back-pressure)."""
-        if kind == "data":
-            with self._in_flight_changed:
-                while self._in_flight > MAX_BYTES_IN_FLIGHT and not self._closed:
-                    self._in_flight_changed.wait(0.5)
-                self._in_flight += len(payload)
-        loop = self._loop
-        if loop is None or self._events is None:
-            return
-        # One loop wake-up for every event sent before the loop gets to them (a frame's TS bytes and its
-        # "encoded" stamp usually share one): each call_soon_threadsafe writes to the loop's self-pipe
-        # and costs a loop iteration, per event and frame.
-        with self._outbox_lock:
-            self._outbox.append((kind, payload))
-            if self._outbox_scheduled:
-                return
-            self._outbox_scheduled = True
-        try:
-            loop.call_soon_threadsafe(self._deliver_outbox)
-        except RuntimeError:  # loop closed
-            pass
-
-    def _deliver_outbox(self) -> None:
-        """Event loop: move what the encode thread sent into the publisher's queue, in order."""
-        with self._outbox_lock:
-            batch, self._outbox = self._outbox, []
-            self._outbox_scheduled = False
-        if self._events is not None:
-            for event in batch:
-                self._events.put_nowait(event)
-
     # --- publisher task (event loop) ----------------------------------------------------------------------
     async def _publish(self) -> None:
-        assert self._events is not None and self._publisher is not None  # noqa: S101 - set in start()
-        segment = None
+        """Drain the outbox into trickle segments until the encode thread stopped or the output failed."""
+        assert self._publisher is not None  # noqa: S101 - set in start()
         try:
-            while True:
-                kind, payload = await self._events.get()
-                if kind == "finish":
-                    break
-                try:
-                    if kind == "start":
-                        segment = await self._publisher.open_segment()
-                    elif kind == "data":
-                        self._release(len(payload))
-                        if segment is not None:
-                            await segment.write(payload)
-                    elif kind == "end" and segment is not None:
-                        done, segment = segment, None
-                        await done.close()
-                    elif kind == "encoded" and self._on_stage is not None:
-                        # every byte a frame's encode() produced (and all before) has been written
-                        self._on_stage("publish", time.perf_counter() - payload)
-                except FATAL_OUTPUT_ERRORS as err:
-                    logger.warning("output %s: %s", self.url, err)
-                    if self._on_failed is not None:
-                        self._on_failed(f"output failed: {err}")
-                    break
-                except TrickleError as err:
-                    # one segment lost; the next starts with an IDR, so the output recovers by itself
-                    logger.warning("output %s: segment failed: %s", self.url, err)
-                    if segment is not None:
-                        await segment.abort()
-                    segment = None
+            await self._drain()
         finally:
-            if segment is not None:
-                await segment.abort()
+            self._drained = True
+            if self._segment is not None:
+                await self._segment.abort()
         await self._publisher.close(delete_channel=True)
 
-    def _release(self, size: int) -> None:
-        with self._in_flight_changed:
-            self._in_flight -= size
-            self._in_flight_changed.notify_all()
+    async def _drain(self) -> None:
+        while True:
+            for event in await self._outbox.take():
+                if not await self._apply(event):
+                    return
+
+    async def _apply(self, event: EgressEvent) -> bool:
+        """Act on one event; False when publishing is over."""
+        assert self._publisher is not None  # noqa: S101 - set in start()
+        try:
+            match event:
+                case SegmentStarted():
+                    self._segment = await self._publisher.open_segment()
+                case SegmentBytes(data=data):
+                    try:
+                        if self._segment is not None:
+                            await self._segment.write(data)
+                    finally:
+                        self._outbox.written(len(data))
+                case SegmentEnded() if self._segment is not None:
+                    done, self._segment = self._segment, None
+                    await done.close()
+                case FrameEncoded(at=encoded) if self._on_stage is not None:
+                    # every byte a frame's encode() produced (and all before) has been written
+                    self._on_stage(Stage.PUBLISH, time.perf_counter() - encoded)
+                case EncoderStopped(error=error):
+                    if error is not None:
+                        self._fail(error)
+                    return False
+        except FATAL_OUTPUT_ERRORS as err:
+            logger.warning("output %s: %s", self.url, err)
+            self._fail(f"output failed: {err}")
+            return False
+        except TrickleError as err:
+            # one segment lost; the next starts with an IDR, so the output recovers by itself
+            logger.warning("output %s: segment failed: %s", self.url, err)
+            if self._segment is not None:
+                await self._segment.abort()
+            self._segment = None
+        return True
+
+    def _fail(self, message: str) -> None:
+        if self._on_failed is not None:
+            self._on_failed(message)
 
 
-class _LoopSink:
-    """``SegmentSink`` for the encoder: forwards segment events to the egress's publisher task."""
+class _OutboxSink:
+    """``SegmentSink`` for the encoder: its segment events go to the publisher task through the outbox."""
 
-    def __init__(self, egress: TrickleEgress) -> None:
-        self._egress = egress
+    def __init__(self, outbox: EgressOutbox) -> None:
+        self._outbox = outbox
 
     def start_segment(self, index: int) -> None:
-        self._egress._send("start", index)  # noqa: SLF001 - a private helper of the owner
+        self._outbox.put(SegmentStarted(index))
 
     def write(self, data: bytes) -> None:
-        self._egress._send("data", bytes(data))  # noqa: SLF001
+        self._outbox.put(SegmentBytes(bytes(data)))
 
     def end_segment(self) -> None:
-        self._egress._send("end", None)  # noqa: SLF001
+        self._outbox.put(SegmentEnded())

@@ -50,9 +50,6 @@ class LiveWorkflow:
     output_id: str
     mapped: dict[str, str]  # node id -> original class_type, for nodes rewritten from comfystream's
 
-    def with_nodes(self, nodes: dict[str, Any]) -> LiveWorkflow:
-        return LiveWorkflow(nodes, self.input_ids, self.output_id, self.mapped)
-
 
 def prepare_workflow(workflow: dict[str, Any]) -> LiveWorkflow:
     """Copy the workflow, map comfystream's nodes and find the live input/output nodes.

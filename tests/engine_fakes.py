@@ -18,6 +18,7 @@ import numpy as np
 from comfy_trickle.media.types import DecodedFrame
 from comfy_trickle.streams.bridge import BridgeDirectory
 from comfy_trickle.streams.executor import PromptOutcome, PromptState, ValidationResult
+from comfy_trickle.streams.stages import Stage
 from comfy_trickle.streams.workflow import TICKET_INPUT
 
 TIME_BASE = Fraction(1, 90000)
@@ -174,8 +175,8 @@ class FakeEgress:
         self.written.append((int(images[0, 0, 0]), frame.pts, frame.index))
         encoded = time.perf_counter()
         if self._on_stage is not None:  # as the real egress reports them (its "publish" is synchronous)
-            self._on_stage("encode", encoded - started)
-            self._on_stage("publish", time.perf_counter() - encoded)
+            self._on_stage(Stage.ENCODE, encoded - started)
+            self._on_stage(Stage.PUBLISH, time.perf_counter() - encoded)
         self._on_written(frame, images, frame.pts)
         return True
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from fractions import Fraction
 
 import aiohttp
 import numpy as np
@@ -17,7 +18,8 @@ from comfy_trickle.media.synthetic import (
     psnr,
     read_frame_index,
 )
-from comfy_trickle.streams.trickle_io import TrickleIngest
+from comfy_trickle.streams.handoff import InputFrame
+from comfy_trickle.streams.trickle_io import TrickleEgress, TrickleIngest
 from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.relay_server import serve_relay
 from engine_support import (
@@ -414,6 +416,64 @@ async def test_missing_channels_put_the_stream_in_error_with_the_reason(api):
         assert status == 200, body
         final = await api.wait_state("no-in", {"error", "completed"})
         assert final["state"] == "error" and "input failed" in final["error"]["message"], final
+
+
+async def test_an_output_the_encoder_cannot_take_ends_the_stream_in_error(api, relay, comfyui):
+    """The workflow crops every frame to 1x1 pixel, which H.264 cannot encode: the encode thread fails,
+    and the stream ends in error with the encoder's message (not running on, dropping every frame)."""
+    crop = {"image": ["1", 0], "width": 1, "height": 1, "x": 0, "y": 0}
+    tiny = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+        "2": {"class_type": "ImageCrop", "inputs": crop},
+        "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0], "stream_id": ""}},
+    }
+    sub_url, pub_url = channels(relay, "tiny")
+    status, body = await api.start("tiny", sub_url, pub_url, tiny, SIZE, SIZE)
+    assert status == 200, body
+    # 10 s of input that never ends by itself: only the failure can end the stream
+    publisher = asyncio.create_task(publish_synthetic(sub_url, 300, width=SIZE, height=SIZE, end=False))
+    try:
+        final = await api.wait_state("tiny", {"error", "completed", "stopped"})
+        input_still_publishing = not publisher.done()
+    finally:
+        publisher.cancel()
+        await asyncio.gather(publisher, return_exceptions=True)
+    assert final["state"] == "error", final
+    assert final["error"]["node_id"] is None
+    assert final["error"]["message"] == "encoding failed: frame too small: (1, 1, 3)", final["error"]
+    assert final["counters"]["frames_out"] == 0
+    assert input_still_publishing  # it ended at the failure, not when the input ran out
+    _, threads = await api.call("GET", "/trickle-test/threads")
+    assert not [name for name in threads if name.startswith(("trickle-encode", "trickle-decode"))], threads
+    assert "tiny-out" not in relay.relay.channels  # output channel deleted
+
+
+async def test_egress_reports_an_encoding_failure_once_and_takes_no_more_frames(relay):
+    """The real TrickleEgress on the real relay: frames 0..4 encode and go out, frame 5 is an image the
+    encoder refuses (1x1): ``on_failed`` gets its message once, later frames are refused, close is clean."""
+    relay.relay.create_channel("enc-out", "video/MP2T")
+    egress = TrickleEgress(relay.channel_url("enc-out"), name="enc")
+    written: list[int] = []
+    failures: list[str] = []
+    egress.start(lambda frame, rgb, pts: written.append(frame.index), failures.append)
+    try:
+        for index in range(6):
+            side = 1 if index == 5 else 64
+            image = np.full((1, side, side, 3), 0.5, np.float32)
+            frame = InputFrame(index=index, image=None, pts=index * 3000, time_base=Fraction(1, 90000),
+                               media_time=index / 30, arrival=0.0)  # fmt: skip
+            assert egress.submit(frame, image)
+        for _ in range(500):  # bounded: the encode thread reports within milliseconds
+            if failures:
+                break
+            await asyncio.sleep(0.01)
+        assert failures == ["encoding failed: frame too small: (1, 1, 3)"]
+        assert written == [0, 1, 2, 3, 4]
+        assert egress.submit(frame, np.zeros((1, 64, 64, 3), np.float32)) is False
+    finally:
+        await egress.close()
+    assert failures == ["encoding failed: frame too small: (1, 1, 3)"]
+    assert "enc-out" not in relay.relay.channels
 
 
 async def test_ingest_picks_up_audio_that_a_restarted_source_adds(relay):

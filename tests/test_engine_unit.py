@@ -10,13 +10,7 @@ import time
 import pytest
 from comfy_trickle.streams.bridge import BridgeDirectory, FrameBridge
 from comfy_trickle.streams.config import StreamConfig
-from comfy_trickle.streams.counters import (
-    FPS_MAX_FRAMES,
-    STAGE_SAMPLES,
-    STAGES,
-    FrameRateMeter,
-    StreamCounters,
-)
+from comfy_trickle.streams.counters import FPS_MAX_FRAMES, STAGE_SAMPLES, FrameRateMeter, StreamCounters
 from comfy_trickle.streams.errors import (
     FrameTimeout,
     StreamExists,
@@ -27,8 +21,12 @@ from comfy_trickle.streams.errors import (
 )
 from comfy_trickle.streams.handoff import FrameHandoff, InputFrame
 from comfy_trickle.streams.registry import KEEP_FINISHED, StreamRegistry
+from comfy_trickle.streams.stages import FrameStamps, Stage
 from comfy_trickle.streams.workflow import PromptBuilder, prepare_workflow
 from engine_fakes import FakeEgress, FakeIngest, FakeRunner, frame_of
+
+# the status's stage_ms keys, in this order (a contract with bench/ and the UI)
+STAGE_KEYS = ["decode", "handoff_wait", "executor_queue", "workflow", "encode", "publish"]
 
 SEED_WORKFLOW = {
     "1": {"inputs": {"images": ["2", 0]}, "class_type": "SaveTensor"},
@@ -110,15 +108,26 @@ def test_counters_stage_times_over_a_bounded_recent_window():
     counters = StreamCounters()
     assert counters.snapshot()["stage_ms"]["encode"] == {"mean": None, "p50": None, "p95": None}
     for ms in range(1, 101):
-        counters.stage("encode", ms / 1000.0)
+        counters.stage(Stage.ENCODE, ms / 1000.0)
     encode = counters.snapshot()["stage_ms"]["encode"]
     assert encode["mean"] == pytest.approx(50.5)
     assert encode["p50"] == pytest.approx(50.0, abs=1.0) and encode["p95"] == pytest.approx(95.0, abs=1.0)
     for _ in range(STAGE_SAMPLES):  # newer frames push the old ones out of the window
-        counters.stage("encode", 0.002)
+        counters.stage(Stage.ENCODE, 0.002)
     assert counters.snapshot()["stage_ms"]["encode"] == {"mean": 2.0, "p50": 2.0, "p95": 2.0}
-    counters.stage("no such stage", 1.0)
-    assert list(counters.snapshot()["stage_ms"]) == list(STAGES)
+    assert list(counters.snapshot()["stage_ms"]) == STAGE_KEYS
+
+
+def test_a_misspelt_stage_or_stamp_fails_where_it_is_written():
+    counters = StreamCounters()
+    with pytest.raises(KeyError):
+        counters.stage("encdoe", 1.0)  # type: ignore[arg-type] - a string is not a Stage
+    with pytest.raises(AttributeError):
+        counters.stage(Stage.ENCDOE, 1.0)  # type: ignore[attr-defined]
+    stamps = FrameStamps()
+    with pytest.raises(AttributeError):
+        stamps.input_startd = 1.0  # type: ignore[attr-defined]
+    assert all(summary["mean"] is None for summary in counters.snapshot()["stage_ms"].values())
 
 
 def test_fps_in_is_steady_when_a_30_fps_source_arrives_in_segment_bursts():
@@ -213,7 +222,7 @@ async def test_stream_runs_every_frame_in_order_then_completes(engine):
     assert final["counters"]["frames_in"] == 20 and final["counters"]["frames_out"] == 20
     assert egress.finished and egress.closed and ingest.closed.is_set()
     assert runner.history == {}  # every prompt forgotten
-    assert registry._bridges.lookup("a") is None
+    assert runner.bridges.lookup("a") is None
 
 
 async def test_status_breaks_each_frame_down_into_stage_times(engine):
@@ -223,7 +232,7 @@ async def test_status_breaks_each_frame_down_into_stage_times(engine):
     await registry.start(make_config("a"))
     assert await registry.session("a").wait_finished(10)
     stages = registry.status("a")["counters"]["stage_ms"]
-    assert list(stages) == list(STAGES)
+    assert list(stages) == STAGE_KEYS
     for name, summary in stages.items():
         assert set(summary) == {"mean", "p50", "p95"}, name
         assert all(isinstance(v, float) and v >= 0.0 for v in summary.values()), (name, summary)

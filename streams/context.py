@@ -1,0 +1,53 @@
+"""What every stream session of one registry shares: built once by ``StreamRegistry``, passed to each
+``StreamSession`` and its ``PromptPump`` as one object instead of a parameter each."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .bridge import PROCESS_BRIDGES, BridgeDirectory
+from .executor import PromptRunner
+from .handoff import InputFrame
+
+if TYPE_CHECKING:
+    from .session import StreamSession
+
+logger = logging.getLogger(__name__)
+
+# (event name, payload): ``PromptServer.send_sync`` in production
+Notifier = Callable[[str, dict[str, Any]], None]
+# CPU work on a frame before its prompt is queued (e.g. uint8 -> IMAGE tensor, see nodes/frames.py)
+FramePreparer = Callable[[InputFrame], Any]
+
+
+def _no_inert_nodes(stream_id: str) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    """The parts of the process every session uses.
+
+    ``inert_nodes(stream_id)``: the other live streams' nodes, carried inert in that stream's prompts
+    (cache keep-alive, see ``streams.workflow``). ``on_finished(session)``: called once when a session
+    reached its final state.
+    """
+
+    runner: PromptRunner
+    bridges: BridgeDirectory = PROCESS_BRIDGES
+    notifier: Notifier | None = None
+    prepare_frame: FramePreparer | None = None
+    inert_nodes: Callable[[str], dict[str, Any]] = _no_inert_nodes
+    on_finished: Callable[[StreamSession], None] | None = None
+
+    def notify(self, event: str, payload: dict[str, Any]) -> None:
+        """Tell the UI (never raises: a failing notifier must not break a stream)."""
+        if self.notifier is None:
+            return
+        try:
+            self.notifier(event, payload)
+        except Exception:
+            logger.exception("comfy-trickle: %s notification failed", event)
