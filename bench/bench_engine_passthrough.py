@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from comfy_trickle.devtools.comfyui_server import start_comfyui
-from comfy_trickle.tests.engine_support import (
+from comfy_trickle.devtools.stream_harness import (
     INVERT,
     SEED_PASSTHROUGH,
     StreamAPI,

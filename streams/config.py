@@ -109,7 +109,9 @@ def parse_start_request(body: Any, limits: StreamLimits = DEFAULT_LIMITS) -> Str
     max_backlog_s = _backlog(params, limits)
     workflow = parse_workflow(params.get("prompt"), field_name="params.prompt")
 
-    extra_params = {k: v for k, v in params.items() if k not in ("width", "height", "prompt")}
+    extra_params = {
+        k: v for k, v in params.items() if k not in ("width", "height", "prompt", "max_backlog_s")
+    }
     return StreamConfig(
         stream_id=stream_id,
         subscribe_url=subscribe_url,

@@ -18,7 +18,7 @@ from typing import Any
 from .bridge import PROCESS_BRIDGES, BridgeDirectory
 from .config import StreamConfig
 from .context import FramePreparer, Notifier, SessionContext
-from .errors import InvalidParameter, StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
+from .errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
 from .media_io import MediaFactory
@@ -69,8 +69,8 @@ class StreamRegistry:
     async def start(self, config: StreamConfig) -> dict[str, Any]:
         """Validate ``config.workflow`` with ComfyUI's validation, then start the stream.
 
-        Raises ``StreamExists`` (409), ``StreamLimitReached`` (429), ``InvalidParameter`` or
-        ``WorkflowInvalid`` (400) before anything starts. Returns the new stream's status object.
+        Raises ``StreamExists`` (409), ``StreamLimitReached`` (429) or ``WorkflowInvalid`` (400) before
+        anything starts. Returns the new stream's status object.
         """
         with self._reservation(config.stream_id) as replaced:
             max_backlog_s = self._backlog_of(config)
@@ -171,12 +171,9 @@ class StreamRegistry:
             raise
 
     def _backlog_of(self, config: StreamConfig) -> float:
-        """``params.max_backlog_s``: seconds of video the hand-off may hold before dropping the oldest
-        (lower: less latency under load; higher: fewer drops)."""
-        value = config.params.get("max_backlog_s", self._max_backlog_s)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 120:
-            raise InvalidParameter(f"params.max_backlog_s must be seconds in 0.05..120, got {value!r}")
-        return float(value)
+        """Seconds of video the hand-off may hold before dropping the oldest (lower: less latency under
+        load; higher: fewer drops): ``params.max_backlog_s``, checked by config parsing, or our default."""
+        return self._max_backlog_s if config.max_backlog_s is None else config.max_backlog_s
 
     def _active_count(self) -> int:
         return sum(1 for s in self._sessions.values() if s.state.active)

@@ -27,7 +27,7 @@ from typing import Any
 from ..media.decoder import StreamDecoder
 from ..media.encoder import EncoderSettings, SegmentEncoder
 from ..media.frames import comfy_image_to_frames
-from ..media.types import AudioPacket
+from ..media.types import MPEGTS_TIME_BASE, AudioPacket
 from ..trickle.errors import (
     TrickleChannelClosed,
     TrickleChannelNotFound,
@@ -273,7 +273,7 @@ class TrickleEgress:
     def _frame_step(self, frame: InputFrame) -> int:
         if self._input_step is not None:
             return self._input_step
-        time_base = frame.time_base or Fraction(1, 90000)
+        time_base = frame.time_base or MPEGTS_TIME_BASE
         return max(1, round(DEFAULT_FRAME_SECONDS / Fraction(time_base)))
 
     # --- publisher task (event loop) ----------------------------------------------------------------------

@@ -11,6 +11,14 @@ from fractions import Fraction
 import aiohttp
 import numpy as np
 import pytest
+from comfy_trickle.devtools.stream_harness import (
+    INVERT,
+    SEED_PASSTHROUGH,
+    TWO_NODE_CHAIN,
+    StreamAPI,
+    collect_output,
+    publish_synthetic,
+)
 from comfy_trickle.media.synthetic import (
     SyntheticConfig,
     SyntheticSource,
@@ -22,14 +30,6 @@ from comfy_trickle.streams.handoff import InputFrame
 from comfy_trickle.streams.trickle_io import TrickleEgress, TrickleIngest
 from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.relay_server import serve_relay
-from engine_support import (
-    INVERT,
-    SEED_PASSTHROUGH,
-    TWO_NODE_CHAIN,
-    StreamAPI,
-    collect_output,
-    publish_synthetic,
-)
 
 SIZE = 128
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180), pytest.mark.relay(autocreate=True)]

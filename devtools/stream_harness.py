@@ -1,6 +1,6 @@
-"""Helpers for the stream engine's end-to-end tests: publish the synthetic source over trickle, collect and
-decode a stream's output, drive ComfyUI's stream API with aiohttp (never blocking the loop that serves
-the test's relay)."""
+"""Drive a live stream from outside, for the end-to-end tests and the benchmarks: publish the synthetic
+source over trickle, collect and decode a stream's output, call ComfyUI's stream API with aiohttp (never
+blocking the loop that serves the caller's relay)."""
 
 from __future__ import annotations
 
@@ -131,7 +131,8 @@ class StreamAPI:
 
     async def status(self, stream_id: str) -> dict:
         status, body = await self.call("GET", f"/stream/{stream_id}/status")
-        assert status == 200, body
+        if status != 200:
+            raise RuntimeError(f"status of {stream_id} answered {status}: {body}")
         return body
 
     async def wait_state(self, stream_id: str, states: set[str], timeout: float = 30.0) -> dict:
@@ -140,7 +141,8 @@ class StreamAPI:
             body = await self.status(stream_id)
             if body["state"] in states:
                 return body
-            assert time.monotonic() < deadline, f"{stream_id} still {body['state']}: {body}"
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{stream_id} still {body['state']} after {timeout} s: {body}")
             await asyncio.sleep(0.1)
 
     async def stop(self, stream_id: str) -> tuple[int, Any]:
