@@ -26,6 +26,14 @@ from .frames import frame_to_image
 DEFAULT_TIMEOUT_S = 5.0
 
 
+def _stream_inputs(stream_tooltip: str, ticket_tooltip: str) -> list[io.Input]:
+    """The two inputs every live node has, which the stream fills in for each frame's prompt."""
+    return [
+        io.String.Input("stream_id", default="", tooltip=stream_tooltip),
+        io.Int.Input("frame_ticket", default=0, min=0, optional=True, tooltip=ticket_tooltip),
+    ]
+
+
 def _bridge(stream_id: str) -> FrameBridge:
     if not stream_id:
         raise StreamNotBound(
@@ -52,17 +60,9 @@ class TrickleInput(io.ComfyNode):
             category="trickle/io",
             description="The current frame of a live trickle stream. Re-executes for every frame.",
             inputs=[
-                io.String.Input(
-                    "stream_id",
-                    default="",
-                    tooltip="The live stream feeding this node; filled in by the stream.",
-                ),
-                io.Int.Input(
-                    "frame_ticket",
-                    default=0,
-                    min=0,
-                    optional=True,
-                    tooltip="Set by the stream for each frame's prompt; leave 0 (the newest frame is used).",
+                *_stream_inputs(
+                    "The live stream feeding this node; filled in by the stream.",
+                    "Set by the stream for each frame's prompt; leave 0 (the newest frame is used).",
                 ),
                 io.Float.Input(
                     "timeout_seconds",
@@ -110,15 +110,9 @@ class TrickleOutput(io.ComfyNode):
             description="Sends frames to a live trickle stream's output channel.",
             inputs=[
                 io.Image.Input("images", tooltip="Frames to send: any batch size, each image one frame."),
-                io.String.Input(
-                    "stream_id", default="", tooltip="The live stream to send to; filled in by the stream."
-                ),
-                io.Int.Input(
-                    "frame_ticket",
-                    default=0,
-                    min=0,
-                    optional=True,
-                    tooltip="Set by the stream for each frame's prompt; leave 0.",
+                *_stream_inputs(
+                    "The live stream to send to; filled in by the stream.",
+                    "Set by the stream for each frame's prompt; leave 0.",
                 ),
             ],
             outputs=[],

@@ -21,8 +21,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 import pytest
+from comfy_trickle.devtools.comfyui_server import start_comfyui
 from comfy_trickle.trickle.relay_server import RunningRelay, serve_relay
-from support.comfyui import ComfyUIError, ComfyUIServer, comfyui_log_dir, start_comfyui
+from support.comfyui import ComfyUIError, ComfyUIServer, comfyui_log_dir, node_packs_for_tests
 
 ComfyUIFactory = Callable[..., ComfyUIServer]
 
@@ -69,7 +70,8 @@ def comfyui_factory(
         log_path = log_dir / f"{session_tag}-{index}.log"
         try:
             server = start_comfyui(
-                tmp_path_factory.mktemp(f"comfyui-base-{index}"), log_path, extra_args=extra_args, env=env
+                tmp_path_factory.mktemp(f"comfyui-base-{index}"), log_path, extra_args=extra_args, env=env,
+                node_packs=node_packs_for_tests(),
             )
         except ComfyUIError as err:
             failures[key] = str(err)

@@ -8,19 +8,16 @@ when a developer asks for them somewhere else. Tests never write into the checko
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from comfy_trickle.devtools.comfyui_server import (
     PACK_DIR_NAME,
-    READY_TIMEOUT_S,
     ComfyUIError,
     ComfyUIPaths,
     ComfyUIServer,
     HttpResult,
 )
-from comfy_trickle.devtools.comfyui_server import start_comfyui as launch_comfyui
 from comfy_trickle.devtools.processes import free_port
 
 __all__ = [
@@ -31,7 +28,6 @@ __all__ = [
     "HttpResult",
     "comfyui_log_dir",
     "free_port",
-    "start_comfyui",
     "node_packs_for_tests",
 ]
 
@@ -59,17 +55,3 @@ def comfyui_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
     return tmp_path_factory.mktemp("comfyui-logs")
-
-
-def start_comfyui(
-    base_directory: Path,
-    log_path: Path,
-    extra_args: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
-    paths: ComfyUIPaths | None = None,
-    ready_timeout: float = READY_TIMEOUT_S,
-) -> ComfyUIServer:
-    """The shared launcher with the test node packs; the caller owns ``stop()``."""
-    return launch_comfyui(
-        base_directory, log_path, extra_args, env, paths, ready_timeout, node_packs=node_packs_for_tests()
-    )

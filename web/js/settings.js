@@ -3,72 +3,68 @@ import { app } from "../../../scripts/app.js";
 import { sizeInputAttrs } from "./common/limits.js";
 import { DEFAULTS, PREVIEW_FPS_LIMIT, SETTING } from "./common/settings.js";
 
+// One entry of ComfyUI's settings dialog, under Trickle > `section` > `label`, with our default.
+function setting(id, [section, label], name, tooltip, type, attrs) {
+  return { id, category: ["Trickle", section, label], name, tooltip, type, attrs, defaultValue: DEFAULTS[id] };
+}
+
 app.registerExtension({
   name: "Trickle.Settings",
   settings: [
-    {
-      id: SETTING.previewMaxFps,
-      category: ["Trickle", "Preview", "Max FPS"],
-      name: "Preview frames per second",
-      tooltip:
-        "Highest rate at which the sidebar and the Trickle Output node refresh their preview of a stream. " +
+    setting(
+      SETTING.previewMaxFps,
+      ["Preview", "Max FPS"],
+      "Preview frames per second",
+      "Highest rate at which the sidebar and the Trickle Output node refresh their preview of a stream. " +
         "0 turns previews off. Previews never slow the stream down.",
-      type: "slider",
-      attrs: { min: 0, max: PREVIEW_FPS_LIMIT, step: 1 },
-      defaultValue: DEFAULTS[SETTING.previewMaxFps],
-    },
-    {
-      id: SETTING.previewMaxWidth,
-      category: ["Trickle", "Preview", "Max width"],
-      name: "Preview width limit (pixels)",
-      tooltip: "Frames wider than this are scaled down on the server before they are sent to the browser.",
-      type: "number",
-      attrs: { min: 64, max: 1920, step: 16 },
-      defaultValue: DEFAULTS[SETTING.previewMaxWidth],
-    },
-    {
-      id: SETTING.subscribeUrl,
-      category: ["Trickle", "Defaults", "Subscribe URL"],
-      name: "Default subscribe URL",
-      tooltip: "Trickle channel the stream's input frames are read from (prefilled in the Go live form).",
-      type: "text",
-      defaultValue: DEFAULTS[SETTING.subscribeUrl],
-    },
-    {
-      id: SETTING.publishUrl,
-      category: ["Trickle", "Defaults", "Publish URL"],
-      name: "Default publish URL",
-      tooltip: "Trickle channel the processed frames are published to (prefilled in the Go live form).",
-      type: "text",
-      defaultValue: DEFAULTS[SETTING.publishUrl],
-    },
-    {
-      id: SETTING.width,
-      category: ["Trickle", "Defaults", "Width"],
-      name: "Default width",
-      tooltip: "Frame width the workflow receives (prefilled in the Go live form).",
-      type: "number",
-      attrs: sizeInputAttrs(),
-      defaultValue: DEFAULTS[SETTING.width],
-    },
-    {
-      id: SETTING.height,
-      category: ["Trickle", "Defaults", "Height"],
-      name: "Default height",
-      tooltip: "Frame height the workflow receives (prefilled in the Go live form).",
-      type: "number",
-      attrs: sizeInputAttrs(),
-      defaultValue: DEFAULTS[SETTING.height],
-    },
-    {
-      id: SETTING.bearerToken,
-      category: ["Trickle", "Server", "Bearer token"],
-      name: "API bearer token",
-      tooltip:
-        "Sent as 'Authorization: Bearer <token>' on the UI's stream calls. Needed only when ComfyUI was " +
+      "slider",
+      { min: 0, max: PREVIEW_FPS_LIMIT, step: 1 },
+    ),
+    setting(
+      SETTING.previewMaxWidth,
+      ["Preview", "Max width"],
+      "Preview width limit (pixels)",
+      "Frames wider than this are scaled down on the server before they are sent to the browser.",
+      "number",
+      { min: 64, max: 1920, step: 16 },
+    ),
+    setting(
+      SETTING.subscribeUrl,
+      ["Defaults", "Subscribe URL"],
+      "Default subscribe URL",
+      "Trickle channel the stream's input frames are read from (prefilled in the Go live form).",
+      "text",
+    ),
+    setting(
+      SETTING.publishUrl,
+      ["Defaults", "Publish URL"],
+      "Default publish URL",
+      "Trickle channel the processed frames are published to (prefilled in the Go live form).",
+      "text",
+    ),
+    setting(
+      SETTING.width,
+      ["Defaults", "Width"],
+      "Default width",
+      "Frame width the workflow receives (prefilled in the Go live form).",
+      "number",
+      sizeInputAttrs(),
+    ),
+    setting(
+      SETTING.height,
+      ["Defaults", "Height"],
+      "Default height",
+      "Frame height the workflow receives (prefilled in the Go live form).",
+      "number",
+      sizeInputAttrs(),
+    ),
+    setting(
+      SETTING.bearerToken,
+      ["Server", "Bearer token"],
+      "API bearer token",
+      "Sent as 'Authorization: Bearer <token>' on the UI's stream calls. Needed only when ComfyUI was " +
         "started with COMFY_TRICKLE_TOKEN set.",
-      type: "text",
-      defaultValue: DEFAULTS[SETTING.bearerToken],
-    },
+      "text",
+    ),
   ],
 });
