@@ -41,7 +41,10 @@ logger = logging.getLogger(__name__)
 
 
 class _BodyFeed:
-    """Bounded byte queue between ``PublishedSegment.write`` and the aiohttp request body."""
+    """Bounded byte queue between ``PublishedSegment.write`` and the aiohttp request body.
+
+    Writer and body wait on one ``asyncio.Condition``; every change notifies it once.
+    """
 
     def __init__(self, max_pending_bytes: int) -> None:
         self.max_pending_bytes = max_pending_bytes
@@ -50,49 +53,52 @@ class _BodyFeed:
         self.finished = False
         self.failed = False
         self._chunks: deque[bytes] = deque()
-        self._changed = asyncio.Event()
-
-    def _notify(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        self._changed = asyncio.Condition()
 
     async def put(self, data: bytes) -> None:
-        # A chunk larger than the bound is accepted once the queue is empty, so any size can be written.
-        while (
-            self.pending_bytes and self.pending_bytes + len(data) > self.max_pending_bytes and not self.failed
-        ):
-            await self._changed.wait()
-        if self.failed:
-            return
-        self._chunks.append(data)
-        self.pending_bytes += len(data)
-        self._notify()
+        size = len(data)
+        async with self._changed:
+            # A chunk larger than the bound is accepted once the queue is empty, so any size can be written.
+            await self._changed.wait_for(
+                lambda: (
+                    self.failed
+                    or not self.pending_bytes
+                    or self.pending_bytes + size <= self.max_pending_bytes
+                )
+            )
+            if self.failed:
+                return
+            self._chunks.append(data)
+            self.pending_bytes += size
+            self._changed.notify_all()
 
-    def finish(self) -> None:
-        self.finished = True
-        self._notify()
+    async def finish(self) -> None:
+        async with self._changed:
+            self.finished = True
+            self._changed.notify_all()
 
-    def fail(self) -> None:
+    async def fail(self) -> None:
         """The request is over: wake writers (their bytes go nowhere)."""
-        self.failed = True
-        self._notify()
+        async with self._changed:
+            self.failed = True
+            self._changed.notify_all()
 
     async def wait_ready(self) -> None:
         """Wait for the first byte or the end of the body."""
-        while not self._chunks and not self.finished:
-            await self._changed.wait()
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._chunks or self.finished)
 
     async def body(self) -> AsyncIterator[bytes]:
         while True:
-            while not self._chunks and not self.finished:
-                await self._changed.wait()
-            if not self._chunks:
-                return
-            chunk = self._chunks.popleft()
-            self.pending_bytes -= len(chunk)
-            self.bytes_taken += len(chunk)
-            self._notify()
-            yield chunk
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._chunks or self.finished)
+                if not self._chunks:
+                    return
+                chunk = self._chunks.popleft()
+                self.pending_bytes -= len(chunk)
+                self.bytes_taken += len(chunk)
+                self._changed.notify_all()
+            yield chunk  # outside the lock: the connection may take its time with it
 
 
 class PublishedSegment:
@@ -122,6 +128,8 @@ class PublishedSegment:
             raise TrickleSegmentError(f"segment {self.seq} ended before its body was complete", self.seq)
         await self._feed.put(bytes(data))
         if self._feed.failed:
+            if not self._task.done():  # the feed fails as the request ends; let it finish
+                await asyncio.wait({self._task})
             self._raise_outcome()
         self.bytes_written += len(data)
 
@@ -130,7 +138,7 @@ class PublishedSegment:
         if self._closed:
             return
         self._closed = True
-        self._feed.finish()
+        await self._feed.finish()
         try:
             await asyncio.wait({self._task})
         except asyncio.CancelledError:
@@ -280,11 +288,14 @@ class TricklePublisher:
         self._cancel_preconnect()
         # Unfinished segments are cut: the server sees a broken body and closes them (or, in Go, the
         # channel DELETE below ends their readers).
-        tasks = [segment._task for segment in self._open]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        segments = list(self._open)
+        for segment in segments:
+            segment._task.cancel()
+        if segments:
+            await asyncio.wait([segment._task for segment in segments])
+        for segment in segments:
+            # A task cancelled before its first step never ran _send's finally: wake its writers here.
+            await segment._feed.fail()
         if delete_channel and self._terminal is None:
             await self._delete(self.url)
         await self._http.close()
@@ -300,14 +311,20 @@ class TricklePublisher:
 
     def _prepare(self, seq: int) -> tuple[_BodyFeed, asyncio.Task[None]]:
         feed = _BodyFeed(self.max_pending_bytes)
-        task = asyncio.get_running_loop().create_task(self._post(seq, feed))
-        task.add_done_callback(lambda _: feed.fail())
+        task = asyncio.get_running_loop().create_task(self._send(seq, feed))
         return feed, task
 
     def _cancel_preconnect(self) -> None:
         if self._preconnected is not None:
             self._preconnected[2].cancel()
             self._preconnected = None
+
+    async def _send(self, seq: int, feed: _BodyFeed) -> None:
+        """POST segment ``seq``; however that ends, writers still waiting on the feed are woken."""
+        try:
+            await self._post(seq, feed)
+        finally:
+            await feed.fail()
 
     async def _post(self, seq: int, feed: _BodyFeed) -> None:
         """Send segment ``seq`` once its first byte (or its end) exists; retry while nothing went out."""

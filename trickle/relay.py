@@ -128,8 +128,7 @@ class TrickleRelay:
         seq = channel.next_write
         segment = channel.segment_for_write(seq)
         channel.mark_written(seq)
-        segment.append(data)
-        segment.close()
+        segment.close_nowait(data)  # synchronous API: readers already waiting are woken by one task
         return seq
 
     # ----------------------------------------------------------------- mounting and lifecycle
@@ -260,7 +259,7 @@ class TrickleRelay:
         segment = channel.segment_in_slot(seq)
         if segment is None:
             return web.Response(status=400, text="Nonexistent segment")
-        segment.close()
+        await segment.close()
         return web.Response(status=200)
 
     async def _handle_get(self, request: web.Request) -> web.StreamResponse:
@@ -318,7 +317,7 @@ class TrickleRelay:
             seq = channel.next_write
         segment = channel.segment_for_write(seq)
         if RESET_HEADER in request.headers:
-            channel.reset_before(seq)
+            await channel.reset_before(seq)
         self.active_requests += 1
         try:
             return await receive_segment(request, channel, segment)

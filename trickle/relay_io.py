@@ -39,7 +39,7 @@ async def stream_segment(
                 continue
             if segment.closed:
                 break
-            if not await _wait_change(request, segment, disconnect_poll_s):
+            if not await _wait_change(request, segment, position, disconnect_poll_s):
                 logger.debug("trickle relay: subscriber of %s/%d went away", channel.name, segment.idx)
                 return response if response is not None else web.Response(status=499)
     except ConnectionError:
@@ -55,17 +55,18 @@ async def stream_segment(
     return response
 
 
-async def _wait_change(request: web.Request, segment: Segment, disconnect_poll_s: float) -> bool:
-    """Wait for the segment to change; False if the client disconnected meanwhile."""
-    changed = segment.change_event()
-    while not changed.is_set():
+async def _wait_change(
+    request: web.Request, segment: Segment, position: int, disconnect_poll_s: float
+) -> bool:
+    """Wait for pieces after ``position`` or the close; False if the client disconnected meanwhile."""
+    while True:
         try:
-            await asyncio.wait_for(changed.wait(), disconnect_poll_s)
-        except asyncio.TimeoutError:
+            await asyncio.wait_for(segment.wait_for_more(position), disconnect_poll_s)
+            return True
+        except asyncio.TimeoutError:  # noqa: UP041 - distinct from TimeoutError on Python 3.10
             transport = request.transport
             if transport is None or transport.is_closing():
                 return False
-    return True
 
 
 async def receive_segment(request: web.Request, channel: Channel, segment: Segment) -> web.StreamResponse:
@@ -84,7 +85,7 @@ async def receive_segment(request: web.Request, channel: Channel, segment: Segme
             channel.next_write = seq + 1
         else:
             channel.mark_written(seq)
-            segment.close()
+            await segment.close()
         headers = {SEQ_HEADER: str(seq)}
         if channel.closed:
             headers[CLOSED_HEADER] = CLOSED_VALUE
@@ -92,20 +93,20 @@ async def receive_segment(request: web.Request, channel: Channel, segment: Segme
         response.force_close()
         return response
     channel.mark_written(seq)
-    segment.append(first)
+    await segment.append(first)
     try:
         while True:
             chunk = await request.content.readany()
             if not chunk:
                 break
-            segment.append(chunk)
+            await segment.append(chunk)
     except Exception as err:  # body read error (client went away); see module docstring
         logger.info(
             "trickle relay: error reading %s/%d after %d bytes: %s", channel.name, seq, len(segment), err
         )
-        segment.close()
+        await segment.close()
         return web.Response(status=500, text="Server error")
-    segment.close()
+    await segment.close()
     return web.Response(status=200, headers={SEQ_HEADER: str(seq)})
 
 

@@ -20,7 +20,13 @@ Clock = Callable[[], float]
 
 
 class Segment:
-    """An append-only byte buffer that any number of readers follow, each from its own position."""
+    """An append-only byte buffer that any number of readers follow, each from its own position.
+
+    Readers wait on one ``asyncio.Condition`` with a predicate over their position, so a change made
+    between reading their position and waiting is never missed. Writers on the loop ``await append()`` /
+    ``await close()``; synchronous code (channel close, eviction, server-side writes) uses
+    ``close_nowait()``, which changes the state at once and wakes waiting readers from one short task.
+    """
 
     def __init__(self, idx: int) -> None:
         self.idx = idx
@@ -29,24 +35,45 @@ class Segment:
         # a page list for the same reason); ``_size`` is their total length.
         self._chunks: list[bytes] = []
         self._size = 0
-        # Replaced on every change, so a waiter only wakes for changes after it started waiting.
-        self._changed = asyncio.Event()
+        self._changed = asyncio.Condition()
+        # Tasks inside wait_for_more()/wait_closed(): a synchronous change wakes nobody when there are none.
+        self._waiting = 0
+        self._wake_task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return self._size
 
-    def append(self, data: bytes) -> None:
+    @property
+    def piece_count(self) -> int:
+        """Pieces appended so far: a reader's position."""
+        return len(self._chunks)
+
+    async def append(self, data: bytes) -> None:
         """Append bytes and wake readers. Appending to a closed segment is allowed (case 15 of A15)."""
         if data:
-            self._chunks.append(bytes(data))
-            self._size += len(data)
-            self._notify()
+            async with self._changed:
+                self._add(data)
+                self._changed.notify_all()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Mark the segment complete; readers finish once they have caught up."""
         if not self.closed:
-            self.closed = True
-            self._notify()
+            async with self._changed:
+                self.closed = True
+                self._changed.notify_all()
+
+    def close_nowait(self, last: bytes = b"") -> None:
+        """Append ``last`` (if any) and close, from code that cannot await.
+
+        The state changes at once (later reads see it); readers already waiting are woken by one task,
+        shared by every change made before it runs.
+        """
+        if last:
+            self._add(last)
+        elif self.closed:
+            return
+        self.closed = True
+        self._wake_soon()
 
     def chunks_from(self, index: int) -> list[bytes]:
         """The pieces appended after the first ``index`` ones (a reader's position is a piece count)."""
@@ -56,22 +83,36 @@ class Segment:
         """Everything written so far."""
         return b"".join(self._chunks)
 
-    def change_event(self) -> asyncio.Event:
-        """An event set at the next append or close.
-
-        Take it *before* yielding to the loop (then await it), so a change that happens in between is
-        not missed.
-        """
-        return self._changed
+    async def wait_for_more(self, position: int) -> None:
+        """Wait until there are more than ``position`` pieces or the segment is closed."""
+        async with self._changed:
+            self._waiting += 1
+            try:
+                await self._changed.wait_for(lambda: len(self._chunks) > position or self.closed)
+            finally:
+                self._waiting -= 1
 
     async def wait_closed(self) -> None:
         """Wait until the segment is closed."""
-        while not self.closed:
-            await self._changed.wait()
+        async with self._changed:
+            self._waiting += 1
+            try:
+                await self._changed.wait_for(lambda: self.closed)
+            finally:
+                self._waiting -= 1
 
-    def _notify(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+    def _add(self, data: bytes) -> None:
+        self._chunks.append(bytes(data))
+        self._size += len(data)
+
+    def _wake_soon(self) -> None:
+        # One pending wake covers every change made before it runs; the segment holds it until done.
+        if self._waiting and (self._wake_task is None or self._wake_task.done()):
+            self._wake_task = asyncio.get_running_loop().create_task(self._wake())
+
+    async def _wake(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
 
 class Channel:
@@ -119,7 +160,7 @@ class Channel:
         if segment is not None and segment.idx == seq:
             return segment
         if segment is not None:
-            segment.close()  # eviction ends the readers of seq - RING_SIZE
+            segment.close_nowait()  # eviction ends the readers of seq - RING_SIZE
         segment = Segment(seq)
         self._ring[slot] = segment
         return segment
@@ -129,11 +170,11 @@ class Channel:
         segment = self._ring[seq % RING_SIZE]
         return segment if segment is not None and segment.idx == seq else None
 
-    def reset_before(self, seq: int) -> None:
+    async def reset_before(self, seq: int) -> None:
         """Publisher restart: close every segment older than ``seq`` (newer preconnects stay)."""
-        for segment in self._ring:
+        for segment in list(self._ring):
             if segment is not None and segment.idx < seq:
-                segment.close()
+                await segment.close()
 
     def mark_written(self, seq: int) -> None:
         """Record that segment ``seq`` got its first byte (or completed empty)."""
@@ -145,7 +186,7 @@ class Channel:
         self.closed = True
         for segment in self._ring:
             if segment is not None:
-                segment.close()
+                segment.close_nowait()
 
 
 class ChannelRegistry:
