@@ -28,7 +28,7 @@ from ..routes.responses import json_errors
 from ..routes.security import read_json_body, requires_token
 from ..routes.settings import TrickleSettings
 from ..streams.errors import ApiError
-from ..streams.limits import MAX_DIMENSION, MIN_DIMENSION
+from ..streams.limits import StreamLimits
 from ..trickle.relay import TrickleRelay
 from .test_source import TestSource, TestSourceOptions
 
@@ -88,7 +88,7 @@ class DevRoutes:
         """Start publishing the synthetic source into relay channel ``name``."""
         body: Any = {}
         if request.content_length or request.headers.get("Transfer-Encoding"):
-            body = await read_json_body(request, self.settings.max_request_bytes)
+            body = await read_json_body(request, self.settings.limits.max_request_bytes)
         if not isinstance(body, dict):
             raise ApiError(400, "Request body must be a JSON object")
         self._forget_finished()
@@ -97,7 +97,7 @@ class DevRoutes:
             raise ApiError(409, f"Test source {name} is already running", {"name": name})
         if len(self.sources) >= MAX_TEST_SOURCES:
             raise ApiError(429, f"At most {MAX_TEST_SOURCES} test sources run at once")
-        options = _options(body)
+        options = _options(body, self.settings.limits)
 
         # Both channels exist before we answer, so a stream started right away finds its input (the
         # first segment may still be encoding) and a viewer can already wait on the output.
@@ -167,10 +167,11 @@ def _channel_name(value: Any) -> str:
     return value
 
 
-def _options(body: dict[str, Any]) -> TestSourceOptions:
+def _options(body: dict[str, Any], limits: StreamLimits) -> TestSourceOptions:
     defaults = TestSourceOptions()
-    width = _number(body, "width", defaults.width, MIN_DIMENSION, MAX_DIMENSION, integer=True)
-    height = _number(body, "height", defaults.height, MIN_DIMENSION, MAX_DIMENSION, integer=True)
+    low, high = limits.min_dimension, limits.max_dimension
+    width = _number(body, "width", defaults.width, low, high, integer=True)
+    height = _number(body, "height", defaults.height, low, high, integer=True)
     if width % 2 or height % 2:
         raise ApiError(400, "Fields width and height must be even (H.264 4:2:0)", {"field": "width"})
     fps = _number(body, "fps", defaults.fps, 1.0, MAX_TEST_SOURCE_FPS)

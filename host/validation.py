@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..streams.errors import node_error
+from ..streams.errors import merge_node_errors, node_error
 from ..streams.executor import ValidationResult
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def combo_value_errors(
 
     Linked inputs (``[node_id, slot]`` lists), multi-select and remote (empty) option lists are skipped.
     """
-    errors: dict[str, Any] = {}
+    entries: list[dict[str, Any]] = []
     for node_id, node in prompt.items():
         class_def = class_mappings.get(node.get("class_type"))
         if class_def is None:
@@ -111,24 +111,21 @@ def combo_value_errors(
                 if options is None or isinstance(value, list) or value in options:
                     continue
                 listed = str(options) if len(options) <= 20 else f"(list of length {len(options)})"
-                entry = node_error(
+                entries.append(node_error(
                     node_id,
                     node["class_type"],
                     "value_not_in_list",
                     "Value not in list",
                     f"{input_name}: {value!r} not in {listed}",
                     input_name,
-                )[node_id]
-                # ComfyUI's own value_not_in_list also says what was declared and what it got.
-                entry["errors"][0]["extra_info"].update(
-                    input_config=list(info) if len(options) <= 20 else None, received_value=value
-                )
-                if node_id in errors:
-                    errors[node_id]["errors"].extend(entry["errors"])
-                else:
-                    entry["dependent_outputs"] = list(output_node_ids)
-                    errors[node_id] = entry
-    return errors
+                    # ComfyUI's own value_not_in_list also says what was declared and what it got
+                    extra_info={
+                        "input_config": list(info) if len(options) <= 20 else None,
+                        "received_value": value,
+                    },
+                    dependent_outputs=output_node_ids,
+                ))
+    return merge_node_errors(*entries)
 
 
 def _v3_combo_options(info: Any) -> list[Any] | None:

@@ -9,13 +9,12 @@ is unit-tested with a fake server. ComfyUI freezes its route table after loading
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from ..routes.preview import PreviewRoutes
 from ..routes.settings import TrickleSettings
 from ..routes.streams import register_stream_routes
-from ..streams.handoff import InputFrame
+from ..streams.context import FramePreparer
 from ..streams.registry import StreamRegistry
 from .prompt_runner import ComfyPromptRunner
 from .queue_updates import coalesce_queue_updates
@@ -37,13 +36,13 @@ class HostWiring:
         settings: TrickleSettings,
         validation: HostValidation,
         *,
-        prepare_frame: Callable[[InputFrame], Any] | None = None,
+        prepare_frame: FramePreparer | None = None,
     ) -> None:
         self.server = server
         self.settings = settings
         self.registry = StreamRegistry(
             ComfyPromptRunner(server, WorkflowValidator(validation)),
-            max_streams=settings.max_streams,
+            max_streams=settings.limits.max_streams,
             notifier=lambda event, payload: server.send_sync(event, payload),
             prepare_frame=prepare_frame,
         )
@@ -64,7 +63,7 @@ class HostWiring:
             dev_routes = DevRoutes(self.settings)
             dev_routes.setup_routes(self.server.routes)
             dev_routes.attach_lifecycle(self.server.app)
-        logger.info("comfy-trickle: routes registered, up to %d streams", self.settings.max_streams)
+        logger.info("comfy-trickle: routes registered, up to %d streams", self.settings.limits.max_streams)
 
     def load(self) -> None:
         """Throttle the queue broadcasts and stop every stream at shutdown. Idempotent."""

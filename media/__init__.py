@@ -6,7 +6,8 @@ PyAV + numpy (torch only inside :mod:`.frames`, imported lazily); never imports 
   packets out (decode thread); :func:`decode_bytes` for whole byte strings.
 - :class:`SegmentEncoder` - RGB frames in (one worker thread), self-contained TS segments out to a
   :class:`SegmentSink`, trickled frame by frame; audio passthrough via ``add_audio`` (any thread).
-- :mod:`.frames` - ComfyUI IMAGE conversions.
+- :mod:`.frames` - ComfyUI IMAGE conversions; :mod:`.jpeg` - still JPEG for the UI preview.
+- :mod:`.adts` - the AAC ADTS header (one sample-rate table for the decoder, encoder and test tone).
 - :mod:`.synthetic` - deterministic test source (pattern with a readable frame index, tone).
 """
 

@@ -33,7 +33,7 @@ RoutesT = TypeVar("RoutesT", bound=HasSettings)
 RoutesHandler = Callable[[RoutesT, web.Request], Awaitable[web.StreamResponse]]
 
 
-def check_bearer_token(request: web.Request, token: str) -> None:
+def _check_bearer_token(request: web.Request, token: str) -> None:
     """Raise 401 unless ``Authorization: Bearer <token>`` matches; no-op when no token is set."""
     if not token:
         return
@@ -51,7 +51,7 @@ def requires_token(handler: RoutesHandler[RoutesT]) -> RoutesHandler[RoutesT]:
 
     @functools.wraps(handler)
     async def guarded(routes: RoutesT, request: web.Request) -> web.StreamResponse:
-        check_bearer_token(request, routes.settings.token)
+        _check_bearer_token(request, routes.settings.token)
         return await handler(routes, request)
 
     return guarded

@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| ``COMFY_TRICKLE_TOKEN`` | unset | bearer token required on the stream and test-source routes |
+| ``COMFY_TRICKLE_TOKEN`` | unset | bearer token required on every route of ours but the dev relay's |
 | ``COMFY_TRICKLE_ALLOWED_HOSTS`` | unset | extra trickle hosts: ``host`` or ``host:port``, comma separated |
 | ``COMFY_TRICKLE_MAX_REQUEST_BYTES`` | 4194304 | largest accepted request body (413 above) |
 | ``COMFY_TRICKLE_MAX_STREAMS`` | 4 | streams running at once (429 above) |
@@ -40,16 +40,6 @@ class TrickleSettings:
     allowed_hosts: tuple[str, ...] = ()
     limits: StreamLimits = field(default_factory=StreamLimits)
     dev_relay: bool = True
-
-    @property
-    def max_request_bytes(self) -> int:
-        """Largest accepted request body (``limits.max_request_bytes``)."""
-        return self.limits.max_request_bytes
-
-    @property
-    def max_streams(self) -> int:
-        """Streams running at once (``limits.max_streams``)."""
-        return self.limits.max_streams
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TrickleSettings:

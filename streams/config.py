@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ApiError, InvalidParameter, WorkflowInvalid, merge_node_errors, node_error
+from .errors import ApiError, WorkflowInvalid, merge_node_errors, node_error
 from .limits import DEFAULT_DIMENSION, DEFAULT_LIMITS, StreamLimits
 
 # Stream ids end up in URL paths (/stream/{id}/status) and logs, so keep them plain.
@@ -283,7 +283,8 @@ def _backlog(params: dict[str, Any], limits: StreamLimits) -> float | None:
         or not math.isfinite(value)
         or not limits.backlog_ok(value)
     ):
-        raise InvalidParameter(
+        raise ApiError(
+            400,
             f"params.max_backlog_s must be seconds in {limits.min_backlog_s:g}..{limits.max_backlog_s:g}, "
             f"got {value!r}",
             {"field": "params.max_backlog_s"},

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .bridge import PROCESS_BRIDGES, BridgeDirectory
+from .bridge import BridgeDirectory
 from .executor import PromptRunner
 from .handoff import InputFrame
 
@@ -23,10 +23,6 @@ Notifier = Callable[[str, dict[str, Any]], None]
 FramePreparer = Callable[[InputFrame], Any]
 
 
-def _no_inert_nodes(stream_id: str) -> dict[str, Any]:
-    return {}
-
-
 @dataclass(frozen=True, slots=True)
 class SessionContext:
     """The parts of the process every session uses.
@@ -37,11 +33,11 @@ class SessionContext:
     """
 
     runner: PromptRunner
-    bridges: BridgeDirectory = PROCESS_BRIDGES
-    notifier: Notifier | None = None
-    prepare_frame: FramePreparer | None = None
-    inert_nodes: Callable[[str], dict[str, Any]] = _no_inert_nodes
-    on_finished: Callable[[StreamSession], None] | None = None
+    bridges: BridgeDirectory
+    notifier: Notifier | None
+    prepare_frame: FramePreparer | None
+    inert_nodes: Callable[[str], dict[str, Any]]
+    on_finished: Callable[[StreamSession], None]
 
     def notify(self, event: str, payload: dict[str, Any]) -> None:
         """Tell the UI (never raises: a failing notifier must not break a stream)."""

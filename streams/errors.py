@@ -23,8 +23,6 @@ class ApiError(Exception):
     status is fixed.
     """
 
-    http_status = 500
-
     def __init__(
         self,
         status: int,
@@ -91,12 +89,6 @@ class WorkflowInvalid(StreamError):
     def node_errors(self) -> dict[str, Any]:
         """ComfyUI-shaped ``node_errors``: node id -> ``{class_type, errors, dependent_outputs}``."""
         return self.details["node_errors"]
-
-
-class InvalidParameter(StreamError):
-    """A stream parameter (``params.*``) has a bad value."""
-
-    http_status = 400
 
 
 class StreamNotBound(StreamError):

@@ -21,6 +21,7 @@ from .context import FramePreparer, Notifier, SessionContext
 from .errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
+from .limits import DEFAULT_BACKLOG_S, DEFAULT_MAX_STREAMS
 from .media_io import MediaFactory
 from .session import StreamSession
 from .workflow import INPUT_CLASS, OUTPUT_CLASS, STREAM_INPUT, LiveWorkflow, PromptBuilder, prepare_workflow
@@ -39,16 +40,15 @@ class StreamRegistry:
         self,
         runner: PromptRunner,
         *,
-        max_streams: int = 4,
+        max_streams: int = DEFAULT_MAX_STREAMS,
         notifier: Notifier | None = None,
         media_factory: MediaFactory | None = None,
         bridges: BridgeDirectory = PROCESS_BRIDGES,
-        max_backlog_s: float = 1.0,
+        max_backlog_s: float = DEFAULT_BACKLOG_S,
         prepare_frame: FramePreparer | None = None,
         gc_freeze: CollectorFreeze = PROCESS_GC_FREEZE,
     ) -> None:
         self.max_streams = max_streams
-        self._runner = runner
         self._gc_freeze = gc_freeze
         self._media_factory = media_factory
         self._max_backlog_s = max_backlog_s
@@ -136,7 +136,7 @@ class StreamRegistry:
         nodes = live.nodes
         for node_id in (*live.input_ids, live.output_id):
             nodes[node_id]["inputs"][STREAM_INPUT] = config.stream_id
-        result = await self._runner.validate(nodes, [live.output_id])
+        result = await self._context.runner.validate(nodes, [live.output_id])
         if not result.ok or result.node_errors:
             raise WorkflowInvalid(_validation_message(result.error, result.node_errors), result.node_errors)
         return dataclasses.replace(live, nodes=result.workflow or nodes)

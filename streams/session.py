@@ -285,8 +285,7 @@ class StreamSession:
         self.counters.finish()
         self._set_state(final)
         self._finished.set()
-        if self._context.on_finished is not None:
-            self._context.on_finished(self)
+        self._context.on_finished(self)
 
     def _set_state(self, state: StreamState) -> None:
         if state is self.state:

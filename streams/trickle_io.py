@@ -126,6 +126,14 @@ class TrickleIngest:
         if error is not None:
             raise RuntimeError(f"decoder failed: {error}") from error
 
+    def _put_end_marker(self) -> None:
+        while self._encoding:
+            try:
+                self._frames.put(None, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
     async def close(self) -> None:
         self._closed = True
         if self._decoder is not None:
@@ -198,8 +206,9 @@ class TrickleEgress:
             self._encoder.add_audio(packet)
 
     async def finish(self) -> None:
-        if self._encoding:  # (an encode thread that failed takes nothing more: its queue may stay full)
-            await asyncio.to_thread(self._frames.put, None)
+        # an encode thread that failed takes nothing more (its queue may stay full), so wait in short
+        # steps that look at it again
+        await asyncio.to_thread(self._put_end_marker)
         if self._publish_task is not None:
             await asyncio.shield(self._publish_task)
 

@@ -21,9 +21,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 import pytest
-from comfy_trickle.devtools.comfyui_server import start_comfyui
+from comfy_trickle.devtools.comfyui_server import ComfyUIError, ComfyUIServer, start_comfyui
 from comfy_trickle.trickle.relay_server import RunningRelay, serve_relay
-from support.comfyui import ComfyUIError, ComfyUIServer, comfyui_log_dir, node_packs_for_tests
+from support.comfyui import comfyui_log_dir, node_packs_for_tests
 
 ComfyUIFactory = Callable[..., ComfyUIServer]
 

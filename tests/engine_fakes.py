@@ -12,16 +12,15 @@ import asyncio
 import queue
 import threading
 import time
-from fractions import Fraction
 
 import numpy as np
-from comfy_trickle.media.types import DecodedFrame
+from comfy_trickle.media.types import MPEGTS_TIME_BASE, DecodedFrame
 from comfy_trickle.streams.bridge import BridgeDirectory
 from comfy_trickle.streams.executor import PromptOutcome, PromptState, ValidationResult
 from comfy_trickle.streams.stages import Stage
 from comfy_trickle.streams.workflow import TICKET_INPUT
 
-TIME_BASE = Fraction(1, 90000)
+TIME_BASE = MPEGTS_TIME_BASE
 
 
 def frame_of(index: int, size: int = 8, decode_s: float | None = 0.001) -> DecodedFrame:

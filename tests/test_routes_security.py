@@ -31,15 +31,15 @@ def test_settings_from_env():
     )
     assert settings.token == "s3cret"
     assert settings.allowed_hosts == ("relay.example:8935", "10.0.0.5")
-    assert settings.max_request_bytes == 1024
-    assert settings.max_streams == 2
+    assert settings.limits.max_request_bytes == 1024
+    assert settings.limits.max_streams == 2
     assert settings.dev_relay is False
 
 
 @pytest.mark.parametrize("raw", ["lots", "-3", "0"])
 def test_malformed_numbers_keep_the_default(raw, caplog):
     settings = TrickleSettings.from_env({"COMFY_TRICKLE_MAX_STREAMS": raw})
-    assert settings.max_streams == 4
+    assert settings.limits.max_streams == 4
     assert "COMFY_TRICKLE_MAX_STREAMS" in caplog.text
 
 

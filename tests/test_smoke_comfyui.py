@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.comfyui import PACK_DIR_NAME, ComfyUIServer
+from comfy_trickle.devtools.comfyui_server import PACK_DIR_NAME, ComfyUIServer
 
 OUR_PACK_PATH = f"custom_nodes/{PACK_DIR_NAME}"
 

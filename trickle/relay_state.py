@@ -43,11 +43,6 @@ class Segment:
     def __len__(self) -> int:
         return self._size
 
-    @property
-    def piece_count(self) -> int:
-        """Pieces appended so far: a reader's position."""
-        return len(self._chunks)
-
     async def append(self, data: bytes) -> None:
         """Append bytes and wake readers. Appending to a closed segment is allowed (case 15 of A15)."""
         if data:

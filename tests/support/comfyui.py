@@ -11,25 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-from comfy_trickle.devtools.comfyui_server import (
-    PACK_DIR_NAME,
-    ComfyUIError,
-    ComfyUIPaths,
-    ComfyUIServer,
-    HttpResult,
-)
-from comfy_trickle.devtools.processes import free_port
-
-__all__ = [
-    "PACK_DIR_NAME",
-    "ComfyUIError",
-    "ComfyUIPaths",
-    "ComfyUIServer",
-    "HttpResult",
-    "comfyui_log_dir",
-    "free_port",
-    "node_packs_for_tests",
-]
 
 TEST_NODE_PACKS_DIR = Path(__file__).resolve().parents[1] / "custom_nodes"
 ENV_LOG_DIR = "COMFY_TRICKLE_TEST_LOG_DIR"

@@ -115,7 +115,7 @@ function field(label, input) {
 }
 
 /** The server's size limits; the fallback (its defaults) when the route cannot be read (e.g. 401). */
-export async function fetchSizeLimits() {
+async function fetchSizeLimits() {
   const result = await trickleFetch("/stream/limits");
   return result.ok ? sizeLimitsOf(result.data) : FALLBACK_LIMITS;
 }
@@ -149,6 +149,12 @@ export function createGoLiveForm() {
   const size = () => ({ width: Number(width.value) || 0, height: Number(height.value) || 0 });
   /** The server's words for a bad width or height, or "" (checked before a test source or stream starts). */
   const sizeError = () => sizeProblem("width", width.value, limits) || sizeProblem("height", height.value, limits);
+  // true (and the reason shown) when the size fields hold a size the server would refuse
+  const refuseBadSize = () => {
+    const problem = sizeError();
+    if (problem) showOutcome({ ok: false, message: problem });
+    return Boolean(problem);
+  };
 
   function showOutcome(outcome) {
     message.textContent = outcome.ok ? "" : outcome.message || "";
@@ -188,19 +194,13 @@ export function createGoLiveForm() {
       showOutcome({ ok: false, message: "Enter a subscribe URL and a publish URL, or use the local test source." });
       return;
     }
-    if (sizeError()) {
-      showOutcome({ ok: false, message: sizeError() });
-      return;
-    }
+    if (refuseBadSize()) return;
     run(() => startFromGraph({ subscribeUrl: subscribe.value.trim(), publishUrl: publish.value.trim(),
       streamId: streamId.value.trim(), ...size() }));
   });
 
   testSource.addEventListener("click", () => {
-    if (sizeError()) {
-      showOutcome({ ok: false, message: sizeError() });
-      return;
-    }
+    if (refuseBadSize()) return;
     run(async () => {
       const id = streamId.value.trim() || newStreamId();
       const source = await startTestSource({ streamId: id, ...size() });
