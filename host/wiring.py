@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..routes.media_io import MediaIORoutes
 from ..routes.preview import PreviewRoutes
 from ..routes.settings import TrickleSettings
 from ..routes.streams import register_stream_routes
@@ -57,6 +58,7 @@ class HostWiring:
         self._routes_registered = True
         register_stream_routes(self.server.routes, self.registry, self.settings)
         self._preview_routes.setup_routes(self.server.routes)
+        MediaIORoutes(self.registry, self.settings).setup_routes(self.server.routes)
         if self.settings.dev_relay:
             from ..dev.routes import DevRoutes  # dev-only code loads only when the dev relay is on
 

@@ -20,6 +20,12 @@ MAX_BACKLOG_S = 120.0
 DEFAULT_BACKLOG_S = 1.0
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_STREAMS = 4
+# a push (one long MPEG-TS POST) is a stream, so its size rule is a rate: reading slows to this many
+# bytes a second (back-pressure, 64 Mbit/s), and one segment (keyframe to keyframe) may not exceed
+# the segment bound (413): relays hold whole segments in memory
+DEFAULT_MAX_PUSH_BYTES_PER_S = 8 * 1024 * 1024
+DEFAULT_MAX_PUSH_SEGMENT_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_MEDIA_CONNECTIONS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,9 @@ class StreamLimits:
     default_backlog_s: float = DEFAULT_BACKLOG_S
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_streams: int = DEFAULT_MAX_STREAMS
+    max_push_bytes_per_s: int = DEFAULT_MAX_PUSH_BYTES_PER_S
+    max_push_segment_bytes: int = DEFAULT_MAX_PUSH_SEGMENT_BYTES
+    max_media_connections: int = DEFAULT_MAX_MEDIA_CONNECTIONS  # pushes and watches at once, each
 
     def dimension_ok(self, value: int) -> bool:
         """True when ``value`` is an allowed width or height."""

@@ -124,6 +124,9 @@ async def test_limits_route_answers_the_limits_the_server_checks():
         "default_backlog_s": 1.0,
         "max_request_bytes": 2048,
         "max_streams": 3,
+        "max_push_bytes_per_s": 8 * 1024 * 1024,
+        "max_push_segment_bytes": 32 * 1024 * 1024,
+        "max_media_connections": 16,
     }
     # The published bounds are the ones parsing enforces: the edges pass, one step beyond fails.
     published = StreamLimits(**answer)
