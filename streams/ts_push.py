@@ -66,9 +66,6 @@ async def push_ts(
     try:
         async for chunk in chunks:
             await rate.take(len(chunk))
-            if not cutter.started and rate.total > max_segment_bytes:
-                raise ApiError(400, f"No H.264/HEVC keyframe in the first {max_segment_bytes} bytes: the "
-                               "body must be MPEG-TS with video (e.g. ffmpeg -c:v libx264 -f mpegts)")
             for piece in cutter.feed(chunk):
                 if piece.starts_segment:
                     if segment is not None:
@@ -81,6 +78,9 @@ async def push_ts(
                                    "bytes; send keyframes more often (e.g. ffmpeg -g 60)",
                                    {"max_segment_bytes": max_segment_bytes})
                 await segment.write(piece.data)
+            if not cutter.started and rate.total > max_segment_bytes:
+                raise ApiError(400, f"No H.264/HEVC keyframe in the first {max_segment_bytes} bytes: the "
+                               "body must be MPEG-TS with video (e.g. ffmpeg -c:v libx264 -f mpegts)")
         if segment is not None:
             await segment.close()
             segment = None
