@@ -14,6 +14,7 @@ from typing import Any
 from ..routes.media_io import MediaIORoutes
 from ..routes.preview import PreviewRoutes
 from ..routes.settings import TrickleSettings
+from ..routes.stream_lifecycle import StreamLifecycleRoutes
 from ..routes.streams import register_stream_routes
 from ..streams.context import FramePreparer
 from ..streams.registry import StreamRegistry
@@ -59,6 +60,7 @@ class HostWiring:
         register_stream_routes(self.server.routes, self.registry, self.settings)
         self._preview_routes.setup_routes(self.server.routes)
         MediaIORoutes(self.registry, self.settings).setup_routes(self.server.routes)
+        StreamLifecycleRoutes(self.registry, self.settings).setup_routes(self.server.routes)
         if self.settings.dev_relay:
             from ..dev.routes import DevRoutes  # dev-only code loads only when the dev relay is on
 

@@ -84,6 +84,27 @@ class StreamRegistry:
         status is returned as is."""
         return await self._get(stream_id).stop()
 
+    def config(self, stream_id: str) -> StreamConfig:
+        """The config stream ``stream_id`` was started with (``StreamNotFound`` when unknown)."""
+        return self._get(stream_id).config
+
+    async def restart(self, stream_id: str) -> dict[str, Any]:
+        """Stop the stream if it runs, then start it again with the same config (id, URLs, workflow,
+        params); answers the new run's status. Errors as ``start`` (409 when a concurrent restart won)."""
+        config = self._get(stream_id).config
+        await self.stop(stream_id)
+        return await self.start(config)
+
+    def forget(self, stream_id: str) -> dict[str, Any]:
+        """Drop a finished stream from the table (sends ``trickle.removed``) and return its final status;
+        ``StreamExists`` (409) while it is still active."""
+        session = self._get(stream_id)
+        if session.state.active or stream_id in self._reserved:
+            raise StreamExists(f"Stream {stream_id!r} is still running; stop it before dismissing it.")
+        final = session.status()
+        self._forget(stream_id)
+        return final
+
     def status(self, stream_id: str) -> dict[str, Any]:
         """One stream's status object (``StreamNotFound`` when unknown)."""
         return self._get(stream_id).status()

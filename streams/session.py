@@ -73,6 +73,8 @@ class StreamSession:
         self.state = StreamState.STARTING
         self.error: dict[str, Any] | None = None
         self.counters = StreamCounters()
+        # wall-clock start (epoch seconds): the UI lists streams in a stable order by it
+        self.started_at = round(time.time(), 3)
         self.builder = builder
         self._context = context
         self._ingest = ingest
@@ -143,6 +145,7 @@ class StreamSession:
             "config": self.config.to_json(),
             "counters": self.counters.snapshot(),
             "error": self.error,
+            "started_at": self.started_at,
         }
 
     def latest_output(self) -> tuple[Any, int] | None:
