@@ -4,7 +4,8 @@ import { test } from "node:test";
 
 import { StreamStore } from "../../web/js/common/store.js";
 
-const status = (id, state, uptime = 0) => ({ request_id: id, state, counters: { uptime_s: uptime } });
+const status = (id, state, uptime = 0, startedAt = 0) =>
+  ({ request_id: id, state, counters: { uptime_s: uptime }, started_at: startedAt });
 
 test("events add and update streams and notify subscribers", () => {
   const store = new StreamStore();
@@ -19,11 +20,14 @@ test("events add and update streams and notify subscribers", () => {
   assert.equal(store.apply({ state: "running" }), false, "a status without request_id is ignored");
 });
 
-test("live streams are listed first, newest first", () => {
+test("streams are listed newest start first, and keep their place when they finish", () => {
   const store = new StreamStore();
-  store.replaceAll({ old: status("old", "running", 100), done: status("done", "stopped", 5),
-    fresh: status("fresh", "running", 3) });
-  assert.deepEqual(store.list().map((s) => s.request_id), ["fresh", "old", "done"]);
+  store.replaceAll({ old: status("old", "running", 100, 1000), done: status("done", "stopped", 5, 1050),
+    fresh: status("fresh", "running", 3, 1100) });
+  assert.deepEqual(store.list().map((s) => s.request_id), ["fresh", "done", "old"]);
+  store.apply(status("fresh", "stopped", 4, 1100));
+  store.apply(status("old", "running", 101, 1000));
+  assert.deepEqual(store.list().map((s) => s.request_id), ["fresh", "done", "old"]);
 });
 
 test("a listing that raced with events keeps what the events said", () => {

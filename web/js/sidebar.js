@@ -11,6 +11,7 @@ import { toast, toastFailure, trickleFetch } from "./common/http.js";
 import { createPreviewView } from "./common/preview.js";
 import { SIDEBAR_TAB_ID } from "./common/settings.js";
 import { streamStore } from "./common/store.js";
+import { copyText, dismissStream, restartStream, watchCommand } from "./common/stream_actions.js";
 import { createGoLiveForm } from "./golive.js";
 
 const METRICS = [
@@ -48,8 +49,33 @@ function createStreamCard(requestId) {
     }));
   const error = el("div", { class: "trickle-stream-error" });
   const preview = createPreviewView({ emptyText: "stream ended" });
-  const element = el("div", { class: "trickle-stream", "data-stream-id": requestId },
-    [el("div", { class: "trickle-stream-head" }, [idLabel, state, stop]), preview.element, metrics, error]);
+  const restart = el("button", { type: "button", class: "trickle-button trickle-restart",
+    title: `Restart ${requestId} with the same URLs and graph` }, "Restart");
+  const dismiss = el("button", { type: "button", class: "trickle-button trickle-dismiss",
+    title: `Remove the finished ${requestId} from the list` }, "Dismiss");
+  const outputUrl = el("code", { class: "trickle-output-url" });
+  const command = el("code", { class: "trickle-watch-command" }, watchCommand(requestId));
+  const copy = el("button", { type: "button", class: "trickle-button trickle-copy-watch",
+    title: "Copy the command that plays this stream's output" }, "Copy");
+  const links = el("div", { class: "trickle-stream-links" }, [
+    el("div", {}, [el("span", {}, "Output "), outputUrl]),
+    el("div", {}, [el("span", {}, "Watch "), command, copy]),
+  ]);
+  const element = el("div", { class: "trickle-stream", "data-stream-id": requestId }, [
+    el("div", { class: "trickle-stream-head" }, [idLabel, state, restart, stop, dismiss]),
+    preview.element, metrics, links, error,
+  ]);
+
+  copy.addEventListener("click", () => copyText(watchCommand(requestId)));
+  restart.addEventListener("click", async () => {
+    restart.disabled = true;
+    await restartStream(requestId);
+    restart.disabled = false;
+  });
+  dismiss.addEventListener("click", async () => {
+    dismiss.disabled = true;
+    if (!(await dismissStream(requestId))) dismiss.disabled = false;
+  });
 
   stop.addEventListener("click", async () => {
     stop.disabled = true;
@@ -65,7 +91,11 @@ function createStreamCard(requestId) {
     for (const [key, , format] of METRICS) values[key].textContent = format(counters);
     error.textContent = formatStreamError(status.error);
     const live = isLive(status);
-    stop.hidden = FINAL_STATES.has(status.state);
+    const finished = FINAL_STATES.has(status.state);
+    stop.hidden = finished;
+    dismiss.hidden = !finished;
+    outputUrl.textContent = status.config?.publish_url || "";
+    command.textContent = watchCommand(requestId);
     if (!live) stop.disabled = false;
     preview.show(live ? requestId : null);
     preview.element.hidden = !live;

@@ -61,6 +61,10 @@ const CSS = `
 .trickle-metrics dt { opacity: .65; }
 .trickle-metrics dd { margin: 0; font-variant-numeric: tabular-nums; }
 .trickle-stream-error { color: #fc8181; white-space: pre-wrap; word-break: break-word; }
+.trickle-stream-links { display: flex; flex-direction: column; gap: 2px; font-size: 11px; }
+.trickle-stream-links span { opacity: .65; }
+.trickle-stream-links code { word-break: break-all; user-select: all; }
+.trickle-stream-links .trickle-button { padding: 0 6px; margin-left: 4px; font-size: 11px; }
 .trickle-stream-error:empty { display: none; }
 .trickle-preview { position: relative; background: #000; border-radius: 4px; overflow: hidden;
   min-height: 60px; display: flex; align-items: center; justify-content: center; }

@@ -77,14 +77,12 @@ export class StreamStore {
     return this.streams.get(String(requestId)) ?? null;
   }
 
-  /** Live streams first, then the rest; newest first inside each group (by uptime). */
+  /** Newest start first (`started_at`), so cards keep their place while streams change state. */
   list() {
-    const uptime = (s) => s?.counters?.uptime_s ?? 0;
-    return [...this.streams.values()].sort((a, b) => {
-      const liveOrder = Number(isLive(b)) - Number(isLive(a));
-      if (liveOrder !== 0) return liveOrder;
-      return uptime(a) - uptime(b) || String(a.request_id).localeCompare(String(b.request_id));
-    });
+    const started = (s) => s?.started_at ?? 0;
+    return [...this.streams.values()].sort(
+      (a, b) => started(b) - started(a) || String(a.request_id).localeCompare(String(b.request_id)),
+    );
   }
 
   focus(requestId) {
