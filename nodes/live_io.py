@@ -27,11 +27,23 @@ DEFAULT_TIMEOUT_S = 5.0
 
 
 def _stream_inputs(stream_tooltip: str, ticket_tooltip: str) -> list[io.Input]:
-    """The two inputs every live node has, which the stream fills in for each frame's prompt."""
-    return [
-        io.String.Input("stream_id", default="", tooltip=stream_tooltip),
-        io.Int.Input("frame_ticket", default=0, min=0, optional=True, tooltip=ticket_tooltip),
+    """The two inputs every live node has, which the stream fills in for each frame's prompt.
+
+    They are plumbing, not something an artist sets: ``socketless`` (no input slot to wire) and the
+    frontend's ``hidden`` input option (ComfyUI's frontend then draws no widget; comfy_api 0.3.75 has no
+    keyword for it, so it goes through the input's ``extra_dict``, which ``as_dict`` merges into the
+    node definition). They stay declared inputs, so the stream's prompts and ComfyUI's validation work as
+    before, and a graph saved with them keeps its values.
+    """
+    inputs: list[io.Input] = [
+        io.String.Input("stream_id", default="", socketless=True, tooltip=stream_tooltip),
+        io.Int.Input(
+            "frame_ticket", default=0, min=0, optional=True, socketless=True, tooltip=ticket_tooltip
+        ),
     ]
+    for plumbing in inputs:
+        plumbing.extra_dict["hidden"] = True
+    return inputs
 
 
 def _bridge(stream_id: str) -> FrameBridge:

@@ -43,14 +43,31 @@ test("a listing that raced with events keeps what the events said", () => {
   assert.equal(store.get("gone"), null);
 });
 
-test("the node preview follows the focused stream while it is live, else the newest live one", () => {
-  const store = new StreamStore();
-  assert.equal(store.previewTarget(), null);
-  store.apply(status("rest", "running", 50));
-  store.apply(status("mine", "running", 2));
-  store.apply(status("older", "running", 80));
-  store.focus("older");
-  assert.equal(store.previewTarget(), "older");
-  store.apply(status("older", "stopped", 81));
-  assert.equal(store.previewTarget(), "mine");
+test("a node preview shows only streams started from its own graph, the last started first", () => {
+  const store = new StreamStore({ storage: null });
+  assert.equal(store.previewTarget("graph:a"), null);
+  store.apply(status("rest", "running", 50, 1000)); // started elsewhere (REST, another page)
+  store.apply(status("mine", "running", 2, 1010));
+  store.focus("mine", "graph:a");
+  store.apply(status("older", "running", 80, 1005));
+  store.focus("older", "graph:a");
+  store.apply(status("other", "running", 1, 1020));
+  store.focus("other", "graph:b");
+  assert.equal(store.previewTarget("graph:a"), "older", "graph a's last start, not graph b's 'other'");
+  assert.equal(store.previewTarget("graph:b"), "other");
+  assert.equal(store.previewTarget("graph:c"), null, "never another graph's stream");
+  store.apply(status("older", "stopped", 81, 1005));
+  assert.equal(store.previewTarget("graph:a"), "mine");
+  store.apply(status("mine", "stopped", 3, 1010));
+  assert.equal(store.previewTarget("graph:a"), null, "not the REST stream nor graph b's");
+});
+
+test("graph bindings survive a reload through the storage", () => {
+  const saved = new Map();
+  const storage = { getItem: (k) => saved.get(k) ?? null, setItem: (k, v) => saved.set(k, v) };
+  const first = new StreamStore({ storage });
+  first.focus("s1", "graph:a");
+  const reloaded = new StreamStore({ storage });
+  reloaded.apply(status("s1", "running", 1, 1));
+  assert.equal(reloaded.previewTarget("graph:a"), "s1");
 });

@@ -6,6 +6,7 @@
 import { app } from "../../../scripts/app.js";
 import { el } from "./common/dom.js";
 import { FINAL_STATES, describeNodeError } from "./common/format.js";
+import { currentGraphKey } from "./common/graph_key.js";
 import { getSetting, toast, toastFailure, trickleFetch } from "./common/http.js";
 import { FALLBACK_LIMITS, sizeInputAttrs, sizeLimitsOf, sizeProblem } from "./common/limits.js";
 import { clearNodeErrors, revealNode, showNodeErrors } from "./common/node_errors.js";
@@ -36,6 +37,7 @@ export async function buildStartRequest({ subscribeUrl, publishUrl, streamId, wi
  * errors, one per line of the form); shows the outcome itself (toast, node marks).
  */
 export async function startFromGraph(fields) {
+  const graphKey = currentGraphKey(); // the graph on the canvas now, before any await
   clearNodeErrors();
   let body;
   try {
@@ -57,7 +59,7 @@ export async function startFromGraph(fields) {
       streamStore.apply({ request_id: requestId, state: result.data?.state ?? "starting",
         config: result.data?.config ?? {}, counters: {}, error: null });
     }
-    streamStore.focus(requestId);
+    streamStore.focus(requestId, graphKey);
     toast("success", "Trickle: live", `Stream ${requestId} started`);
     return { ok: true, requestId };
   }

@@ -1,9 +1,11 @@
 // Live preview inside every TrickleOutput node: a DOM widget (serialize:false, so it never enters the
-// workflow or the prompt) showing the newest output frame of the stream this page started last (or the
-// newest live stream), refreshed at the capped rate of the Trickle > Preview settings.
+// workflow or the prompt) showing the newest output frame of the stream running this node's graph (one
+// started from it: the last one this page started, else the newest), never another graph's stream;
+// refreshed at the capped rate of the Trickle > Preview settings.
 import { app } from "../../../scripts/app.js";
 import { ensureStyles, el } from "./common/dom.js";
 import { startStreamFeed } from "./common/feed.js";
+import { graphKeyOfNode } from "./common/graph_key.js";
 import { createPreviewView } from "./common/preview.js";
 import { streamStore } from "./common/store.js";
 
@@ -23,7 +25,7 @@ function addPreviewWidget(node) {
   // Also keep it out of widgets_values, so saved workflows stay as they were.
   widget.serialize = false;
 
-  const follow = () => view.show(streamStore.previewTarget());
+  const follow = () => view.show(streamStore.previewTarget(graphKeyOfNode(node)));
   const unsubscribe = streamStore.subscribe(follow);
   follow();
 

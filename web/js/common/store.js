@@ -2,12 +2,26 @@
 // `trickle.removed` events (common/feed.js). Pure: no ComfyUI imports, so tests/js can drive it.
 import { isLive } from "./format.js";
 
+const GRAPH_BINDINGS_KEY = "trickle.streamGraphs";
+const MAX_GRAPH_BINDINGS = 64;
+
+function defaultStorage() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null; // storage disabled in this browser: bindings last as long as the page
+  }
+}
+
 export class StreamStore {
-  constructor() {
+  constructor({ storage = defaultStorage() } = {}) {
     this.streams = new Map(); // request_id -> status object
     this.listeners = new Set();
     // The stream this page started last; the TrickleOutput node preview follows it.
     this.focusedId = null;
+    // request_id -> key of the graph it was started from (common/graph_key.js); kept across reloads
+    this.storage = storage;
+    this.graphs = new Map(this.loadGraphBindings());
     this.tick = 0;
     this.updatedAt = new Map(); // request_id -> tick of its last event
   }
@@ -85,17 +99,46 @@ export class StreamStore {
     );
   }
 
-  focus(requestId) {
+  /** `requestId` was just started by this page from graph `graphKey` (restarts keep the id, so the binding). */
+  focus(requestId, graphKey = null) {
     this.focusedId = requestId ? String(requestId) : null;
+    if (this.focusedId && graphKey) {
+      this.graphs.delete(this.focusedId);
+      this.graphs.set(this.focusedId, String(graphKey));
+      while (this.graphs.size > MAX_GRAPH_BINDINGS) this.graphs.delete(this.graphs.keys().next().value);
+      this.saveGraphBindings();
+    }
     this.notify();
   }
 
-  /** The stream a node preview should show: the focused one while it is live, else the newest live one. */
-  previewTarget() {
-    const focused = this.focusedId ? this.get(this.focusedId) : null;
-    if (focused && isLive(focused)) return focused.request_id;
-    const live = this.list().filter(isLive);
-    return live.length ? live[0].request_id : null;
+  /**
+   * The stream a node preview of graph `graphKey` should show: the live stream this page started from
+   * that graph last (restarts keep it), never another graph's; null when none of them is live.
+   */
+  previewTarget(graphKey) {
+    const bound = [...this.graphs].reverse();
+    for (const [requestId, key] of bound) {
+      const status = this.get(requestId);
+      if (key === String(graphKey) && status && isLive(status)) return status.request_id;
+    }
+    return null;
+  }
+
+  loadGraphBindings() {
+    try {
+      const saved = JSON.parse(this.storage?.getItem(GRAPH_BINDINGS_KEY) ?? "[]");
+      return Array.isArray(saved) ? saved.filter((pair) => Array.isArray(pair) && pair.length === 2) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  saveGraphBindings() {
+    try {
+      this.storage?.setItem(GRAPH_BINDINGS_KEY, JSON.stringify([...this.graphs]));
+    } catch {
+      // storage full or disabled: the binding still holds for this page
+    }
   }
 }
 
