@@ -111,3 +111,16 @@ def test_rewriter_joins_restarted_segments_into_one_clean_ts(ffmpeg_ts, tmp_path
         joined += rewriter.feed(segment[:1000]) + rewriter.feed(segment[1000:])
     assert ffmpeg_warnings(bytes(joined), tmp_path) == ""
     assert len(decode(bytes(joined))) == FRAMES
+
+
+def test_keyframes_are_found_without_random_access_flags(ffmpeg_ts):
+    """Muxers that do not set random_access_indicator: the IDR/SPS NAL unit in the PES start is enough."""
+    stripped = bytearray()
+    for packet in PacketSplitter().feed(ffmpeg_ts):
+        packet = bytearray(packet)
+        if packet[3] & 0x20 and packet[4] > 0:
+            packet[5] &= ~0x40 & 0xFF  # clear random_access_indicator
+        stripped += packet
+    segments = cut(bytes(stripped))
+    assert len(segments) == FRAMES // 25
+    assert all(decode(s)[0].key_frame for s in segments)
