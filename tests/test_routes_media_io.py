@@ -181,6 +181,14 @@ async def test_ffmpeg_reads_10_s_of_a_running_stream_via_the_watch_route_without
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(watch.communicate(), 60)
+        # any dev relay channel plays the same way: here the test source's input channel
+        probe = await asyncio.create_subprocess_exec(
+            "ffmpeg", "-v", "error", "-t", "2", "-i", f"{base}/stream/watch?channel={source['name']}",
+            "-f", "framemd5", "-", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        probe_out, probe_err = await asyncio.wait_for(probe.communicate(), 60)
+        assert probe.returncode == 0 and probe_err == b"", probe_err.decode()
+        assert sum(not line.startswith(b"#") for line in probe_out.splitlines()) >= fps
     finally:
         await api.stop(stream_id)
         await api.close()
