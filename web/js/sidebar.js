@@ -12,6 +12,8 @@ import { createPreviewView } from "./common/preview.js";
 import { SIDEBAR_TAB_ID } from "./common/settings.js";
 import { streamStore } from "./common/store.js";
 import { createGoLiveForm } from "./golive.js";
+import { createCameraPanel } from "./camera.js";
+import { createWatchView } from "./player.js";
 
 const METRICS = [
   ["fps_in", "fps in", (c) => formatFps(c.fps_in)],
@@ -48,8 +50,10 @@ function createStreamCard(requestId) {
     }));
   const error = el("div", { class: "trickle-stream-error" });
   const preview = createPreviewView({ emptyText: "stream ended" });
+  const watch = createWatchView();
   const element = el("div", { class: "trickle-stream", "data-stream-id": requestId },
-    [el("div", { class: "trickle-stream-head" }, [idLabel, state, stop]), preview.element, metrics, error]);
+    [el("div", { class: "trickle-stream-head" }, [idLabel, state, watch.button, stop]), preview.element, watch.element,
+      metrics, error]);
 
   stop.addEventListener("click", async () => {
     stop.disabled = true;
@@ -69,19 +73,22 @@ function createStreamCard(requestId) {
     if (!live) stop.disabled = false;
     preview.show(live ? requestId : null);
     preview.element.hidden = !live;
+    watch.update(status, live);
   }
 
-  return { element, update, destroy: () => preview.destroy() };
+  return { element, update, destroy: () => { preview.destroy(); watch.destroy(); } };
 }
 
 /** Renders the tab into `container` and keeps it current until `destroy()`. */
 function mountPanel(container) {
   ensureStyles();
+  const camera = createCameraPanel();
   const list = el("div", { class: "trickle-streams", id: "trickle-stream-list" });
   const empty = el("div", { class: "trickle-empty" }, "No streams yet. Go live above, or POST /stream/start.");
   const panel = el("div", { class: "trickle-panel", id: "trickle-panel" }, [
     el("div", { class: "trickle-panel-head" }, [el("h2", {}, "Trickle live video")]),
     el("section", {}, [el("h3", {}, "Go live from the current graph"), createGoLiveForm()]),
+    el("section", {}, [el("h3", {}, "Go live with your camera"), camera.element]),
     el("section", {}, [el("h3", {}, "Streams"), empty, list]),
   ]);
   container.replaceChildren(panel);
@@ -113,6 +120,7 @@ function mountPanel(container) {
   render();
   return () => {
     unsubscribe();
+    camera.destroy();
     for (const card of cards.values()) card.destroy();
     cards.clear();
   };
