@@ -165,7 +165,8 @@ PLAYER_RATE = """async ([selector, ms]) => {
     await new Promise(resolve => setTimeout(resolve, ms));
     return {frames: Number(player.dataset.frames) - before, seconds: (performance.now() - t0) / 1000,
             latency_ms: Number(player.dataset.latencyMs), state: player.dataset.state,
-            skipped: Number(player.dataset.skipped || 0), decode_errors: Number(player.dataset.decodeErrors || 0)};
+            skipped: Number(player.dataset.skipped || 0),
+            decode_errors: Number(player.dataset.decodeErrors || 0)};
 }"""
 
 
@@ -202,7 +203,7 @@ def test_go_live_with_the_camera_plays_the_inverted_camera(page, browser_and_ser
     reader = OutputReader(config["publish_url"])
     try:
         reader.wait_for(20)
-        comparisons = []
+        comparisons, not_inverted = [], []
         for _ in range(5):
             camera = page.evaluate(CAMERA_BLOCKS, list(THUMB))
             newest = reader.frames[-1][1].rgb
@@ -211,22 +212,26 @@ def test_go_live_with_the_camera_plays_the_inverted_camera(page, browser_and_ser
             camera_blocks = np.array(camera["blocks"])
             output_blocks = block_means(newest)
             comparisons.append(float(np.abs(output_blocks - (255 - camera_blocks)).mean()))
+            not_inverted.append(float(np.abs(output_blocks - camera_blocks).mean()))
             contrast = float(camera_blocks.max() - camera_blocks.min())
             assert contrast > 40, "the fake camera's picture should not be flat"
             page.wait_for_timeout(300)
     finally:
         reader.close()
     # Inverted, the blocks match within a few levels (H.264 twice and the fake camera's animation between
-    # the two grabs); the camera itself, not inverted, would be off by ~100 levels on average.
-    logger.info(f"camera vs output (inverted) block mean abs difference: {comparisons}")
+    # the two grabs); compared without inverting they are far apart.
+    logger.info(
+        "camera vs output block mean abs difference: inverted %s, not inverted %s", comparisons, not_inverted
+    )
     assert statistics.median(comparisons) < 25, comparisons
+    assert statistics.median(not_inverted) > 60, not_inverted  # the check tells inverted from not
 
     # The processed video plays next to the camera, at the stream's frame rate.
     output = "#trickle-camera-output"
     page.wait_for_selector(f'{output}[data-state="playing"]', timeout=UI_TIMEOUT_MS)
     rate = measure_rate(page, server, output, stream_id, seconds=6)
-    logger.info(f"camera stream: drawn {rate['fps_drawn']:.1f} fps vs fps_out {rate['fps_out']:.1f}; "
-          f"player latency p50 {rate['latency_ms']} ms")  # fmt: skip
+    logger.info("camera stream: drawn %.1f fps, fps_out %.1f; server-stamped player latency p50 %s ms",
+                rate["fps_drawn"], rate["fps_out"], rate["latency_ms"])  # fmt: skip
     assert rate["fps_drawn"] >= 0.9 * rate["fps_out"], rate
     assert rate["fps_out"] > 5
 
@@ -318,10 +323,12 @@ def test_full_rate_view_of_a_rest_stream_keeps_up_with_fps_out(page, browser_and
         indices = [index for index, _ in shown]
         assert len(behind) >= 30, (len(behind), indices[:10], sorted(arrived)[:10])
         assert indices == sorted(indices), "the view never goes back in time"
-        logger.info(f"REST stream full-rate view: drawn {rate['fps_drawn']:.1f} fps, fps_out {rate['fps_out']:.1f}; "
-              f"latency behind the output channel p50 {statistics.median(behind):.0f} ms, "
-              f"p95 {sorted(behind)[int(len(behind) * 0.95)]:.0f} ms over {len(behind)} frames; "
-              f"server-stamped p50 {rate['latency_ms']} ms")  # fmt: skip
+        logger.info(
+            "REST stream full-rate view: drawn %.1f fps, fps_out %.1f (skipped %s); latency behind the "
+            "output channel p50 %.0f ms, p95 %.0f ms over %d frames; server-stamped p50 %s ms",
+            rate["fps_drawn"], rate["fps_out"], rate["skipped"], statistics.median(behind),
+            sorted(behind)[int(len(behind) * 0.95)], len(behind), rate["latency_ms"],
+        )  # fmt: skip
         page.click(f"{card} .trickle-player-enlarge")
         assert "trickle-player-enlarged" in (page.get_attribute(player, "class") or "")
         page.click(f"{card} .trickle-player-enlarge")
