@@ -4,9 +4,11 @@
   ``name`` and ``name-out`` and answers ``subscribe_url``/``publish_url`` for ``/stream/start`` plus a
   ``socket_path`` holding a one-use ticket (browsers cannot put an Authorization header on a websocket, so
   the token-guarded POST hands out the ticket and the socket checks it; it expires after 30 s).
-* ``GET /trickle/camera/{name}/socket?ticket=...``: the websocket. Each binary message is one access unit:
-  1 byte flags (bit 0: keyframe), 8 bytes big-endian timestamp in microseconds, then the Annex B bytes.
-  Each keyframe starts a new trickle segment; closing the socket closes the channel (the stream ends).
+* ``GET /trickle/camera/{name}/socket?ticket=...``: the websocket. Each binary message is one frame:
+  1 byte flags, 8 bytes big-endian timestamp in microseconds, then either an H.264 access unit (Annex B;
+  flag bit 0: keyframe), muxed without re-encoding, each keyframe starting a new trickle segment; or, with
+  flag bit 1, a JPEG still (the fallback for browsers without a WebCodecs H.264 encoder), encoded here with
+  libx264 (``media/jpeg_to_ts.py``). Closing the socket closes the channel (the stream ends).
 
 Bounds: at most ``MAX_CAMERAS`` at once (429), a message at most ``MAX_UNIT_BYTES`` and at most
 ``MAX_UNITS_PER_S`` messages a second (the socket is closed with a reason beyond either).
@@ -25,7 +27,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from ..media.ts_mux import AccessUnitMuxer
+from ..media.jpeg_to_ts import JpegToTs
+from ..media.ts_mux import AccessUnitMuxer, MuxedBytes
 from ..routes.responses import json_errors
 from ..routes.security import read_json_body, requires_token
 from ..streams.errors import ApiError
@@ -44,6 +47,7 @@ MAX_UNITS_PER_S = 2 * MAX_CAMERA_FPS  # a burst after a stall is fine, a flood i
 TICKET_TTL_S = 30.0
 UNIT_HEADER = struct.Struct(">BQ")
 KEYFRAME_FLAG = 0x01
+JPEG_FLAG = 0x02
 POLICY_VIOLATION = 1008  # websocket close code: the peer broke the message rules
 
 
@@ -146,6 +150,9 @@ class CameraRoutes:
 
     async def _ingest(self, camera: CameraIngest, socket: web.WebSocketResponse) -> None:
         muxer = AccessUnitMuxer(camera.width, camera.height)
+        # The JPEG path's encoder (x264 is zerolatency: nothing waits in it, so it needs no flush at the end,
+        # and a push still running on its thread after a cancel never meets a close).
+        jpeg: JpegToTs | None = None
         publisher = TricklePublisher(camera.channel_url)
         segment: PublishedSegment | None = None
         try:
@@ -160,17 +167,19 @@ class CameraRoutes:
                     break
                 flags, timestamp_us = UNIT_HEADER.unpack_from(message.data)
                 payload = message.data[UNIT_HEADER.size :]
-                muxed = muxer.push(payload, timestamp_us, bool(flags & KEYFRAME_FLAG))
+                if flags & JPEG_FLAG:
+                    jpeg = jpeg or JpegToTs(MAX_CAMERA_FPS)
+                    try:
+                        produced = await asyncio.to_thread(jpeg.push, payload, timestamp_us)
+                    except ValueError as err:
+                        await socket.close(code=POLICY_VIOLATION, message=str(err).encode()[:120])
+                        break
+                else:
+                    muxed = muxer.push(payload, timestamp_us, bool(flags & KEYFRAME_FLAG))
+                    produced = [muxed] if muxed is not None else []
                 camera.units_in += 1
-                if muxed is None:
-                    continue
-                if muxed.segment_start or segment is None:
-                    if segment is not None:
-                        await segment.close()
-                    segment = await publisher.open_segment()
-                    camera.segments += 1
-                if muxed.data:
-                    await segment.write(muxed.data)
+                for muxed in produced:
+                    segment = await self._publish(camera, publisher, segment, muxed)
         except TrickleError as err:
             logger.warning("comfy-trickle: camera %s cannot publish: %s", camera.name, err)
             await socket.close(code=1011, message=b"cannot publish to the relay channel")
@@ -178,6 +187,23 @@ class CameraRoutes:
             # Shielded: aiohttp cancels the handler when the browser goes away, and the channel must still
             # end (the stream reading it sees the end) rather than wait for the relay's idle sweep.
             await asyncio.shield(self._finish(camera, muxer, publisher, segment))
+
+    @staticmethod
+    async def _publish(
+        camera: CameraIngest,
+        publisher: TricklePublisher,
+        segment: PublishedSegment | None,
+        muxed: MuxedBytes,
+    ) -> PublishedSegment:
+        """Write ``muxed`` to the channel, opening a new segment where it starts one; returns the segment."""
+        if muxed.segment_start or segment is None:
+            if segment is not None:
+                await segment.close()
+            segment = await publisher.open_segment()
+            camera.segments += 1
+        if muxed.data:
+            await segment.write(muxed.data)
+        return segment
 
     @staticmethod
     async def _finish(

@@ -11,7 +11,7 @@ from fractions import Fraction
 import av
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from comfy_trickle.dev.camera import MAX_UNITS_PER_S, UNIT_HEADER
+from comfy_trickle.dev.camera import JPEG_FLAG, MAX_UNITS_PER_S, UNIT_HEADER
 from comfy_trickle.dev.player import EVENT_HEADER, KIND_UNIT
 from comfy_trickle.dev.routes import DevRoutes
 from comfy_trickle.media.decoder import StreamDecoder
@@ -58,6 +58,14 @@ async def open_camera(client: TestClient, name: str, **extra: object) -> dict:
     )
     assert response.status == 200, await response.text()
     return await response.json()
+
+
+async def assert_channel_ends(client: TestClient, name: str) -> None:
+    for _ in range(100):
+        if name not in client.dev.relay.channels:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"channel {name} is still open")
 
 
 async def decode_channel(url: str, want: int) -> list[int]:
@@ -121,6 +129,28 @@ async def test_camera_units_become_decodable_segments_and_the_player_returns_the
     assert timestamps == sorted(timestamps)
 
 
+async def test_camera_jpeg_fallback_is_encoded_into_decodable_segments(client):
+    from comfy_trickle.media.jpeg import encode_jpeg
+
+    camera = await open_camera(client, "cam-j")
+    socket = await client.ws_connect(camera["socket_path"])
+    reader = asyncio.create_task(decode_channel(camera["subscribe_url"], want=30))
+    for index in range(30):
+        jpeg = encode_jpeg(make_test_frame(index, WIDTH, HEIGHT), WIDTH)
+        await socket.send_bytes(UNIT_HEADER.pack(JPEG_FLAG, index * 1_000_000 // FPS) + jpeg)
+        await asyncio.sleep(1 / FPS)
+    await socket.close()
+    indices = await asyncio.wait_for(reader, 30)
+    assert indices == list(range(30))
+    # Not a JPEG: the socket is closed with the reason.
+    camera = await open_camera(client, "cam-k")
+    socket = await client.ws_connect(camera["socket_path"])
+    await socket.send_bytes(UNIT_HEADER.pack(JPEG_FLAG, 0) + b"not a jpeg at all")
+    closing = await asyncio.wait_for(socket.receive(), 10)
+    assert closing.type.name in ("CLOSE", "CLOSED") and socket.close_code == 1008
+    await assert_channel_ends(client, "cam-k")
+
+
 async def test_camera_route_errors_are_json(client):
     bad = await client.post("/trickle/camera", json={"name": "cam-b", "width": 127, "height": 96})
     assert bad.status == 400 and "even" in (await bad.json())["error"]
@@ -153,11 +183,7 @@ async def test_camera_flood_is_cut_off(client):
     assert closing.type.name in ("CLOSE", "CLOSED")
     assert socket.close_code == 1008
     # The cut-off camera's channel ends, so a stream reading it sees the end instead of waiting.
-    for _ in range(100):
-        if "cam-c" not in client.dev.relay.channels:
-            break
-        await asyncio.sleep(0.05)
-    assert "cam-c" not in client.dev.relay.channels
+    await assert_channel_ends(client, "cam-c")
 
 
 async def test_camera_and_player_need_the_token():

@@ -185,8 +185,9 @@ def measure_rate(page: Any, server: Any, selector: str, stream_id: str, seconds:
     return {**drawn, "fps_drawn": drawn["frames"] / drawn["seconds"], "fps_out": produced}
 
 
-def test_go_live_with_the_camera_plays_the_inverted_camera(page, browser_and_server):
-    _playwright, _browser, server = browser_and_server
+def go_live_with_the_camera_and_check_inverted(page: Any, server: Any) -> str:
+    """Go live with the fake camera on the invert graph; assert the output channel carries the camera
+    inverted; returns the stream id."""
     page.evaluate("async ([wf]) => { await window.app.loadApiJson(wf, 'invert.json') }", [INVERT_WORKFLOW])
     page.select_option("#trickle-camera-size", "320x240")
     page.click("#trickle-camera-go-live")
@@ -226,6 +227,23 @@ def test_go_live_with_the_camera_plays_the_inverted_camera(page, browser_and_ser
     assert statistics.median(comparisons) < 25, comparisons
     assert statistics.median(not_inverted) > 60, not_inverted  # the check tells inverted from not
 
+    return stream_id
+
+
+def stop_camera(page: Any, server: Any, stream_id: str) -> None:
+    page.click("#trickle-camera-stop")
+    page.wait_for_selector(f'.trickle-stream[data-stream-id="{stream_id}"][data-state="stopped"],'
+                           f'.trickle-stream[data-stream-id="{stream_id}"][data-state="completed"]',
+                           timeout=30_000)  # fmt: skip
+    assert stream_status(server, stream_id)["state"] in ("stopped", "completed")
+    assert page.is_visible("#trickle-camera-go-live")
+
+
+def test_go_live_with_the_camera_plays_the_inverted_camera(page, browser_and_server):
+    _playwright, _browser, server = browser_and_server
+    stream_id = go_live_with_the_camera_and_check_inverted(page, server)
+    assert page.get_attribute("#trickle-camera-panel", "data-transport") == "h264"
+
     # The processed video plays next to the camera, at the stream's frame rate.
     output = "#trickle-camera-output"
     page.wait_for_selector(f'{output}[data-state="playing"]', timeout=UI_TIMEOUT_MS)
@@ -244,12 +262,17 @@ def test_go_live_with_the_camera_plays_the_inverted_camera(page, browser_and_ser
               "height": camera_box["height"] + 40},
     )  # fmt: skip
 
-    page.click("#trickle-camera-stop")
-    page.wait_for_selector(f'.trickle-stream[data-stream-id="{stream_id}"][data-state="stopped"],'
-                           f'.trickle-stream[data-stream-id="{stream_id}"][data-state="completed"]',
-                           timeout=30_000)  # fmt: skip
-    assert stream_status(server, stream_id)["state"] in ("stopped", "completed")
-    assert page.is_visible("#trickle-camera-go-live")
+    stop_camera(page, server, stream_id)
+
+
+def test_without_a_webcodecs_h264_encoder_the_camera_goes_out_as_jpeg(page, browser_and_server):
+    _playwright, _browser, server = browser_and_server
+    # What a browser without WebCodecs' VideoEncoder sees (feature detection finds none).
+    page.evaluate("() => { window.VideoEncoder = undefined; }")
+    stream_id = go_live_with_the_camera_and_check_inverted(page, server)
+    assert page.get_attribute("#trickle-camera-panel", "data-transport") == "jpeg"
+    assert "JPEG" in page.inner_text("#trickle-camera-message")
+    stop_camera(page, server, stream_id)
 
 
 def read_index_in_page(page: Any, selector: str, samples: int) -> list[tuple[int, float]]:

@@ -3,7 +3,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { avcCodecString, cameraMessage, createUnitReader } from "../../web/js/common/h264_units.js";
+import {
+  JPEG_FLAG, KEYFRAME_FLAG, avcCodecString, cameraMessage, createUnitReader,
+} from "../../web/js/common/h264_units.js";
 
 function playerUnit(data, keyframe, timestampUs, demuxedAtMs) {
   const message = new Uint8Array(22 + data.length);
@@ -46,12 +48,13 @@ test("units and events come out whole however the bytes are split", () => {
 });
 
 test("a camera message carries the flags, the timestamp and the unit", () => {
-  const message = cameraMessage(new Uint8Array([0, 0, 0, 1, 0x65]), 1234567, true);
+  const message = cameraMessage(new Uint8Array([0, 0, 0, 1, 0x65]), 1234567, KEYFRAME_FLAG);
   const view = new DataView(message.buffer);
   assert.equal(view.getUint8(0), 1);
   assert.equal(view.getBigUint64(1), 1234567n);
   assert.deepEqual(Array.from(message.slice(9)), [0, 0, 0, 1, 0x65]);
-  assert.equal(new DataView(cameraMessage(new Uint8Array([1]), 5, false).buffer).getUint8(0), 0);
+  assert.equal(new DataView(cameraMessage(new Uint8Array([1]), 5, 0).buffer).getUint8(0), 0);
+  assert.equal(new DataView(cameraMessage(new Uint8Array([0xff, 0xd8]), 5, JPEG_FLAG).buffer).getUint8(0), 2);
 });
 
 test("the codec string comes from the SPS", () => {

@@ -5,7 +5,7 @@
 // Why this transport: docs/ARCHITECTURE.md ("Browser camera and player").
 import { api } from "../../../scripts/api.js";
 import { el } from "./common/dom.js";
-import { cameraMessage } from "./common/h264_units.js";
+import { JPEG_FLAG, KEYFRAME_FLAG, cameraMessage } from "./common/h264_units.js";
 import { trickleFetch } from "./common/http.js";
 import { FINAL_STATES } from "./common/format.js";
 import { streamStore } from "./common/store.js";
@@ -17,6 +17,7 @@ const CAMERA_FPS = 30;
 const KEYFRAME_EVERY_S = 1; // one trickle segment per second: a late joiner waits at most this long
 const MAX_SOCKET_BACKLOG_BYTES = 512 * 1024; // beyond this frames are skipped, not queued (stay live)
 const MAX_ENCODE_QUEUE = 2;
+const JPEG_QUALITY = 0.8;
 const CODEC_CANDIDATES = ["avc1.42e01f", "avc1.42001f", "avc1.4d401f", "avc1.640028"];
 
 /** A readable sentence for a getUserMedia failure. */
@@ -80,10 +81,8 @@ async function goLive({ stream, streamId, video, onEnded }) {
   const settings = track.getSettings();
   const width = (settings.width || 640) & ~1;
   const height = (settings.height || 480) & ~1;
+  // H.264 from the browser where WebCodecs can encode it; JPEG stills (encoded on the server) elsewhere.
   const config = await findH264Encoder(width, height);
-  if (!config) {
-    return { ok: false, message: "This browser cannot encode H.264 with WebCodecs (VideoEncoder), so the camera cannot stream from it. Use Chromium, Chrome, Edge or Firefox 130+, or push with ffmpeg/OBS." };
-  }
   const opened = await trickleFetch("/trickle/camera", { method: "POST", body: { name: streamId, width, height } });
   if (!opened.ok) return { ok: false, message: opened.message };
   const socket = new WebSocket(socketUrl(opened.data.socket_path));
@@ -98,21 +97,33 @@ async function goLive({ stream, streamId, video, onEnded }) {
   let stopped = false;
   let forceKey = true;
   let lastKeyUs = -Infinity;
-  const encoder = new VideoEncoder({
+  const send = (data, timestampUs, flags) => {
+    if (stopped || socket.readyState !== WebSocket.OPEN) return;
+    socket.send(cameraMessage(data, timestampUs, flags));
+    counters.sent += 1;
+  };
+  const encoder = config ? new VideoEncoder({
     output(chunk) {
-      if (stopped || socket.readyState !== WebSocket.OPEN) return;
       const data = new Uint8Array(chunk.byteLength);
       chunk.copyTo(data);
-      socket.send(cameraMessage(data, chunk.timestamp, chunk.type === "key"));
-      counters.sent += 1;
+      send(data, chunk.timestamp, chunk.type === "key" ? KEYFRAME_FLAG : 0);
     },
     error(error) {
       console.warn("[Trickle] camera encoder failed", error);
       stop();
     },
-  });
-  encoder.configure({ ...config, width, height });
+  }) : null;
+  encoder?.configure({ ...config, width, height });
+  const canvas = config ? null : new OffscreenCanvas(width, height);
   const frames = frameSource(track, video);
+
+  async function sendJpeg(frame) {
+    canvas.getContext("2d").drawImage(frame, 0, 0, width, height);
+    const timestamp = frame.timestamp;
+    frame.close();
+    const blob = await canvas.convertToBlob({ type: "image/jpeg", quality: JPEG_QUALITY });
+    send(new Uint8Array(await blob.arrayBuffer()), timestamp, JPEG_FLAG);
+  }
 
   async function pump() {
     while (!stopped) {
@@ -121,9 +132,14 @@ async function goLive({ stream, streamId, video, onEnded }) {
         frame?.close();
         break;
       }
-      if (socket.bufferedAmount > MAX_SOCKET_BACKLOG_BYTES || encoder.encodeQueueSize > MAX_ENCODE_QUEUE) {
+      if (socket.bufferedAmount > MAX_SOCKET_BACKLOG_BYTES || (encoder?.encodeQueueSize ?? 0) > MAX_ENCODE_QUEUE) {
         frame.close(); // the network or the encoder is behind: skip this frame rather than add delay
         counters.skipped += 1;
+        continue;
+      }
+      counters.encoded += 1;
+      if (!encoder) {
+        await sendJpeg(frame);
         continue;
       }
       const keyFrame = forceKey || frame.timestamp - lastKeyUs >= KEYFRAME_EVERY_S * 1e6;
@@ -131,7 +147,6 @@ async function goLive({ stream, streamId, video, onEnded }) {
       forceKey = false;
       encoder.encode(frame, { keyFrame });
       frame.close();
-      counters.encoded += 1;
     }
   }
 
@@ -139,7 +154,7 @@ async function goLive({ stream, streamId, video, onEnded }) {
     if (stopped) return;
     stopped = true;
     frames.stop();
-    if (encoder.state !== "closed") encoder.close();
+    if (encoder && encoder.state !== "closed") encoder.close();
     socket.close();
     for (const t of stream.getTracks()) t.stop();
     onEnded?.();
@@ -150,7 +165,7 @@ async function goLive({ stream, streamId, video, onEnded }) {
     stop();
   });
   return { ok: true, publishUrl: opened.data.publish_url, subscribeUrl: opened.data.subscribe_url,
-    width, height, counters, stop };
+    width, height, counters, stop, transport: encoder ? "h264" : "jpeg" };
 }
 
 function select(id, options) {
@@ -209,6 +224,11 @@ export function createCameraPanel() {
     unsubscribe = null;
     const streamId = live?.streamId;
     live = null;
+    delete element.dataset.streamId;
+    delete element.dataset.transport;
+    player.play(null);
+    video.srcObject = null;
+    views.hidden = true;
     start.hidden = false;
     stopButton.hidden = true;
     start.disabled = false;
@@ -257,6 +277,10 @@ export function createCameraPanel() {
       return;
     }
     element.dataset.streamId = streamId;
+    element.dataset.transport = camera.transport;
+    if (camera.transport === "jpeg") {
+      message.textContent = "This browser cannot encode H.264 (WebCodecs), so the camera goes out as JPEG frames: it works, with more delay and server CPU.";
+    }
     views.hidden = false;
     start.hidden = true;
     stopButton.hidden = false;

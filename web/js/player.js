@@ -9,9 +9,9 @@ import { trickleFetchRaw } from "./common/http.js";
 import { avcCodecString, createUnitReader } from "./common/h264_units.js";
 
 const FALLBACK_CODEC = "avc1.42e01f";
-// Beyond this many undecoded units (about a second) the viewer skips to the next keyframe to stay live;
-// smaller bursts are normal (segments and the demuxer hand over several units at once).
-const MAX_DECODE_QUEUE = 30;
+// Beyond this many undecoded units (about two seconds) the viewer skips to the next keyframe to stay live;
+// smaller backlogs happen on a busy machine (the decoder catches up) and skipping them would drop frames.
+const MAX_DECODE_QUEUE = 60;
 const FPS_WINDOW_MS = 2000;
 const LATENCY_SAMPLES = 60;
 const STYLE_ID = "trickle-player-styles";
@@ -40,7 +40,8 @@ export function createLivePlayer({ emptyText = "No video" } = {}) {
   const caption = el("div", { class: "trickle-player-caption" }, emptyText);
   const enlarge = el("button", { type: "button", class: "trickle-button trickle-player-enlarge",
     title: "Enlarge (Esc to shrink)" }, "Enlarge");
-  const element = el("div", { class: "trickle-player", "data-state": "idle", "data-frames": "0" },
+  const element = el("div", { class: "trickle-player", "data-state": "idle", "data-frames": "0",
+    title: "Full-rate output: frames per second drawn here · ms from the server's channel to this canvas" },
     [canvas, caption, enlarge]);
   let session = null;
 
@@ -114,7 +115,7 @@ function startSession(channel, { canvas, element, setState }) {
       element.dataset.frames = String(frames);
       element.dataset.fps = fps.toFixed(1);
       if (latency !== null) element.dataset.latencyMs = String(Math.round(latency));
-      setState("playing", `${channel} · ${fps.toFixed(1)} fps${latency !== null ? ` · ${Math.round(latency)} ms` : ""}`);
+      setState("playing", `${fps.toFixed(1)} fps${latency !== null ? ` · ${Math.round(latency)} ms` : ""}`);
     },
     error(error) {
       if (stopped) return;

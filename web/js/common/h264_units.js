@@ -4,7 +4,8 @@
 
 export const KIND_UNIT = 1;
 export const KIND_EVENT = 2;
-const KEYFRAME_FLAG = 0x01;
+export const KEYFRAME_FLAG = 0x01;
+export const JPEG_FLAG = 0x02;
 const CAMERA_HEADER_BYTES = 9;
 
 /**
@@ -40,11 +41,14 @@ export function createUnitReader({ onUnit, onEvent }) {
   return { push };
 }
 
-/** One camera socket message: flags, big-endian microsecond timestamp, then the Annex B access unit. */
-export function cameraMessage(data, timestampUs, keyframe) {
+/**
+ * One camera socket message: flags (KEYFRAME_FLAG for an H.264 keyframe, JPEG_FLAG for a JPEG still),
+ * big-endian microsecond timestamp, then the Annex B access unit or the JPEG bytes.
+ */
+export function cameraMessage(data, timestampUs, flags) {
   const message = new Uint8Array(CAMERA_HEADER_BYTES + data.byteLength);
   const view = new DataView(message.buffer);
-  view.setUint8(0, keyframe ? KEYFRAME_FLAG : 0);
+  view.setUint8(0, flags);
   view.setBigUint64(1, BigInt(Math.max(0, Math.round(timestampUs))));
   message.set(new Uint8Array(data.buffer ?? data, data.byteOffset ?? 0, data.byteLength), CAMERA_HEADER_BYTES);
   return message;
