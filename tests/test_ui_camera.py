@@ -275,28 +275,43 @@ def test_without_a_webcodecs_h264_encoder_the_camera_goes_out_as_jpeg(page, brow
     stop_camera(page, server, stream_id)
 
 
+# Reads media/synthetic.py's frame-index strip from a drawable (canvas or video) in the page.
+READ_INDEX_JS = """
+function readIndex(source, inverted) {
+    const width = source.videoWidth || source.width, height = source.videoHeight || source.height;
+    if (!width || !height) return -1;
+    const scratch = readIndex.canvas || (readIndex.canvas = document.createElement('canvas'));
+    scratch.width = width; scratch.height = height;
+    const context = scratch.getContext('2d', {willReadFrequently: true});
+    context.drawImage(source, 0, 0);
+    const strip = Math.max(8, Math.floor(height / 8) & ~7), cell = Math.floor(width / 16);
+    const data = context.getImageData(0, 0, width, strip).data;
+    let value = 0;
+    for (let bit = 0; bit < 16; bit++) {
+        let sum = 0, n = 0;
+        for (let y = strip >> 2; y < strip - (strip >> 2); y++)
+            for (let x = bit * cell + (cell >> 2); x < (bit + 1) * cell - (cell >> 2); x++) {
+                const level = data[(y * width + x) * 4]; sum += inverted ? 255 - level : level; n++; }
+        value = (value << 1) | (sum / n >= 128 ? 1 : 0);
+    }
+    return value;
+}
+"""
+
+
 def read_index_in_page(page: Any, selector: str, samples: int) -> list[tuple[int, float]]:
     """(frame index, Date.now() ms) each time the player's canvas shows a new test-source frame index;
     the index is read back from the pixels (media/synthetic.py's strip, here inverted by the graph)."""
     return page.evaluate(
         """async ([selector, samples]) => {
+            """
+        + READ_INDEX_JS
+        + """
             const canvas = document.querySelector(selector + ' canvas');
-            const context = canvas.getContext('2d', {willReadFrequently: true});
             const seen = []; let last = -1; const started = performance.now();
             while (seen.length < samples && performance.now() - started < 20000) {
                 await new Promise(resolve => requestAnimationFrame(resolve));
-                const {width, height} = canvas;
-                const strip = Math.max(8, Math.floor(height / 8) & ~7), cell = Math.floor(width / 16);
-                const rows = [Math.floor(strip / 4), strip - Math.floor(strip / 4)];
-                const data = context.getImageData(0, 0, width, strip).data;
-                let value = 0;
-                for (let bit = 0; bit < 16; bit++) {
-                    let sum = 0, n = 0;
-                    for (let y = rows[0]; y < rows[1]; y++)
-                        for (let x = bit * cell + (cell >> 2); x < (bit + 1) * cell - (cell >> 2); x++) {
-                            sum += 255 - data[(y * width + x) * 4]; n++; }
-                    value = (value << 1) | (sum / n >= 128 ? 1 : 0);
-                }
+                const value = readIndex(canvas, true);
                 if (value !== last) { seen.push([value, Date.now()]); last = value; }
             }
             return seen;
@@ -358,6 +373,76 @@ def test_full_rate_view_of_a_rest_stream_keeps_up_with_fps_out(page, browser_and
     finally:
         server.request("POST", f"/stream/{stream_id}/stop")
         server.request("DELETE", f"/trickle/test-source/{stream_id}")
+
+
+NUMBERED_FRAMES = 300  # the fake camera loops this file: 10 s at 30 fps
+
+
+def write_numbered_camera(path: Path) -> None:
+    """A Y4M file of the synthetic pattern (frame index in the top strip) for Chromium's fake camera."""
+    import av
+    from comfy_trickle.media.synthetic import make_test_frame
+
+    with av.open(str(path), "w", format="yuv4mpegpipe") as output:
+        stream = output.add_stream("rawvideo", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for index in range(NUMBERED_FRAMES):
+            frame = av.VideoFrame.from_ndarray(make_test_frame(index, 320, 240), format="rgb24")
+            for packet in stream.encode(frame.reformat(format="yuv420p")):
+                output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
+
+
+def test_glass_to_glass_with_a_numbered_camera(browser_and_server, tmp_path):
+    """The fake camera plays numbered frames; at each page refresh the camera's own picture and the
+    processed output are read back: their index difference is the camera-to-screen delay (both in the same
+    page at the same instant). The output follows the camera; the delay is a figure for the report."""
+    playwright, _browser, server = browser_and_server
+    numbered = tmp_path / "numbered.y4m"
+    write_numbered_camera(numbered)
+    args = [*CHROMIUM_FLAGS, GRANT_CAMERA, f"--use-file-for-fake-video-capture={numbered}"]
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+    try:
+        page, _errors = open_trickle_tab(browser, server.base_url)
+        page.evaluate(
+            "async ([wf]) => { await window.app.loadApiJson(wf, 'invert.json') }", [INVERT_WORKFLOW]
+        )
+        page.select_option("#trickle-camera-size", "320x240")
+        page.click("#trickle-camera-go-live")
+        page.wait_for_selector('#trickle-camera-output[data-state="playing"]', timeout=UI_TIMEOUT_MS)
+        stream_id = page.get_attribute("#trickle-camera-panel", "data-stream-id")
+        pairs = page.evaluate(
+            """async () => {
+                """
+            + READ_INDEX_JS
+            + """
+                const video = document.getElementById('trickle-camera-video');
+                const canvas = document.querySelector('#trickle-camera-output canvas');
+                const pairs = []; const started = performance.now();
+                while (performance.now() - started < 6000) {
+                    await new Promise(resolve => requestAnimationFrame(resolve));
+                    pairs.push([readIndex(video, false), readIndex(canvas, true)]);
+                }
+                return pairs;
+            }"""
+        )
+        fps_out = stream_status(server, stream_id)["counters"]["fps_out"]
+        page.click("#trickle-camera-stop")
+    finally:
+        browser.close()
+    valid = [(cam, out) for cam, out in pairs if 0 <= cam < NUMBERED_FRAMES and 0 <= out < NUMBERED_FRAMES]
+    assert len(valid) >= len(pairs) // 2, pairs[:20]  # both pictures carry readable frame numbers
+    behind = [(cam - out) % NUMBERED_FRAMES for cam, out in valid]
+    outputs = [out for _cam, out in valid]
+    assert len(set(outputs)) >= 20, "the output did not move with the camera"
+    assert statistics.median(behind) < NUMBERED_FRAMES // 2  # the output shows past camera frames, not noise
+    logger.info(
+        "glass to glass (camera picture in the page -> processed picture in the page): p50 %d frames = "
+        "%.0f ms, p95 %d frames at 30 fps camera; stream fps_out %.1f",
+        statistics.median(behind), statistics.median(behind) * 1000 / 30,
+        sorted(behind)[int(len(behind) * 0.95)], fps_out,
+    )  # fmt: skip
 
 
 def test_camera_permission_denied_gives_a_clear_message(browser_and_server):
