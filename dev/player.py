@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 MAX_PLAYERS = 8
 MAX_QUEUED_UNITS = 90
+DISCONNECT_POLL_S = 1.0
 KIND_UNIT = 1
 KIND_EVENT = 2
 UNIT_HEADER = struct.Struct(">IBBqd")  # length, kind, flags, timestamp_us, demuxed_at_ms
@@ -81,12 +82,12 @@ class PlayerRoutes:
             response = web.StreamResponse(headers={"Content-Type": MIME_TYPE, "Cache-Control": "no-store"})
             await response.prepare(request)
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await self._follow(self.dev.relay_base_url(request) + channel, response)
+                await self._follow(self.dev.relay_base_url(request) + channel, request, response)
             return response
         finally:
             self.players -= 1
 
-    async def _follow(self, url: str, response: web.StreamResponse) -> None:
+    async def _follow(self, url: str, request: web.Request, response: web.StreamResponse) -> None:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[AccessUnit | None] = asyncio.Queue(MAX_QUEUED_UNITS)
         skipping = False
@@ -103,7 +104,17 @@ class PlayerRoutes:
         demuxer.start()
         reader = asyncio.create_task(self._read(url, demuxer, queue))
         try:
-            while (unit := await queue.get()) is not None:
+            while True:
+                try:
+                    unit = await asyncio.wait_for(queue.get(), DISCONNECT_POLL_S)
+                except asyncio.TimeoutError:
+                    # aiohttp does not cancel a handler whose client left; a quiet channel would keep
+                    # this subscriber (and a player slot) forever, so look.
+                    if request.transport is None or request.transport.is_closing():
+                        return
+                    continue
+                if unit is None:
+                    break
                 await response.write(encode_unit(unit))
             await response.write(encode_event({"type": "end"}))
         finally:

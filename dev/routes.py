@@ -63,7 +63,8 @@ class DevRoutes:
 
         self.camera = CameraRoutes(self)
         self.camera.setup_routes(routes)
-        PlayerRoutes(self).setup_routes(routes)
+        self.player = PlayerRoutes(self)
+        self.player.setup_routes(routes)
 
     def attach_lifecycle(self, app: web.Application) -> None:
         """Run the relay's sweeper with ``app`` and stop every test source when it shuts down."""

@@ -186,6 +186,19 @@ async def test_camera_flood_is_cut_off(client):
     await assert_channel_ends(client, "cam-c")
 
 
+async def test_a_player_whose_viewer_left_ends_on_a_quiet_channel(client):
+    client.dev.relay.create_channel("quiet")
+    response = await client.get("/trickle/player/quiet")
+    assert response.status == 200
+    assert client.dev.player.players == 1
+    response.close()  # the viewer goes away; nothing is ever published on the channel
+    for _ in range(60):
+        if client.dev.player.players == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert client.dev.player.players == 0
+
+
 async def test_camera_and_player_need_the_token():
     dev = DevRoutes(TrickleSettings(token="s3cret"))
     async with TestClient(TestServer(dev.get_app(), host="127.0.0.1")) as client:
@@ -196,7 +209,7 @@ async def test_camera_and_player_need_the_token():
         ok = await client.post("/trickle/camera", json={"width": WIDTH, "height": HEIGHT},
                                headers={"Authorization": "Bearer s3cret"})  # fmt: skip
         assert ok.status == 200
-        assert (
-            await client.get("/trickle/player/any", headers={"Authorization": "Bearer s3cret"})
-        ).status == 200
+        playing = await client.get("/trickle/player/any", headers={"Authorization": "Bearer s3cret"})
+        assert playing.status == 200
+        playing.close()
     await dev.stop_all()
