@@ -188,7 +188,10 @@ async function fillDevices(cameraSelect, micSelect) {
 export function createCameraPanel() {
   const cameraSelect = select("trickle-camera", [["", "Default camera"]]);
   const micSelect = select("trickle-microphone", [["", "No microphone"]]);
-  micSelect.title = "Sound is not streamed yet: the microphone is only opened with the camera";
+  // Listed so the choice is visible, but disabled: sound is not streamed yet (video only), and opening a
+  // microphone that goes nowhere would only light the browser's recording indicator.
+  micSelect.disabled = true;
+  micSelect.title = "Sound is not streamed yet: the camera goes live without sound";
   const sizeSelect = select("trickle-camera-size", RESOLUTIONS.map(([w, h]) => [`${w}x${h}`, `${w} x ${h}`]));
   sizeSelect.value = "640x480";
   const start = el("button", { type: "button", class: "trickle-button trickle-button-primary", id: "trickle-camera-go-live" },
@@ -206,7 +209,8 @@ export function createCameraPanel() {
   ]);
   const element = el("div", { class: "trickle-form trickle-camera", id: "trickle-camera-panel" }, [
     el("div", { class: "trickle-field" }, [el("label", { for: cameraSelect.id }, "Camera"), cameraSelect]),
-    el("div", { class: "trickle-field" }, [el("label", { for: micSelect.id }, "Microphone"), micSelect]),
+    el("div", { class: "trickle-field" }, [el("label", { for: micSelect.id }, "Microphone (sound: not yet)"),
+      micSelect]),
     el("div", { class: "trickle-field" }, [el("label", { for: sizeSelect.id }, "Resolution"), sizeSelect]),
     el("div", { class: "trickle-actions" }, [start, stopButton]),
     message,
@@ -248,7 +252,7 @@ export function createCameraPanel() {
       stream = await navigator.mediaDevices.getUserMedia({
         video: { deviceId: cameraSelect.value ? { exact: cameraSelect.value } : undefined,
           width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: CAMERA_FPS } },
-        audio: micSelect.value ? { deviceId: { exact: micSelect.value } } : false,
+        audio: false,
       });
     } catch (error) {
       message.textContent = describeCameraError(error);
