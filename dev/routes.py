@@ -57,6 +57,14 @@ class DevRoutes:
         routes.post("/trickle/test-source")(self.start_test_source)
         routes.get("/trickle/test-source")(self.list_test_sources)
         routes.delete("/trickle/test-source/{name}")(self.stop_test_source)
+        # Imported here, not at the top: both use this module's channel rules (no import cycle).
+        from .camera import CameraRoutes
+        from .player import PlayerRoutes
+
+        self.camera = CameraRoutes(self)
+        self.camera.setup_routes(routes)
+        self.player = PlayerRoutes(self)
+        self.player.setup_routes(routes)
 
     def attach_lifecycle(self, app: web.Application) -> None:
         """Run the relay's sweeper with ``app`` and stop every test source when it shuts down."""

@@ -13,6 +13,8 @@ import { SIDEBAR_TAB_ID } from "./common/settings.js";
 import { streamStore } from "./common/store.js";
 import { copyText, dismissStream, restartStream, watchCommand } from "./common/stream_actions.js";
 import { createGoLiveForm } from "./golive.js";
+import { createCameraPanel } from "./camera.js";
+import { createWatchView } from "./player.js";
 
 const METRICS = [
   ["fps_in", "fps in", (c) => formatFps(c.fps_in)],
@@ -61,9 +63,10 @@ function createStreamCard(requestId) {
     el("div", {}, [el("span", {}, "Output "), outputUrl]),
     el("div", {}, [el("span", {}, "Watch "), command, copy]),
   ]);
+  const watch = createWatchView();
   const element = el("div", { class: "trickle-stream", "data-stream-id": requestId }, [
-    el("div", { class: "trickle-stream-head" }, [idLabel, state, restart, stop, dismiss]),
-    preview.element, metrics, links, error,
+    el("div", { class: "trickle-stream-head" }, [idLabel, state, watch.button, restart, stop, dismiss]),
+    preview.element, watch.element, metrics, links, error,
   ]);
 
   copy.addEventListener("click", () => copyText(watchCommand(requestId)));
@@ -99,19 +102,22 @@ function createStreamCard(requestId) {
     if (!live) stop.disabled = false;
     preview.show(live ? requestId : null);
     preview.element.hidden = !live;
+    watch.update(status, live);
   }
 
-  return { element, update, destroy: () => preview.destroy() };
+  return { element, update, destroy: () => { preview.destroy(); watch.destroy(); } };
 }
 
 /** Renders the tab into `container` and keeps it current until `destroy()`. */
 function mountPanel(container) {
   ensureStyles();
+  const camera = createCameraPanel();
   const list = el("div", { class: "trickle-streams", id: "trickle-stream-list" });
   const empty = el("div", { class: "trickle-empty" }, "No streams yet. Go live above, or POST /stream/start.");
   const panel = el("div", { class: "trickle-panel", id: "trickle-panel" }, [
     el("div", { class: "trickle-panel-head" }, [el("h2", {}, "Trickle live video")]),
     el("section", {}, [el("h3", {}, "Go live from the current graph"), createGoLiveForm()]),
+    el("section", {}, [el("h3", {}, "Go live with your camera"), camera.element]),
     el("section", {}, [el("h3", {}, "Streams"), empty, list]),
   ]);
   container.replaceChildren(panel);
@@ -143,6 +149,7 @@ function mountPanel(container) {
   render();
   return () => {
     unsubscribe();
+    camera.destroy();
     for (const card of cards.values()) card.destroy();
     cards.clear();
   };
