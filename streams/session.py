@@ -92,7 +92,7 @@ class StreamSession:
         self._stop_lock = asyncio.Lock()
         # live control (streams/updates.py, warmup.py, control.py)
         self.updates = updates
-        self._cover = WarmupCover(egress.submit, lambda: None)
+        self._cover = WarmupCover(egress.submit, self.counters.frame_dropped)
         self.control: ControlListener | None = None
         if updates is not None and config.control_url:
             self.control = ControlListener(

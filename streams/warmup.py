@@ -30,9 +30,9 @@ CLAIMED_KEY = "output_claimed"
 class WarmupCover:
     """Placeholder output for a warming generation (see the module docstring)."""
 
-    def __init__(self, submit: Callable[[InputFrame, Any], bool], on_covered: Callable[[], None]) -> None:
+    def __init__(self, submit: Callable[[InputFrame, Any], bool], on_dropped: Callable[[], None]) -> None:
         self._submit = submit
-        self._on_covered = on_covered
+        self._on_dropped = on_dropped
         self._lock = threading.Lock()
         self.frames_covered = 0
 
@@ -50,6 +50,6 @@ class WarmupCover:
             return
         placeholder = draw_updating_mark(frame.image, frame.index)
         self.frames_covered += 1
-        self._on_covered()
         # a numpy uint8 image: the egress encodes it as is (``media.frames.comfy_image_to_frames``)
-        self._submit(frame, placeholder[None])
+        if not self._submit(frame, placeholder[None]):
+            self._on_dropped()  # the egress is full: counted like any dropped frame
