@@ -196,7 +196,8 @@ async def run_suite(
                 comfy = await asyncio.to_thread(start_our_comfyui, work_dir, max(plan.scaling_streams))
                 logger.info("ComfyUI ready at %s (pid %d)", comfy.base_url, comfy.process.pid)
                 ours = OursPipeline(comfy.base_url, comfy.process.pid)
-            await _warm_up(ours, relay, sources)
+            if sources:  # (the live case alone needs none: it publishes the synthetic source itself)
+                await _warm_up(ours, relay, sources)
         longest = max((s.seconds for s in specs), default=10.0)
         pipelines = {
             "ours": ours,
