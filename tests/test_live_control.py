@@ -314,3 +314,32 @@ async def test_size_change_takes_effect_at_the_next_segment(api, relay, tmp_path
         probed.append((stream["width"], stream["height"], int(stream["nb_read_frames"])))
     assert {(w, h) for w, h, _ in probed} == {(SIZE, SIZE), (192, 96)}, probed
     assert sum(n for _, _, n in probed) == len(output.frames), probed
+
+
+async def test_swap_to_a_slow_workflow_keeps_the_output_moving(api, relay):
+    tag = f"slowswap{time.monotonic_ns()}"
+    slow = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+        "2": {"class_type": "TrickleTestSlowFirst",
+              "inputs": {"image": ["1", 0], "tag": tag, "seconds": 3.0}},
+        "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0], "stream_id": ""}},
+    }
+    sub_url, collector = await start_stream(api, relay, "slowswap", INVERT)
+    publisher = asyncio.create_task(publish_synthetic(sub_url, 210, width=SIZE, height=SIZE))
+    await wait_status(api, "slowswap", lambda s: s["counters"]["frames_out"] >= 30)
+    status, body = await api.update("slowswap", {"prompt": slow})
+    assert status == 200 and body["generation"] == 2, body
+    status = await wait_status(api, "slowswap", lambda s: s["counters"]["frames_covered"] > 0)
+    assert status["generation"] == 2 and status["state"] == "running"
+    await publisher
+    output = await asyncio.wait_for(collector, 60)
+    final = await api.wait_state("slowswap", {"completed", "error"})
+    inverted = assert_in_order(output, final, 210)
+    marked = [is_marked(f.rgb) for f in output.frames]
+    switch = inverted.index(False)
+    covered = final["counters"]["frames_covered"]
+    assert switch >= 30 and not any(inverted[switch:]) and covered >= 45
+    # from the switch on: the input, marked "updating", until the slow workflow's first frame came out
+    assert marked[switch : switch + covered] == [True] * covered and not any(marked[:switch])
+    gap = output.longest_gap()
+    assert gap <= 1.0, f"output silent for {gap:.2f} s while the new workflow warmed up"
