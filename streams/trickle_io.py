@@ -134,14 +134,6 @@ class TrickleIngest:
         if error is not None:
             raise RuntimeError(f"decoder failed: {error}") from error
 
-    def _put_end_marker(self) -> None:
-        while self._encoding:
-            try:
-                self._frames.put(None, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
     async def close(self) -> None:
         self._closed = True
         if self._decoder is not None:
@@ -219,6 +211,15 @@ class TrickleEgress:
         await asyncio.to_thread(self._put_end_marker)
         if self._publish_task is not None:
             await asyncio.shield(self._publish_task)
+
+    def _put_end_marker(self) -> None:
+        """The end marker behind every queued frame (waits while the encode thread lives)."""
+        while self._encoding:
+            try:
+                self._frames.put(None, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     async def close(self) -> None:
         self._closed = True
