@@ -12,6 +12,8 @@ import { createPreviewView } from "./common/preview.js";
 import { SIDEBAR_TAB_ID } from "./common/settings.js";
 import { streamStore } from "./common/store.js";
 import { createGoLiveForm } from "./golive.js";
+import { createLinkStatusLine, createLiveStateBadge } from "./livecontrol.js";
+import { createRestartButton } from "./restart.js";
 
 const METRICS = [
   ["fps_in", "fps in", (c) => formatFps(c.fps_in)],
@@ -48,8 +50,11 @@ function createStreamCard(requestId) {
     }));
   const error = el("div", { class: "trickle-stream-error" });
   const preview = createPreviewView({ emptyText: "stream ended" });
+  const liveState = createLiveStateBadge(requestId); // live control (livecontrol.js, restart.js)
+  const restart = createRestartButton(requestId);
   const element = el("div", { class: "trickle-stream", "data-stream-id": requestId },
-    [el("div", { class: "trickle-stream-head" }, [idLabel, state, stop]), preview.element, metrics, error]);
+    [el("div", { class: "trickle-stream-head" }, [idLabel, state, liveState.element, restart.element, stop]),
+      preview.element, metrics, error]);
 
   stop.addEventListener("click", async () => {
     stop.disabled = true;
@@ -69,9 +74,10 @@ function createStreamCard(requestId) {
     if (!live) stop.disabled = false;
     preview.show(live ? requestId : null);
     preview.element.hidden = !live;
+    restart.update(status);
   }
 
-  return { element, update, destroy: () => preview.destroy() };
+  return { element, update, destroy: () => { preview.destroy(); liveState.destroy(); } };
 }
 
 /** Renders the tab into `container` and keeps it current until `destroy()`. */
@@ -81,7 +87,7 @@ function mountPanel(container) {
   const empty = el("div", { class: "trickle-empty" }, "No streams yet. Go live above, or POST /stream/start.");
   const panel = el("div", { class: "trickle-panel", id: "trickle-panel" }, [
     el("div", { class: "trickle-panel-head" }, [el("h2", {}, "Trickle live video")]),
-    el("section", {}, [el("h3", {}, "Go live from the current graph"), createGoLiveForm()]),
+    el("section", {}, [el("h3", {}, "Go live from the current graph"), createGoLiveForm(), createLinkStatusLine()]),
     el("section", {}, [el("h3", {}, "Streams"), empty, list]),
   ]);
   container.replaceChildren(panel);

@@ -24,7 +24,8 @@ const FINAL_STREAM_STATES = new Set(["stopped", "completed", "error"]);
 export class LiveUpdater {
   /**
    * @param {object} deps
-   * @param {() => Promise<object>} deps.readPrompt  the linked graph's API prompt now
+   * @param {() => Promise<object|null>} deps.readPrompt  the linked graph's API prompt now (null: not readable
+   *   now, e.g. another workflow is on the canvas; nothing is sent)
    * @param {(prompt: object) => Promise<{ok: boolean, status: number, data: any, message: string}>} deps.send
    * @param {(updater: LiveUpdater) => void} [deps.onChange]  called after every state change
    * @param {object} [deps.initialPrompt]  the prompt the stream started with (already applied)
@@ -98,6 +99,7 @@ export class LiveUpdater {
         this.set(LIVE_STATES.rejected, `Cannot read the graph: ${error?.message || error}`);
         continue;
       }
+      if (prompt === null || prompt === undefined) continue; // the linked graph is not on the canvas now
       const key = JSON.stringify(prompt);
       if (!force && key === this.sentKey) continue;
       this.sentKey = key;
