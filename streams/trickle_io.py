@@ -87,6 +87,11 @@ class TrickleIngest:
         self._subscriber: TrickleSubscriber | None = None
         self._decoder: StreamDecoder | None = None
         self._closed = False
+        self._pending_size: tuple[int, int] | None = None
+
+    def resize(self, width: int, height: int) -> None:
+        """A live update changed the stream's size: frames are scaled to it from the next segment on."""
+        self._pending_size = (width, height)
 
     async def run(self, on_frame: FrameCallback, on_audio: AudioCallback) -> None:
         loop = asyncio.get_running_loop()
@@ -113,6 +118,9 @@ class TrickleIngest:
             # previous segment's last frames at once and picks up a changed layout (a restarted source's
             # new audio track)
             segment_start = True
+            if self._pending_size is not None:
+                self._decoder.set_target_size(*self._pending_size)
+                self._pending_size = None
             try:
                 while chunk := await segment.read_chunk():
                     self._decoder.feed(chunk, segment_start=segment_start)
