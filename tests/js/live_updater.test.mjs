@@ -34,7 +34,8 @@ function fakeTime() {
 }
 
 /** A graph whose prompt the test edits, a server whose answers the test decides, and the updater. */
-function harness({ answer = (prompt) => ({ ok: true, status: 200, data: { generation: prompt.gen, applied: true } }) } = {}) {
+// The default server answers without a generation (as a server without live-control status keys would).
+function harness({ answer = () => ({ ok: true, status: 200, data: { status: "success" } }) } = {}) {
   const time = fakeTime();
   const graph = { prompt: { gen: 1 } };
   const sent = [];
@@ -128,13 +129,15 @@ test("a 400 marks the edit rejected with its node errors; the next good edit app
   graph.prompt = { gen: 3 };
   updater.edit();
   await time.advance(EDIT_DEBOUNCE_MS);
-  assert.equal(updater.state, LIVE_STATES.applied);
+  assert.equal(updater.state, LIVE_STATES.applying);
   assert.equal(updater.nodeErrors, null);
+  updater.statusChanged({ state: "running", generation: 3, update_pending: false });
+  assert.equal(updater.state, LIVE_STATES.applied);
 });
 
 test("an accepted update stays 'applying' until the stream's status reaches its generation", async () => {
   const { time, graph, updater } = harness({
-    answer: () => ({ ok: true, status: 200, data: { generation: 7, applied: false } }),
+    answer: () => ({ ok: true, status: 200, data: { generation: 7, applied: true } }),
   });
   updater.statusChanged({ state: "running", generation: 6, update_pending: false });
   graph.prompt = { gen: 2 };
@@ -144,6 +147,17 @@ test("an accepted update stays 'applying' until the stream's status reaches its 
   updater.statusChanged({ state: "running", generation: 7, update_pending: true });
   assert.equal(updater.state, LIVE_STATES.applying);
   updater.statusChanged({ state: "running", generation: 7, update_pending: false });
+  assert.equal(updater.state, LIVE_STATES.applied);
+});
+
+test("a no-op update (the same params again) is applied at once: its generation is already running", async () => {
+  const { time, graph, updater } = harness({
+    answer: () => ({ ok: true, status: 200, data: { generation: 4, applied: false } }),
+  });
+  updater.statusChanged({ state: "running", generation: 4, update_pending: false });
+  graph.prompt = { gen: 2 };
+  updater.edit();
+  await time.advance(EDIT_DEBOUNCE_MS);
   assert.equal(updater.state, LIVE_STATES.applied);
 });
 

@@ -116,8 +116,9 @@ export class LiveUpdater {
       this.acceptedPrompt = prompt;
       const generation = result.data?.generation;
       this.targetGeneration = Number.isFinite(generation) ? generation : null;
-      this.set(result.data?.applied === true || this.targetGeneration === null
-        ? LIVE_STATES.applied : LIVE_STATES.applying, "");
+      // 200 means accepted: the new generation takes over between two frames (`applied: false` means
+      // a no-op, and its generation is the one already running). "applied" once the status shows it.
+      this.set(this.targetGeneration === null ? LIVE_STATES.applied : LIVE_STATES.applying, "");
       this.checkCaughtUp(this.lastStatus);
       return;
     }
