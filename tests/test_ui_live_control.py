@@ -23,8 +23,10 @@ from typing import Any
 
 import pytest
 from test_ui_browser import (
+    SCREENSHOTS,
     SIZE,
     UI_TIMEOUT_MS,
+    is_from_our_extension,
     ui,  # noqa: F401 - the module's browser page (a pytest fixture)
     unique_id,
 )
@@ -172,6 +174,8 @@ def test_an_invalid_edit_is_rejected_marks_the_node_and_the_stream_keeps_running
     assert answer.value.status == 400
     assert BLEND_NODE in answer.value.json()["node_errors"]
     wait_live_state(ui, stream_id, "rejected")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    ui.page.screenshot(path=str(SCREENSHOTS / "live-control-rejected.png"))
     marked = ui.page.evaluate("() => app.graph.nodes.filter((n) => n.has_errors).map((n) => String(n.id))")
     assert marked == [BLEND_NODE]
     # The stream runs on with what it had: still running, same generation, frames still flat black.
@@ -241,3 +245,14 @@ def test_restart_keeps_the_id_and_the_urls(ui, live):  # noqa: F811
         set_widget(ui, BLEND_NODE, "blend_factor", 0.0)
     assert answer.value.status == 200
     assert_output_becomes(url, is_picture, "the inverted picture again")
+
+
+def test_no_console_errors_from_live_control(ui):  # noqa: F811
+    """Chrome logs the deliberate 400 of the rejected edit by itself; nothing else of ours may error."""
+    ui.wait_ms(500)
+
+    def deliberate(error: dict[str, str]) -> bool:
+        return error["url"].endswith("/update") and "400" in error["text"]
+
+    ours = [e for e in ui.console_errors if is_from_our_extension(e) and not deliberate(e)]
+    assert ours == [], json.dumps(ui.console_errors, indent=1)

@@ -166,6 +166,7 @@ const CSS = `
 .trickle-live-state[data-live-state="applying"] { background: #b7791f; }
 .trickle-live-state[data-live-state="rejected"] { background: #c53030; }
 .trickle-live-link { font-size: 12px; opacity: .9; }
+.trickle-stream-head { flex-wrap: wrap; } /* id, state, live state, Restart and Stop fit a narrow tab */
 `;
 
 function scheduleEdit(event) {
