@@ -12,6 +12,7 @@ import { FALLBACK_LIMITS, sizeInputAttrs, sizeLimitsOf, sizeProblem } from "./co
 import { clearNodeErrors, revealNode, showNodeErrors } from "./common/node_errors.js";
 import { SETTING } from "./common/settings.js";
 import { streamStore } from "./common/store.js";
+import { linkStreamToGraph } from "./livecontrol.js";
 
 /** Most node errors listed in one toast; the form lists them all. */
 const TOAST_ERROR_LINES = 3;
@@ -60,6 +61,7 @@ export async function startFromGraph(fields) {
         config: result.data?.config ?? {}, counters: {}, error: null });
     }
     streamStore.focus(requestId, graphKey);
+    linkStreamToGraph(requestId, body.params.prompt); // edits of this graph now go to the stream
     toast("success", "Trickle: live", `Stream ${requestId} started`);
     return { ok: true, requestId };
   }
@@ -80,6 +82,13 @@ export async function startFromGraph(fields) {
 // Test sources this page started, by the stream they feed; each is stopped when its stream ends (or
 // does not start), so a tried-out source never keeps publishing into the relay.
 const testSources = new Map();
+const heldTestSources = new Set(); // streams being restarted: their source must outlive the stop
+
+/** Keep the test source of `streamId` while it restarts; returns the release function. */
+export function holdTestSource(streamId) {
+  heldTestSources.add(streamId);
+  return () => heldTestSources.delete(streamId);
+}
 const CHANNEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Start a local test source for stream `streamId`; returns {ok, subscribeUrl, publishUrl} or {ok: false}. */
@@ -222,7 +231,7 @@ app.registerExtension({
   setup() {
     streamStore.subscribe((store) => {
       for (const id of [...testSources.keys()]) {
-        if (FINAL_STATES.has(store.get(id)?.state)) releaseTestSource(id);
+        if (FINAL_STATES.has(store.get(id)?.state) && !heldTestSources.has(id)) releaseTestSource(id);
       }
     });
   },

@@ -11,10 +11,12 @@ import { toast, toastFailure, trickleFetch } from "./common/http.js";
 import { createPreviewView } from "./common/preview.js";
 import { SIDEBAR_TAB_ID } from "./common/settings.js";
 import { streamStore } from "./common/store.js";
-import { copyText, dismissStream, restartStream, watchCommand } from "./common/stream_actions.js";
+import { copyText, dismissStream, watchCommand } from "./common/stream_actions.js";
 import { createGoLiveForm } from "./golive.js";
 import { createCameraPanel } from "./camera.js";
 import { createWatchView } from "./player.js";
+import { createLinkStatusLine, createLiveStateBadge } from "./livecontrol.js";
+import { createRestartButton } from "./restart.js";
 
 const METRICS = [
   ["fps_in", "fps in", (c) => formatFps(c.fps_in)],
@@ -51,8 +53,8 @@ function createStreamCard(requestId) {
     }));
   const error = el("div", { class: "trickle-stream-error" });
   const preview = createPreviewView({ emptyText: "stream ended" });
-  const restart = el("button", { type: "button", class: "trickle-button trickle-restart",
-    title: `Restart ${requestId} with the same URLs and graph` }, "Restart");
+  const liveState = createLiveStateBadge(requestId); // live control (livecontrol.js, restart.js)
+  const restart = createRestartButton(requestId);
   const dismiss = el("button", { type: "button", class: "trickle-button trickle-dismiss",
     title: `Remove the finished ${requestId} from the list` }, "Dismiss");
   const outputUrl = el("code", { class: "trickle-output-url" });
@@ -65,16 +67,12 @@ function createStreamCard(requestId) {
   ]);
   const watch = createWatchView();
   const element = el("div", { class: "trickle-stream", "data-stream-id": requestId }, [
-    el("div", { class: "trickle-stream-head" }, [idLabel, state, watch.button, restart, stop, dismiss]),
+    el("div", { class: "trickle-stream-head" },
+      [idLabel, state, liveState.element, watch.button, restart.element, stop, dismiss]),
     preview.element, watch.element, metrics, links, error,
   ]);
 
   copy.addEventListener("click", () => copyText(watchCommand(requestId)));
-  restart.addEventListener("click", async () => {
-    restart.disabled = true;
-    await restartStream(requestId);
-    restart.disabled = false;
-  });
   dismiss.addEventListener("click", async () => {
     dismiss.disabled = true;
     if (!(await dismissStream(requestId))) dismiss.disabled = false;
@@ -103,9 +101,10 @@ function createStreamCard(requestId) {
     preview.show(live ? requestId : null);
     preview.element.hidden = !live;
     watch.update(status, live);
+    restart.update(status);
   }
 
-  return { element, update, destroy: () => { preview.destroy(); watch.destroy(); } };
+  return { element, update, destroy: () => { preview.destroy(); watch.destroy(); liveState.destroy(); } };
 }
 
 /** Renders the tab into `container` and keeps it current until `destroy()`. */
@@ -116,7 +115,7 @@ function mountPanel(container) {
   const empty = el("div", { class: "trickle-empty" }, "No streams yet. Go live above, or POST /stream/start.");
   const panel = el("div", { class: "trickle-panel", id: "trickle-panel" }, [
     el("div", { class: "trickle-panel-head" }, [el("h2", {}, "Trickle live video")]),
-    el("section", {}, [el("h3", {}, "Go live from the current graph"), createGoLiveForm()]),
+    el("section", {}, [el("h3", {}, "Go live from the current graph"), createGoLiveForm(), createLinkStatusLine()]),
     el("section", {}, [el("h3", {}, "Go live with your camera"), camera.element]),
     el("section", {}, [el("h3", {}, "Streams"), empty, list]),
   ]);

@@ -1,5 +1,5 @@
-// A stream card's actions beyond Stop: the watch URL and a player command for it, Restart (same id,
-// URLs and workflow: POST /stream/{id}/restart) and Dismiss (forget a finished stream: DELETE /stream/{id}).
+// A stream card's actions beyond Stop and Restart (restart.js): the watch URL and a player command for it,
+// and Dismiss (forget a finished stream: DELETE /stream/{id}).
 import { api } from "../../../../scripts/api.js";
 import { getSetting, toast, toastFailure, trickleFetch } from "./http.js";
 import { SETTING } from "./settings.js";
@@ -27,17 +27,6 @@ export async function copyText(text) {
     toast("warn", "Trickle: copy it by hand", text);
     return false;
   }
-}
-
-export async function restartStream(requestId) {
-  const path = `/stream/${encodeURIComponent(requestId)}/restart`;
-  const result = await trickleFetch(path, { method: "POST" });
-  if (!result.ok) {
-    toastFailure(`Trickle: cannot restart ${requestId}`, result);
-    return false;
-  }
-  toast("info", "Trickle: restarted", `Stream ${requestId} restarted`);
-  return true;
 }
 
 export async function dismissStream(requestId) {
