@@ -232,6 +232,23 @@ class SegmentEncoder:
             self._closed = True
             self._video = None
 
+    def discard(self) -> None:
+        """Release everything now without flushing (the stream stopped: nobody reads the rest); idempotent.
+
+        Drops the x264 context and the open segment at once, so the codec's own threads end now rather
+        than whenever the encoder object is collected.
+        """
+        self._closed = True
+        container, self._container = self._container, None
+        self._video = None
+        self._size = None
+        self._transcoder = None
+        if container is not None:
+            try:
+                container.close()
+            except av.FFmpegError:
+                logger.debug("closing a discarded segment failed", exc_info=True)
+
     # ------------------------------------------------------------------ internals
 
     def _open_video_encoder(self, width: int, height: int) -> None:
