@@ -21,6 +21,7 @@ from .context import FramePreparer, Notifier, SessionContext
 from .errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
+from .input_wait import input_wait_of
 from .limits import DEFAULT_BACKLOG_S, DEFAULT_MAX_STREAMS
 from .media_io import MediaFactory
 from .session import StreamSession
@@ -74,8 +75,9 @@ class StreamRegistry:
         """
         with self._reservation(config.stream_id) as replaced:
             max_backlog_s = self._backlog_of(config)
+            input_wait_s = input_wait_of(config.params)
             live = await self._validated_workflow(config)
-            session = self._build_session(config, live, max_backlog_s)
+            session = self._build_session(config, live, max_backlog_s, input_wait_s)
             await self._launch(session, replaced)
         return session.status()
 
@@ -141,11 +143,13 @@ class StreamRegistry:
             raise WorkflowInvalid(_validation_message(result.error, result.node_errors), result.node_errors)
         return dataclasses.replace(live, nodes=result.workflow or nodes)
 
-    def _build_session(self, config: StreamConfig, live: LiveWorkflow, max_backlog_s: float) -> StreamSession:
+    def _build_session(
+        self, config: StreamConfig, live: LiveWorkflow, max_backlog_s: float, input_wait_s: float
+    ) -> StreamSession:
         if self._media_factory is None:
             from .trickle_io import trickle_media
 
-            ingest, egress = trickle_media(config, max_backlog_s)
+            ingest, egress = trickle_media(config, max_backlog_s, input_wait_s)
         else:
             ingest, egress = self._media_factory(config)
         builder = PromptBuilder(live, f"ct{next(self._prefixes)}_", config.stream_id)
