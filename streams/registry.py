@@ -21,7 +21,7 @@ from .context import FramePreparer, Notifier, SessionContext
 from .errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
-from .heap import trim_heap
+from .heap import release_memory
 from .input_wait import input_wait_of
 from .limits import DEFAULT_BACKLOG_S, DEFAULT_MAX_STREAMS
 from .media_io import MediaFactory
@@ -194,8 +194,8 @@ class StreamRegistry:
 
     def _session_finished(self, session: StreamSession) -> None:
         self._gc_freeze.release(session)
-        # its threads are gone: give their malloc arenas' free pages back (off the loop: can take ms)
-        asyncio.get_running_loop().run_in_executor(None, trim_heap)
+        # collect its cyclic garbage and give free heap pages back (off the loop; see heap.py)
+        asyncio.get_running_loop().run_in_executor(None, release_memory)
         self._finished_order.append(session.stream_id)
         while len(self._finished_order) > KEEP_FINISHED:
             old_id = self._finished_order.popleft()
