@@ -69,8 +69,9 @@ def frames_out(at_least: int):
 # --- 5. memory across start/stop ---------------------------------------------------------------------------
 CYCLES = 30
 WARMUP_CYCLES = 5
-# generous for a CI-sized run: the audit saw 15 MB per cycle (1.3 -> 2.8 GB over 100 cycles)
-RSS_GROWTH_BOUND = 60 * 1024 * 1024
+# the audit saw 15 MB per cycle (1.3 -> 2.8 GB over 100 cycles); with threads freed but sessions left to a
+# later collection this run grew 17-23 MB; now about 1 MB (bench/soak.py measures the 200-cycle figure)
+RSS_GROWTH_BOUND = 12 * 1024 * 1024
 # asyncio's default executor (to_thread) starts its idle workers lazily, up to its pool size, so a worker
 # or two may appear after the warm-up; a stream's own threads (decode, encode, x264, swscale: 4-8 per
 # stream before the fix) left behind would pass this within three cycles
