@@ -162,6 +162,9 @@ class StreamDecoder:
             error = exc
             self.error = exc
         finally:
+            # swscale keeps its own worker threads (PyAV's reformatter: one per CPU by default); this
+            # object often lives on in a reference cycle, so free them now rather than at a later GC
+            self._converter = FrameConverter(self._target)
             if self._on_finished is not None:
                 try:
                     self._on_finished(error)

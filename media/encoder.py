@@ -232,6 +232,24 @@ class SegmentEncoder:
             self._closed = True
             self._video = None
 
+    def discard(self) -> None:
+        """Release everything now without flushing (the stream stopped: nobody reads the rest); idempotent.
+
+        Drops the x264 context, the swscale context and the open segment at once, so their worker threads
+        end now rather than whenever the encoder object is collected (it often sits in a reference cycle).
+        """
+        self._closed = True
+        container, self._container = self._container, None
+        self._video = None
+        self._size = None
+        self._transcoder = None
+        self._reformatter = VideoReformatter()  # a fresh one owns no swscale context (nor its threads)
+        if container is not None:
+            try:
+                container.close()
+            except av.FFmpegError:
+                logger.debug("closing a discarded segment failed", exc_info=True)
+
     # ------------------------------------------------------------------ internals
 
     def _open_video_encoder(self, width: int, height: int) -> None:

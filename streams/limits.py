@@ -26,13 +26,17 @@ DEFAULT_MAX_STREAMS = 4
 DEFAULT_MAX_PUSH_BYTES_PER_S = 8 * 1024 * 1024
 DEFAULT_MAX_PUSH_SEGMENT_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_MEDIA_CONNECTIONS = 16
+DEFAULT_INPUT_WAIT_S = 30.0
+MAX_INPUT_WAIT_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
 class StreamLimits:
     """Bounds of a stream request. Width and height: ``min_dimension..max_dimension``, a multiple of
     ``dimension_multiple`` (the encoder's macroblock-friendly step). ``params.max_backlog_s``: seconds of
-    video the frame hand-off may hold before dropping the oldest, ``min_backlog_s..max_backlog_s``."""
+    video the frame hand-off may hold before dropping the oldest, ``min_backlog_s..max_backlog_s``.
+    ``params.input_wait_s``: seconds a stream waits (state ``waiting``) for its input channel to exist,
+    ``0..max_input_wait_s``, ``default_input_wait_s`` when not given."""
 
     min_dimension: int = MIN_DIMENSION
     max_dimension: int = MAX_DIMENSION
@@ -46,6 +50,8 @@ class StreamLimits:
     max_push_bytes_per_s: int = DEFAULT_MAX_PUSH_BYTES_PER_S
     max_push_segment_bytes: int = DEFAULT_MAX_PUSH_SEGMENT_BYTES
     max_media_connections: int = DEFAULT_MAX_MEDIA_CONNECTIONS  # pushes and watches at once, each
+    default_input_wait_s: float = DEFAULT_INPUT_WAIT_S
+    max_input_wait_s: float = MAX_INPUT_WAIT_S
 
     def dimension_ok(self, value: int) -> bool:
         """True when ``value`` is an allowed width or height."""

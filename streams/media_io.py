@@ -8,7 +8,7 @@ own their threads and sockets and free all of them in ``close()``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..media.types import AudioPacket, DecodedFrame
 from .handoff import InputFrame
@@ -32,6 +32,16 @@ class Ingest(Protocol):
 
     async def close(self) -> None:
         """Stop at once and free every socket and thread (idempotent)."""
+        ...
+
+
+@runtime_checkable
+class InputWatcher(Protocol):
+    """An ingest that can wait for its input channel to appear (``streams.input_wait``)."""
+
+    def watch_input(self, on_waiting: Callable[[bool], None]) -> None:
+        """Call ``on_waiting(True)`` while the input channel is missing, ``(False)`` once it delivers
+        (on the event loop)."""
         ...
 
 

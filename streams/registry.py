@@ -21,6 +21,8 @@ from .context import FramePreparer, Notifier, SessionContext
 from .errors import ApiError, StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
+from .heap import release_memory
+from .input_wait import input_wait_of
 from .limits import DEFAULT_BACKLOG_S, DEFAULT_MAX_STREAMS, StreamLimits
 from .media_io import MediaFactory
 from .session import StreamSession, StreamState
@@ -75,8 +77,9 @@ class StreamRegistry:
         """
         with self._reservation(config.stream_id) as replaced:
             max_backlog_s = self._backlog_of(config)
+            input_wait_s = input_wait_of(config.params)
             live = await self._validated_workflow(config)
-            session = self._build_session(config, live, max_backlog_s)
+            session = self._build_session(config, live, max_backlog_s, input_wait_s)
             await self._launch(session, replaced)
         return session.status()
 
@@ -180,11 +183,13 @@ class StreamRegistry:
             raise WorkflowInvalid(_validation_message(result.error, result.node_errors), result.node_errors)
         return dataclasses.replace(live, nodes=result.workflow or nodes)
 
-    def _build_session(self, config: StreamConfig, live: LiveWorkflow, max_backlog_s: float) -> StreamSession:
+    def _build_session(
+        self, config: StreamConfig, live: LiveWorkflow, max_backlog_s: float, input_wait_s: float
+    ) -> StreamSession:
         if self._media_factory is None:
             from .trickle_io import trickle_media
 
-            ingest, egress = trickle_media(config, max_backlog_s)
+            ingest, egress = trickle_media(config, max_backlog_s, input_wait_s)
         else:
             ingest, egress = self._media_factory(config)
         prefix = f"ct{next(self._prefixes)}_"
@@ -236,6 +241,8 @@ class StreamRegistry:
 
     def _session_finished(self, session: StreamSession) -> None:
         self._gc_freeze.release(session)
+        # collect its cyclic garbage and give free heap pages back (off the loop; see heap.py)
+        asyncio.get_running_loop().run_in_executor(None, release_memory)
         self._finished_order.append(session.stream_id)
         while len(self._finished_order) > KEEP_FINISHED:
             old_id = self._finished_order.popleft()

@@ -8,9 +8,10 @@ Threads and tasks of a session (all freed by ``stop``):
 - the egress thread converts, encodes (output pts = input pts) and publishes;
 - the supervisor task turns how the pump ended into the final state.
 
-States: ``starting`` -> ``running`` -> ``completed`` (input ended, last frames flushed, output channel
-ended) | ``error`` (a node failed: node id, type and message in ``error``; or the input failed) |
-``stopping`` -> ``stopped``. ComfyUI's Interrupt only drops the frame it hit.
+States: ``starting`` -> (``waiting``: the input channel does not exist yet ->) ``running`` ->
+``completed`` (input ended, last frames flushed, output channel ended) | ``error`` (a node failed: node
+id, type and message in ``error``; or the input failed) | ``stopping`` -> ``stopped``. ComfyUI's
+Interrupt only drops the frame it hit.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .control import ControlListener
 from .counters import StreamCounters
 from .executor import PromptOutcome
 from .handoff import FrameHandoff, InputFrame
-from .media_io import Egress, Ingest
+from .media_io import Egress, Ingest, InputWatcher
 from .pump import PromptPump
 from .stages import Stage
 from .updates import Generation, UpdateEngine
@@ -42,11 +43,15 @@ STATUS_EVENT = "trickle.status"
 STATUS_INTERVAL_S = 1.0
 # stop() must return within 2 s: closing the ends shares this budget
 CLOSE_BUDGET_S = 1.5
+# how long start() waits to learn whether the input channel exists (a 404 comes back at once; an existing
+# channel without data yet holds the first GET, and the stream is then simply running)
+INPUT_PROBE_S = 0.5
 FINISH_TIMEOUT_S = 10.0
 
 
 class StreamState(str, enum.Enum):
     STARTING = "starting"
+    WAITING = "waiting"  # for the input channel to appear (streams.input_wait)
     RUNNING = "running"
     STOPPING = "stopping"
     STOPPED = "stopped"
@@ -55,7 +60,7 @@ class StreamState(str, enum.Enum):
 
     @property
     def active(self) -> bool:
-        return self in (StreamState.STARTING, StreamState.RUNNING, StreamState.STOPPING)
+        return self in (StreamState.STARTING, StreamState.WAITING, StreamState.RUNNING, StreamState.STOPPING)
 
 
 class StreamSession:
@@ -118,15 +123,26 @@ class StreamSession:
         )
         self._context.bridges.register(self._bridge)
         self._egress.start(self._on_written, self._on_egress_failed, on_stage=self.counters.stage)
+        input_known = asyncio.Event()
+        if isinstance(self._ingest, InputWatcher):
+            self._ingest.watch_input(lambda waiting: self._on_input_waiting(waiting, input_known))
+        else:
+            input_known.set()
+        ingest = asyncio.create_task(self._run_ingest(), name=f"trickle-ingest-{self.stream_id}")
         self._tasks = [
-            asyncio.create_task(self._run_ingest(), name=f"trickle-ingest-{self.stream_id}"),
+            ingest,
             asyncio.create_task(self._supervise(), name=f"trickle-pump-{self.stream_id}"),
             asyncio.create_task(self._tick(), name=f"trickle-status-{self.stream_id}"),
         ]
         if self.control is not None:
             control = asyncio.create_task(self.control.run(), name=f"trickle-control-{self.stream_id}")
             self._tasks.append(control)
-        self._set_state(StreamState.RUNNING)
+        # so the start answer already says "waiting" when the input channel is missing
+        known = asyncio.ensure_future(input_known.wait())
+        await asyncio.wait({known, ingest}, timeout=INPUT_PROBE_S, return_when=asyncio.FIRST_COMPLETED)
+        known.cancel()
+        if self.state is StreamState.STARTING:
+            self._set_state(StreamState.RUNNING)
 
     async def stop(self) -> dict[str, Any]:
         """Stop now (within ~2 s even while a prompt runs) and free everything; returns the final status."""
@@ -238,6 +254,14 @@ class StreamSession:
         media_time = float(pts * frame.time_base) if frame.time_base else frame.media_time
         self.counters.frame_out(frame.arrival, media_time)
         self._latest_output = (rgb, pts)
+
+    def _on_input_waiting(self, waiting: bool, input_known: asyncio.Event) -> None:
+        """The ingest found the input channel missing (``waiting``) or delivering (event loop)."""
+        input_known.set()
+        if waiting and self.state in (StreamState.STARTING, StreamState.RUNNING):
+            self._set_state(StreamState.WAITING)
+        elif not waiting and self.state is StreamState.WAITING:
+            self._set_state(StreamState.RUNNING)
 
     def _on_egress_failed(self, message: str) -> None:
         self._fail({"node_id": None, "node_type": None, "message": message})

@@ -48,7 +48,9 @@ from .egress_events import (
     SegmentStarted,
 )
 from .handoff import IMAGE_TENSOR_KEY, InputFrame
+from .input_wait import WaitingCallback, first_segment
 from .media_io import AudioCallback, FrameCallback, StageCallback, WrittenCallback
+from .output_health import OutputHealth
 from .stages import Stage
 
 logger = logging.getLogger(__name__)
@@ -62,12 +64,15 @@ DEFAULT_FRAME_SECONDS = Fraction(1, 30)
 FATAL_OUTPUT_ERRORS = (TrickleChannelClosed, TrickleChannelNotFound, TrickleRetriesExhausted, TrickleTLSError)
 
 
-def trickle_media(config: Any, max_backlog_s: float = 1.0) -> tuple[TrickleIngest, TrickleEgress]:
+def trickle_media(
+    config: Any, max_backlog_s: float = 1.0, input_wait_s: float = 0.0
+) -> tuple[TrickleIngest, TrickleEgress]:
     """Ingest and egress for a ``StreamConfig``."""
     low, high = EGRESS_QUEUE_BOUNDS
     queue_frames = max(low, min(high, round(max_backlog_s * 30)))
     return (
-        TrickleIngest(config.subscribe_url, width=config.width, height=config.height),
+        TrickleIngest(config.subscribe_url, width=config.width, height=config.height,
+                      input_wait_s=input_wait_s),
         TrickleEgress(config.publish_url, name=config.stream_id, queue_frames=queue_frames),
     )
 
@@ -79,8 +84,10 @@ class TrickleIngest:
     # input is handled by the hand-off's backlog bound (drop the oldest, keep the newest). A 30 fps cap
     # here held passthrough fed at 120 fps to 30 fps out; without it bench/run.py measured 118 fps.
     def __init__(self, url: str, *, width: int | None = None, height: int | None = None,
-                 max_fps: float | None = None) -> None:
+                 max_fps: float | None = None, input_wait_s: float = 0.0) -> None:
         self.url = url
+        self.input_wait_s = input_wait_s
+        self._on_waiting: WaitingCallback | None = None
         self._width = width
         self._height = height
         self._max_fps = max_fps
@@ -113,7 +120,8 @@ class TrickleIngest:
         )
         self._decoder.start()
         self._subscriber = TrickleSubscriber(self.url)
-        async for segment in self._subscriber:
+        segment = await first_segment(self._subscriber, self.input_wait_s, self._on_waiting)
+        while segment is not None:
             # each trickle segment starts with PAT/PMT and an IDR: marking its first chunk flushes the
             # previous segment's last frames at once and picks up a changed layout (a restarted source's
             # new audio track)
@@ -127,12 +135,17 @@ class TrickleIngest:
                     segment_start = False
             except TrickleSegmentError as err:
                 logger.info("input %s: segment %s truncated (%s); going on", self.url, segment.seq, err)
+            segment = await self._subscriber.next_segment()
         if self._closed:
             return
         self._decoder.end_of_input()
         error = await decoded_all
         if error is not None:
             raise RuntimeError(f"decoder failed: {error}") from error
+
+    def watch_input(self, on_waiting: WaitingCallback) -> None:
+        """``on_waiting(True)`` while the input channel does not exist yet, ``(False)`` once it delivers."""
+        self._on_waiting = on_waiting
 
     async def close(self) -> None:
         self._closed = True
@@ -175,6 +188,7 @@ class TrickleEgress:
         self._encoding = True  # False once the encode thread ended (later frames are dropped)
         self._last_input_pts: int | None = None
         self._input_step: int | None = None
+        self._health = OutputHealth()
 
     # --- Egress protocol ----------------------------------------------------------------------------------
     def start(
@@ -258,6 +272,8 @@ class TrickleEgress:
             logger.exception("output %s: encoder failed", self.url)
             error = f"encoding failed: {err}"
         finally:
+            # stopped: free the codec (and its threads) now, not when this object is collected
+            self._encoder.discard()
             self._encoding = False
             self._outbox.put(EncoderStopped(error))
 
@@ -328,6 +344,7 @@ class TrickleEgress:
                 case SegmentEnded() if self._segment is not None:
                     done, self._segment = self._segment, None
                     await done.close()
+                    self._health.succeeded()
                 case FrameEncoded(at=encoded) if self._on_stage is not None:
                     # every byte a frame's encode() produced (and all before) has been written
                     self._on_stage(Stage.PUBLISH, time.perf_counter() - encoded)
@@ -340,11 +357,15 @@ class TrickleEgress:
             self._fail(f"output failed: {err}")
             return False
         except TrickleError as err:
-            # one segment lost; the next starts with an IDR, so the output recovers by itself
+            # one segment lost; the next starts with an IDR, so the output recovers by itself - unless
+            # segments keep failing (see output_health)
             logger.warning("output %s: segment failed: %s", self.url, err)
             if self._segment is not None:
                 await self._segment.abort()
             self._segment = None
+            if (message := self._health.failed(err)) is not None:
+                self._fail(message)
+                return False
         return True
 
     def _fail(self, message: str) -> None:

@@ -409,9 +409,10 @@ async def test_missing_channels_put_the_stream_in_error_with_the_reason(api):
         final = await api.wait_state("no-out", {"error", "completed"})
         await asyncio.gather(publisher, return_exceptions=True)
         assert final["state"] == "error" and "output failed" in final["error"]["message"], final
-        # the input channel does not exist: the subscriber gives up, the stream says why
+        # the input channel does not exist and the stream may not wait for it: it says why at once
         status, body = await api.start(
-            "no-in", strict.channel_url("missing-in"), strict.channel_url("x-out"), INVERT, SIZE, SIZE
+            "no-in", strict.channel_url("missing-in"), strict.channel_url("x-out"), INVERT, SIZE, SIZE,
+            input_wait_s=0,
         )
         assert status == 200, body
         final = await api.wait_state("no-in", {"error", "completed"})

@@ -135,6 +135,8 @@ async def test_limits_route_answers_the_limits_the_server_checks():
         "max_push_bytes_per_s": 8 * 1024 * 1024,
         "max_push_segment_bytes": 32 * 1024 * 1024,
         "max_media_connections": 16,
+        "default_input_wait_s": 30.0,
+        "max_input_wait_s": 600.0,
     }
     # The published bounds are the ones parsing enforces: the edges pass, one step beyond fails.
     published = StreamLimits(**answer)

@@ -5,13 +5,14 @@
 // Width and height are checked with the server's own limits (GET /stream/limits) before anything is sent.
 import { app } from "../../../scripts/app.js";
 import { el } from "./common/dom.js";
-import { FINAL_STATES, describeNodeError } from "./common/format.js";
+import { describeNodeError } from "./common/format.js";
 import { currentGraphKey } from "./common/graph_key.js";
 import { getSetting, toast, toastFailure, trickleFetch } from "./common/http.js";
 import { FALLBACK_LIMITS, sizeInputAttrs, sizeLimitsOf, sizeProblem } from "./common/limits.js";
 import { clearNodeErrors, revealNode, showNodeErrors } from "./common/node_errors.js";
 import { SETTING } from "./common/settings.js";
 import { streamStore } from "./common/store.js";
+import { TestSourceTracker } from "./common/test_sources.js";
 import { linkStreamToGraph } from "./livecontrol.js";
 
 /** Most node errors listed in one toast; the form lists them all. */
@@ -53,16 +54,23 @@ export async function startFromGraph(fields) {
     toast("error", "Trickle: not started", message);
     return { ok: false, message, entries: [] };
   }
+  const sentAt = streamStore.mark();
   const result = await trickleFetch("/stream/start", { method: "POST", body });
   if (result.ok) {
     const requestId = result.data?.request_id ?? body.gateway_request_id;
-    if (!streamStore.get(requestId)) {
-      streamStore.apply({ request_id: requestId, state: result.data?.state ?? "starting",
-        config: result.data?.config ?? {}, counters: {}, error: null });
+    const state = result.data?.state ?? "starting";
+    // an event of this id since the request went out is newer news of this stream (keep it); an older
+    // entry is the finished stream that had this id before (replace it: its final state is not this one's)
+    if ((streamStore.updatedAt.get(requestId) ?? -Infinity) <= sentAt) {
+      streamStore.apply({ request_id: requestId, state, config: result.data?.config ?? {}, counters: {}, error: null });
     }
     streamStore.focus(requestId, graphKey);
     linkStreamToGraph(requestId, body.params.prompt); // edits of this graph now go to the stream
-    toast("success", "Trickle: live", `Stream ${requestId} started`);
+    if (state === "waiting") {
+      toast("info", "Trickle: waiting for input", `Stream ${requestId} waits for its input channel to be published`);
+    } else {
+      toast("success", "Trickle: live", `Stream ${requestId} started`);
+    }
     return { ok: true, requestId };
   }
   const nodeErrors = result.data?.node_errors;
@@ -80,8 +88,8 @@ export async function startFromGraph(fields) {
 }
 
 // Test sources this page started, by the stream they feed; each is stopped when its stream ends (or
-// does not start), so a tried-out source never keeps publishing into the relay.
-const testSources = new Map();
+// does not start), so a tried-out source never keeps publishing into the relay (common/test_sources.js).
+const testSources = new TestSourceTracker();
 const heldTestSources = new Set(); // streams being restarted: their source must outlive the stop
 
 /** Keep the test source of `streamId` while it restarts; returns the release function. */
@@ -106,15 +114,14 @@ export async function startTestSource({ streamId, width, height }) {
     toastFailure("Trickle: local test source failed", result.ok ? { ...result, message: "no URLs in the answer" } : result);
     return { ok: false, message: result.message || "The local test source did not start." };
   }
-  testSources.set(streamId, data.name);
+  testSources.add(streamId, data.name);
   return { ok: true, subscribeUrl: data.subscribe_url, publishUrl: data.publish_url };
 }
 
 /** Stop the test source feeding `streamId`, if this page started one and it still runs. */
 export async function releaseTestSource(streamId) {
-  const name = testSources.get(streamId);
+  const name = testSources.take(streamId);
   if (!name) return;
-  testSources.delete(streamId);
   // Ask first: a source that already finished is gone, and a 404 would only add noise to the console.
   const running = await trickleFetch("/trickle/test-source");
   if (!running.ok || !running.data?.sources?.[name]) return;
@@ -230,8 +237,8 @@ app.registerExtension({
   name: "Trickle.GoLive",
   setup() {
     streamStore.subscribe((store) => {
-      for (const id of [...testSources.keys()]) {
-        if (FINAL_STATES.has(store.get(id)?.state) && !heldTestSources.has(id)) releaseTestSource(id);
+      for (const id of testSources.ended(store)) {
+        if (!heldTestSources.has(id)) releaseTestSource(id);
       }
     });
   },

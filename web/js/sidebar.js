@@ -87,7 +87,8 @@ function createStreamCard(requestId) {
   function update(status) {
     const counters = status.counters || {};
     element.dataset.state = status.state || "";
-    state.textContent = status.state || "unknown";
+    // "waiting": the stream waits for its input channel (its publisher has not started yet)
+    state.textContent = status.state === "waiting" ? "waiting for input" : status.state || "unknown";
     state.className = `trickle-state trickle-state-${status.state || "unknown"}`;
     for (const [key, , format] of METRICS) values[key].textContent = format(counters);
     error.textContent = formatStreamError(status.error);

@@ -55,7 +55,7 @@ const CSS = `
   white-space: nowrap; flex: 1; }
 .trickle-state { border-radius: 10px; padding: 1px 8px; font-size: 11px; background: #4a5568; color: #fff; }
 .trickle-state-running { background: #2f855a; }
-.trickle-state-starting, .trickle-state-stopping { background: #b7791f; }
+.trickle-state-starting, .trickle-state-waiting, .trickle-state-stopping { background: #b7791f; }
 .trickle-state-error { background: #c53030; }
 .trickle-metrics { display: grid; grid-template-columns: auto 1fr auto 1fr; gap: 2px 8px; margin: 0; }
 .trickle-metrics dt { opacity: .65; }

@@ -2,7 +2,7 @@
 // No imports from ComfyUI here, so tests/js can run them under `node --test`.
 
 /** States in which a stream still uses resources; "live" for the status indicator. */
-export const LIVE_STATES = new Set(["starting", "running", "stopping"]);
+export const LIVE_STATES = new Set(["starting", "waiting", "running", "stopping"]);
 /** States after which nothing more happens to a stream. */
 export const FINAL_STATES = new Set(["stopped", "completed", "error"]);
 
