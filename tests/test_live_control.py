@@ -172,16 +172,16 @@ async def test_blur_radius_change_applies_and_unchanged_nodes_stay_cached(api, r
 
 
 async def test_invalid_update_is_refused_and_the_old_workflow_keeps_running(api, relay):
-    sub_url, collector = await start_stream(api, relay, "bad", INVERT)
+    sub_url, collector = await start_stream(api, relay, "bad-update", INVERT)
     publisher = asyncio.create_task(publish_synthetic(sub_url, 60, width=SIZE, height=SIZE))
-    await wait_status(api, "bad", lambda s: s["counters"]["frames_out"] >= 10)
+    await wait_status(api, "bad-update", lambda s: s["counters"]["frames_out"] >= 10)
     broken = {**INVERT, "2": {"class_type": "ImageBlur",
                               "inputs": {"image": ["1", 0], "blur_radius": 999, "sigma": 1.0}}}
-    status, body = await api.update("bad", {"prompt": broken})
+    status, body = await api.update("bad-update", {"prompt": broken})
     assert status == 400, body
     assert "2" in body["node_errors"] and body["node_errors"]["2"]["class_type"] == "ImageBlur", body
     assert "node 2 (ImageBlur)" in body["error"]
-    status, body = await api.update("bad", {"width": 100})  # not a multiple of 8
+    status, body = await api.update("bad-update", {"width": 100})  # not a multiple of 8
     assert status == 400 and body.get("field") == "params.width", body
     status, body = await api.call("POST", "/stream/bad/update", {"prompt": INVERT})  # not {"params": ...}
     assert status == 400, body
@@ -189,10 +189,10 @@ async def test_invalid_update_is_refused_and_the_old_workflow_keeps_running(api,
     assert status == 404, body
     await publisher
     output = await asyncio.wait_for(collector, 60)
-    final = await api.wait_state("bad", {"completed", "error"})
+    final = await api.wait_state("bad-update", {"completed", "error"})
     assert all(assert_in_order(output, final, 60))  # every frame still inverted
     assert final["generation"] == 1 and final["counters"]["updates_rejected"] == 2
-    status, body = await api.update("bad", {"width": 128})  # the stream ended
+    status, body = await api.update("bad-update", {"width": 128})  # the stream ended
     assert status == 409 and body["state"] == "completed", body
 
 

@@ -14,14 +14,19 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from comfy_trickle.dev.routes import RELAY_PREFIX, DevRoutes
+from comfy_trickle.routes.media_io import MediaIORoutes
 from comfy_trickle.routes.preview import PreviewRoutes
 from comfy_trickle.routes.settings import TrickleSettings
+from comfy_trickle.routes.stream_lifecycle import StreamLifecycleRoutes
 from comfy_trickle.routes.streams import StreamRoutes
 from comfy_trickle.streams.config import parse_start_request
 from comfy_trickle.streams.errors import ApiError, StreamNotFound
 from comfy_trickle.streams.limits import StreamLimits
 
 TOKEN = "s3cret"  # noqa: S105 - a test token
+# A browser cannot put a header on a websocket: the camera socket takes the one-use ticket that the
+# token-guarded POST /trickle/camera hands out instead, and refuses anything else with 403.
+TICKET_ROUTES = {("GET", "/trickle/camera/x/socket")}
 
 
 class NoStreams:
@@ -56,7 +61,9 @@ def guarded_routes(app: web.Application) -> list[tuple[str, str]]:
         path = route.resource.canonical if route.resource is not None else ""
         if route.method == "HEAD" or path.startswith(RELAY_PREFIX):
             continue
-        found.append((route.method, path.replace("{stream_id}", "x").replace("{name}", "x")))
+        for placeholder in ("{stream_id}", "{name}", "{channel}"):
+            path = path.replace(placeholder, "x")
+        found.append((route.method, path))
     return found
 
 
@@ -65,10 +72,14 @@ def app_of(kind: str, settings: TrickleSettings) -> web.Application:
         return StreamRoutes(NoStreams(), settings).get_app()
     if kind == "dev":
         return DevRoutes(settings).get_app()
+    if kind == "media_io":
+        return MediaIORoutes(NoStreams(), settings).get_app()
+    if kind == "lifecycle":
+        return StreamLifecycleRoutes(NoStreams(), settings).get_app()
     return PreviewRoutes(NoStreams(), settings).get_app()
 
 
-@pytest.mark.parametrize("kind", ["streams", "dev", "preview"])
+@pytest.mark.parametrize("kind", ["streams", "dev", "preview", "media_io", "lifecycle"])
 async def test_every_route_answers_401_without_the_token(kind):
     app = app_of(kind, TrickleSettings(token=TOKEN))
     routes = guarded_routes(app)
@@ -77,6 +88,10 @@ async def test_every_route_answers_401_without_the_token(kind):
     await client.start_server()
     try:
         for method, path in routes:
+            if (method, path) in TICKET_ROUTES:
+                resp = await client.request(method, path, headers={"Authorization": f"Bearer {TOKEN}"})
+                assert resp.status == 403, (method, path)  # no ticket, token or not
+                continue
             wrong = {"Authorization": "Bearer no"}
             for headers, error in (({}, "Missing bearer token"), (wrong, "Invalid bearer token")):
                 resp = await client.request(method, path, json={}, headers=headers)
@@ -94,6 +109,8 @@ async def test_the_listed_routes_include_every_stream_and_test_source_route():
     listed = guarded_routes(StreamRoutes(NoStreams(), TrickleSettings()).get_app())
     listed += guarded_routes(DevRoutes(TrickleSettings()).get_app())
     listed += guarded_routes(PreviewRoutes(NoStreams(), TrickleSettings()).get_app())
+    listed += guarded_routes(MediaIORoutes(NoStreams(), TrickleSettings()).get_app())
+    listed += guarded_routes(StreamLifecycleRoutes(NoStreams(), TrickleSettings()).get_app())
     assert sorted(listed) == sorted(
         [
             ("POST", "/stream/start"),
@@ -108,6 +125,14 @@ async def test_the_listed_routes_include_every_stream_and_test_source_route():
             ("GET", "/trickle/test-source"),
             ("DELETE", "/trickle/test-source/x"),
             ("GET", "/trickle/preview/x.jpg"),
+            ("POST", "/trickle/camera"),
+            ("GET", "/trickle/camera/x/socket"),
+            ("GET", "/trickle/player/x"),
+            ("POST", "/stream/push"),
+            ("GET", "/stream/watch"),
+            ("GET", "/stream/x/watch"),
+            ("POST", "/stream/x/restart"),
+            ("DELETE", "/stream/x"),
         ]
     )
 

@@ -4,7 +4,6 @@
 // through the stop, and a stream linked to a graph stays linked (livecontrol.js).
 import { el } from "./common/dom.js";
 import { toast, toastFailure, trickleFetch } from "./common/http.js";
-import { streamStore } from "./common/store.js";
 import { holdTestSource } from "./golive.js";
 import { linkedPromptOf, linkStreamToGraph } from "./livecontrol.js";
 
@@ -17,7 +16,6 @@ export async function restartStream(streamId) {
       toastFailure(`Trickle: cannot restart ${streamId}`, started);
       return false;
     }
-    if (started.data?.request_id) streamStore.apply(started.data);
     const linked = linkedPromptOf(streamId);
     if (linked) linkStreamToGraph(streamId, linked);
     toast("success", "Trickle: restarted", `Stream ${streamId} restarted with the same id and URLs`);
