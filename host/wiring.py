@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from ..routes.preview import PreviewRoutes
+from ..routes.security import HostAllowlist
 from ..routes.settings import TrickleSettings
 from ..routes.streams import register_stream_routes
 from ..streams.context import FramePreparer
@@ -45,6 +46,7 @@ class HostWiring:
             max_streams=settings.limits.max_streams,
             notifier=lambda event, payload: server.send_sync(event, payload),
             prepare_frame=prepare_frame,
+            address_check=HostAllowlist(settings.allowed_hosts).address_allowed,
         )
         self._preview_routes = PreviewRoutes(self.registry, settings)
         self._routes_registered = False

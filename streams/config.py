@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..trickle.redact import redact_url
 from .errors import ApiError, WorkflowInvalid, merge_node_errors, node_error
 from .limits import DEFAULT_DIMENSION, DEFAULT_LIMITS, StreamLimits
 
@@ -57,9 +58,9 @@ class StreamConfig:
     def trickle_urls(self) -> dict[str, str]:
         """The non-empty trickle URLs by field name (what the host allowlist checks)."""
         urls = {
-            "subscribe_url": self.subscribe_url,
-            "publish_url": self.publish_url,
-            "control_url": self.control_url,
+            "subscribe_url": redact_url(self.subscribe_url),
+            "publish_url": redact_url(self.publish_url),
+            "control_url": redact_url(self.control_url),
             "events_url": self.events_url,
         }
         return {name: url for name, url in urls.items() if url}
@@ -68,10 +69,10 @@ class StreamConfig:
         """JSON-ready view for status bodies; the workflow is left out unless asked for (it can be big)."""
         body: dict[str, Any] = {
             "stream_id": self.stream_id,
-            "subscribe_url": self.subscribe_url,
-            "publish_url": self.publish_url,
-            "control_url": self.control_url,
-            "events_url": self.events_url,
+            "subscribe_url": redact_url(self.subscribe_url),
+            "publish_url": redact_url(self.publish_url),
+            "control_url": redact_url(self.control_url),
+            "events_url": redact_url(self.events_url),
             "manifest_id": self.manifest_id,
             "runner_stream_id": self.runner_stream_id,
             "width": self.width,

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from ..trickle.address_guard import AddressCheck
 from .bridge import PROCESS_BRIDGES, BridgeDirectory
 from .config import StreamConfig
 from .context import FramePreparer, Notifier, SessionContext
@@ -47,8 +48,10 @@ class StreamRegistry:
         max_backlog_s: float = DEFAULT_BACKLOG_S,
         prepare_frame: FramePreparer | None = None,
         gc_freeze: CollectorFreeze = PROCESS_GC_FREEZE,
+        address_check: AddressCheck | None = None,
     ) -> None:
         self.max_streams = max_streams
+        self._address_check = address_check  # the host allowlist at connect time (trickle.address_guard)
         self._gc_freeze = gc_freeze
         self._media_factory = media_factory
         self._max_backlog_s = max_backlog_s
@@ -145,7 +148,7 @@ class StreamRegistry:
         if self._media_factory is None:
             from .trickle_io import trickle_media
 
-            ingest, egress = trickle_media(config, max_backlog_s)
+            ingest, egress = trickle_media(config, max_backlog_s, self._address_check)
         else:
             ingest, egress = self._media_factory(config)
         builder = PromptBuilder(live, f"ct{next(self._prefixes)}_", config.stream_id)

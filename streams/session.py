@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from ..media.types import AudioPacket, DecodedFrame
+from ..trickle.redact import redact_text
 from .bridge import FrameBridge
 from .config import StreamConfig
 from .context import SessionContext
@@ -241,6 +242,7 @@ class StreamSession:
         }
 
     def _fail(self, error: dict[str, Any]) -> None:
+        error = {**error, "message": redact_text(str(error.get("message") or ""))}
         if not self.state.active or self.state is StreamState.STOPPING:
             return
         logger.warning("stream %s: error: %s", self.stream_id, error)
