@@ -59,7 +59,8 @@ class LocalServer:
 async def test_item1_a_redirect_is_not_followed_and_the_target_answer_is_not_echoed(api, relay):
     async with LocalServer(lambda r: web.Response(status=403, text=INTERNAL_SECRET)) as internal:
         target = f"http://127.0.0.1:{internal.port}/admin"
-        async with LocalServer(lambda r: web.Response(status=302, headers={"Location": target})) as redirector:
+        redirect = lambda r: web.Response(status=302, headers={"Location": target})  # noqa: E731
+        async with LocalServer(redirect) as redirector:
             status, body = await api.start(
                 "redirected", f"http://127.0.0.1:{redirector.port}/in", relay.channel_url("redir-out"),
                 SEED_PASSTHROUGH,
@@ -100,7 +101,8 @@ async def test_item1_b_the_address_actually_connected_to_is_checked(relay):
 
 async def test_item4_url_secrets_are_redacted_in_status_errors_and_logs(api, relay, comfyui):
     secret_url = f"http://alice:pa55word@127.0.0.1:{relay.port}/no-such-channel?token=QUERYSECRET&sig=SIG9"
-    status, body = await api.start("redacted", secret_url, relay.channel_url("redacted-out"), SEED_PASSTHROUGH)
+    out_url = relay.channel_url("redacted-out")
+    status, body = await api.start("redacted", secret_url, out_url, SEED_PASSTHROUGH)
     assert status == 200, body
     final = await api.wait_state("redacted", {"error", "completed"})
     _, listed = await api.call("GET", "/streams")
