@@ -59,7 +59,13 @@ class HostWiring:
         self._routes_registered = True
         register_stream_routes(self.server.routes, self.registry, self.settings)
         self._preview_routes.setup_routes(self.server.routes)
-        if self.settings.dev_relay:
+        if self.settings.dev_relay and self.settings.token:
+            # The relay cannot require the token (trickle peers send none), so a protected server has none.
+            logger.warning(
+                "comfy-trickle: dev relay and test source are OFF because COMFY_TRICKLE_TOKEN is set "
+                "(the relay cannot check a token); use an external trickle server"
+            )
+        elif self.settings.dev_relay:
             from ..dev.routes import DevRoutes  # dev-only code loads only when the dev relay is on
 
             dev_routes = DevRoutes(self.settings)

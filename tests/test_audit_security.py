@@ -113,3 +113,32 @@ async def test_item4_url_secrets_are_redacted_in_status_errors_and_logs(api, rel
         f"http://REDACTED@127.0.0.1:{relay.port}/no-such-channel?token=REDACTED&sig=REDACTED"
     )
     assert final["state"] == "error" and "http://REDACTED@127.0.0.1" in final["error"]["message"]
+
+
+async def test_item3_with_a_token_the_relay_is_off_and_says_so(comfyui_factory):
+    protected = comfyui_factory(env={"COMFY_TRICKLE_TOKEN": "item3-token"})
+    # the relay cannot check a token (trickle peers send none): nothing of it answers, not even a DELETE
+    for method in ("GET", "POST", "DELETE"):
+        body = b"x" if method == "POST" else None
+        answer = protected.request(method, "/trickle/relay/some-stream-in/0", body=body)
+        assert answer.status in (404, 405), (method, answer.status)
+    assert "dev relay and test source are OFF because COMFY_TRICKLE_TOKEN is set" in protected.startup_log
+
+
+async def test_item3_relay_segments_are_bounded(relay):
+    from aiohttp.test_utils import TestClient, TestServer
+    from comfy_trickle.dev.routes import MAX_RELAY_SEGMENT_BYTES, DevRoutes
+
+    client = TestClient(TestServer(DevRoutes().get_app()))
+    await client.start_server()
+    try:
+        big = bytes(MAX_RELAY_SEGMENT_BYTES + 1024 * 1024)
+
+        async def chunks():
+            for start in range(0, len(big), 256 * 1024):
+                yield big[start : start + 256 * 1024]
+
+        answer = await client.post("/trickle/relay/big/0", data=chunks())
+        assert answer.status == 413
+    finally:
+        await client.close()
