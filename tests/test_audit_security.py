@@ -142,3 +142,13 @@ async def test_item3_relay_segments_are_bounded(relay):
         assert answer.status == 413
     finally:
         await client.close()
+
+
+async def test_item10_a_400_digit_width_is_a_400_not_a_500(api, relay):
+    status, body = await api.start(
+        "huge-width", relay.channel_url("huge-in"), relay.channel_url("huge-out"), SEED_PASSTHROUGH,
+        width=10**400,
+    )
+    assert status == 400, body
+    assert body["field"] == "params.width"
+    assert len(body["error"]) < 200  # the number is not echoed in full
