@@ -47,6 +47,8 @@ class HostWiring:
             notifier=lambda event, payload: server.send_sync(event, payload),
             prepare_frame=prepare_frame,
             address_check=HostAllowlist(settings.allowed_hosts).address_allowed,
+            # a token protects streams: a prompt queued by hand must not read their frames (issue 13.2)
+            newest_frame_reads=not settings.token,
         )
         self._preview_routes = PreviewRoutes(self.registry, settings)
         self._routes_registered = False

@@ -7,7 +7,8 @@ single executor thread waiting for the network.
 
 Queued from the UI (no ticket): ``TrickleInput`` serves the newest frame of the running stream named by
 ``stream_id`` and ``TrickleOutput`` only reports; with no running stream both fail at once with a
-readable message.
+readable message. With ``COMFY_TRICKLE_TOKEN`` set both fail for any prompt the stream did not queue
+itself: only its own prompts carry the secret of their ticket (``streams.bridge``, ``host.running_prompt``).
 
 comfystream's ``LoadTensor``/``SaveTensor`` are *not* registered here; stream workflows using them are
 rewritten to these nodes at start (see ``streams.workflow``), so an installed comfystream keeps its own.
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..host.comfy_api import io, ui
+from ..host.running_prompt import running_prompt_secret
 from ..streams.bridge import PROCESS_BRIDGES, FrameBridge
 from ..streams.errors import StreamNotBound
 from ..streams.handoff import InputFrame
@@ -93,7 +95,8 @@ class TrickleInput(io.ComfyNode):
     def execute(
         cls, stream_id: str, frame_ticket: int = 0, timeout_seconds: float = DEFAULT_TIMEOUT_S
     ) -> io.NodeOutput:
-        frame: InputFrame = _bridge(stream_id).input_frame(int(frame_ticket or 0), float(timeout_seconds))
+        ticket, secret = int(frame_ticket or 0), running_prompt_secret()
+        frame: InputFrame = _bridge(stream_id).input_frame(ticket, float(timeout_seconds), secret)
         image = frame_to_image(frame)
         return io.NodeOutput(image, int(image.shape[2]), int(image.shape[1]))
 
@@ -129,7 +132,7 @@ class TrickleOutput(io.ComfyNode):
     @classmethod
     def execute(cls, images: Any, stream_id: str, frame_ticket: int = 0) -> io.NodeOutput:
         bridge = _bridge(stream_id)
-        if bridge.deliver(int(frame_ticket or 0), images):
+        if bridge.deliver(int(frame_ticket or 0), images, running_prompt_secret()):
             text = f"sent {int(images.shape[0])} frame(s) to {stream_id}"
         else:
             text = f"not sent: only prompts queued by stream {stream_id} reach its output"

@@ -49,6 +49,7 @@ class StreamRegistry:
         prepare_frame: FramePreparer | None = None,
         gc_freeze: CollectorFreeze = PROCESS_GC_FREEZE,
         address_check: AddressCheck | None = None,
+        newest_frame_reads: bool = True,
     ) -> None:
         self.max_streams = max_streams
         self._address_check = address_check  # the host allowlist at connect time (trickle.address_guard)
@@ -62,6 +63,7 @@ class StreamRegistry:
             prepare_frame=prepare_frame,
             inert_nodes=self._inert_nodes_for,
             on_finished=self._session_finished,
+            newest_frame_reads=newest_frame_reads,
         )
         self._sessions: dict[str, StreamSession] = {}
         self._finished_order: collections.deque[str] = collections.deque()

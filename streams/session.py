@@ -79,7 +79,9 @@ class StreamSession:
         self._ingest = ingest
         self._egress = egress
         self._max_backlog_s = max_backlog_s
-        self._bridge = FrameBridge(self.stream_id, self._on_output)
+        self._bridge = FrameBridge(
+            self.stream_id, self._on_output, newest_frame_reads=context.newest_frame_reads
+        )
         self._handoff: FrameHandoff | None = None
         self._pump: PromptPump | None = None
         self._tasks: list[asyncio.Task[Any]] = []

@@ -4,10 +4,17 @@ everything on 127.0.0.1)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from aiohttp import web
-from comfy_trickle.devtools.stream_harness import SEED_PASSTHROUGH, StreamAPI
+from comfy_trickle.devtools.stream_harness import (
+    SEED_PASSTHROUGH,
+    StreamAPI,
+    collect_output,
+    publish_synthetic,
+)
+from comfy_trickle.media.synthetic import make_test_frame, psnr, read_frame_index
 from comfy_trickle.routes.security import HostAllowlist
 from comfy_trickle.trickle.address_guard import TrickleHostRefused
 from comfy_trickle.trickle.subscriber import TrickleSubscriber
@@ -15,6 +22,16 @@ from comfy_trickle.trickle.subscriber import TrickleSubscriber
 pytestmark = [pytest.mark.timeout(120), pytest.mark.relay(autocreate=True)]
 
 INTERNAL_SECRET = "INTERNAL-SERVICE-ANSWER-4711"
+TOKEN = "audit-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# slow enough that the stream's prompts are seen in GET /queue, every frame kept (no backlog drops)
+SLOW_INVERT = {
+    "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+    "2": {"class_type": "TrickleTestSlow", "inputs": {"image": ["1", 0], "seconds": 0.03}},
+    "3": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
+    "4": {"class_type": "TrickleOutput", "inputs": {"images": ["3", 0], "stream_id": ""}},
+}
+MAGENTA = 0xFF00FF
 
 
 @pytest.fixture
@@ -152,3 +169,135 @@ async def test_item10_a_400_digit_width_is_a_400_not_a_500(api, relay):
     assert status == 400, body
     assert body["field"] == "params.width"
     assert len(body["error"]) < 200  # the number is not echoed in full
+
+
+@pytest.fixture
+async def protected_api(comfyui_factory):
+    """A ComfyUI with COMFY_TRICKLE_TOKEN set (no dev relay: streams use the test's relay)."""
+    server = comfyui_factory(env={"COMFY_TRICKLE_TOKEN": TOKEN})
+    client = StreamAPI(server.base_url, headers=AUTH)
+    client.server = server
+    yield client
+    _, streams = await client.call("GET", "/streams")
+    for stream_id, status in (streams or {}).get("streams", {}).items():
+        if status["state"] in ("starting", "running"):
+            await client.stop(stream_id)
+    await client.close()
+
+
+def channels(relay, name: str) -> tuple[str, str]:
+    relay.relay.create_channel(f"{name}-in", "video/MP2T")
+    relay.relay.create_channel(f"{name}-out", "video/MP2T")
+    return relay.channel_url(f"{name}-in"), relay.channel_url(f"{name}-out")
+
+
+async def queue_prompt(api, workflow: dict) -> str:
+    """POST /prompt as anyone who reaches ComfyUI can: the queue's front, no token needed."""
+    status, body = await api.call("POST", "/prompt", {"prompt": workflow, "front": True, "client_id": "x"})
+    assert status == 200, body
+    return body["prompt_id"]
+
+
+async def prompt_result(api, prompt_id: str, timeout: float = 60.0) -> dict:
+    """The history entry of a finished prompt."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, history = await api.call("GET", f"/history/{prompt_id}")
+        if prompt_id in (history or {}) and history[prompt_id]["status"].get("completed") is not None:
+            return history[prompt_id]
+        assert time.monotonic() < deadline, f"prompt {prompt_id} did not finish"
+        await asyncio.sleep(0.05)
+
+
+def failure_message(entry: dict) -> str:
+    errors = [data for event, data in entry["status"]["messages"] if event == "execution_error"]
+    assert entry["status"]["status_str"] == "error" and errors, entry["status"]
+    return f"{errors[0]['exception_type']}: {errors[0]['exception_message']}"
+
+
+async def copied_ticket(api, stream_id: str, timeout: float = 30.0) -> int:
+    """A frame_ticket of the stream's own prompts, as GET /queue shows it to anyone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, queue = await api.call("GET", "/queue")
+        for item in queue["queue_running"] + queue["queue_pending"]:
+            assert len(item) == 5  # the sensitive part (where the frame secret rides) is never shown
+            for node in item[2].values():
+                inputs = node["inputs"]
+                if node["class_type"] == "TrickleInput" and inputs.get("stream_id") == stream_id:
+                    if inputs.get("frame_ticket"):
+                        return int(inputs["frame_ticket"])
+        assert time.monotonic() < deadline, "no prompt of the stream seen in GET /queue"
+        await asyncio.sleep(0.01)
+
+
+async def test_item2_a_prompt_queued_by_hand_neither_reads_nor_injects_a_protected_streams_frames(
+    protected_api, relay
+):
+    api, frame_count = protected_api, 60
+    sub_url, pub_url = channels(relay, "guarded")
+    status, body = await api.start("guarded", sub_url, pub_url, SLOW_INVERT, 128, 128, max_backlog_s=60.0)
+    assert status == 200, body
+    collector = asyncio.create_task(collect_output(pub_url))
+    publisher = asyncio.create_task(publish_synthetic(sub_url, frame_count, width=128, height=128))
+    ticket = await copied_ticket(api, "guarded")
+
+    steal = {  # read the protected stream's frame with the copied ticket (and send it back out)
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": "guarded", "frame_ticket": ticket}},
+        "2": {"class_type": "TrickleOutput",
+              "inputs": {"images": ["1", 0], "stream_id": "guarded", "frame_ticket": ticket}},
+    }  # fmt: skip
+    inject = {  # a magenta frame into the protected stream's output
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 128, "height": 128, "batch_size": 1, "color": MAGENTA}},
+        "2": {"class_type": "TrickleOutput",
+              "inputs": {"images": ["1", 0], "stream_id": "guarded", "frame_ticket": ticket}},
+    }  # fmt: skip
+    newest = {  # a user's own prompt reading the newest frame (ticket 0)
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": "guarded"}},
+        "2": {"class_type": "TrickleOutput", "inputs": {"images": ["1", 0], "stream_id": "guarded"}},
+    }
+    attempts = [await queue_prompt(api, workflow) for workflow in (steal, inject, newest)]
+    messages = [failure_message(await prompt_result(api, prompt_id)) for prompt_id in attempts]
+    assert "StreamAccessDenied" in messages[0] and "was not queued by stream 'guarded'" in messages[0]
+    assert "StreamAccessDenied" in messages[1] and "was not queued by stream 'guarded'" in messages[1]
+    assert "protected by COMFY_TRICKLE_TOKEN" in messages[2]
+
+    await publisher
+    output = await asyncio.wait_for(collector, 60)
+    final = await api.wait_state("guarded", {"completed", "error"})
+    assert final["state"] == "completed", final
+    counters = final["counters"]
+    assert counters["frames_in"] == counters["frames_out"] == frame_count, counters
+    # every output frame is its own input frame inverted: nothing injected, nothing lost
+    indices = [read_frame_index(255 - frame.rgb) for frame in output.frames]
+    assert indices == list(range(frame_count)), indices
+    for frame in output.frames:
+        index = read_frame_index(255 - frame.rgb)
+        assert psnr(255 - frame.rgb, make_test_frame(index, 128, 128)) > 28.0
+
+
+async def test_item2_without_a_token_a_users_own_prompt_reads_the_newest_frame(api, relay):
+    sub_url, pub_url = channels(relay, "open")
+    status, body = await api.start("open", sub_url, pub_url, SLOW_INVERT, 128, 128)
+    assert status == 200, body
+    collector = asyncio.create_task(collect_output(pub_url))
+    publisher = asyncio.create_task(publish_synthetic(sub_url, 45, width=128, height=128))
+    await copied_ticket(api, "open")  # the stream runs
+    peek = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": "open"}},
+        "2": {"class_type": "TrickleOutput", "inputs": {"images": ["1", 0], "stream_id": "open"}},
+    }
+    entry = await prompt_result(api, await queue_prompt(api, peek))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert entry["outputs"]["2"]["text"] == ["not sent: only prompts queued by stream open reach its output"]
+    # and a copied ticket does nothing there either (no token: isolation of the stream's own frames stays)
+    ticket = await copied_ticket(api, "open")
+    steal = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": "open", "frame_ticket": ticket}},
+        "2": {"class_type": "TrickleOutput", "inputs": {"images": ["1", 0], "stream_id": "open"}},
+    }
+    entry = await prompt_result(api, await queue_prompt(api, steal))
+    assert "was not queued by stream 'open'" in failure_message(entry)
+    await publisher
+    await asyncio.wait_for(collector, 60)
