@@ -301,3 +301,24 @@ async def test_item2_without_a_token_a_users_own_prompt_reads_the_newest_frame(a
     assert "was not queued by stream 'open'" in failure_message(entry)
     await publisher
     await asyncio.wait_for(collector, 60)
+
+
+async def test_item10_a_workflow_with_a_cycle_names_the_nodes_in_it(api, relay):
+    cyclic = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+        "2": {"class_type": "ImageBlend", "inputs": {
+            "image1": ["1", 0], "image2": ["3", 0], "blend_factor": 0.5, "blend_mode": "normal"}},
+        "3": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
+        "4": {"class_type": "TrickleOutput", "inputs": {"images": ["3", 0], "stream_id": ""}},
+    }  # fmt: skip
+    urls = relay.channel_url("cyc-in"), relay.channel_url("cyc-out")
+    status, body = await api.start("cyclic", *urls, cyclic)
+    assert status == 400, body
+    assert sorted(body["node_errors"]) == ["2", "3"]
+    assert body["node_errors"]["3"]["class_type"] == "ImageInvert"
+    assert body["node_errors"]["2"]["errors"][0]["details"] == (
+        "Node '#2' is part of a dependency cycle: #2, #3"
+    )
+    assert "Dependency cycle" in body["error"]
+    _, streams = await api.call("GET", "/streams")
+    assert "cyclic" not in streams["streams"]
