@@ -9,8 +9,13 @@ prompt id of their own, and a prompt id would not do anyway: ``POST /prompt`` le
 
 from __future__ import annotations
 
+import logging
 import sys
-from typing import Any
+from typing import Any, NoReturn
+
+from ..streams.errors import StreamNotBound
+
+logger = logging.getLogger(__name__)
 
 FRAME_SECRET_KEY = "comfy_trickle_frame_secret"  # noqa: S105 - the key's name, not a secret
 
@@ -31,3 +36,16 @@ def running_prompt_secret(server: Any = None) -> str | None:
         return None
     secret = running[0][5].get(FRAME_SECRET_KEY)
     return secret if isinstance(secret, str) else None
+
+
+def end_running_prompt(reason: str) -> NoReturn:
+    """End the running prompt the way ComfyUI's Interrupt does: for a race that is expected (a stream's
+    prompt finding the stream stopped), so one log line instead of ComfyUI's traceback for any other
+    exception a node raises. Outside ComfyUI (``comfy.model_management`` not loaded) raises
+    ``StreamNotBound``."""
+    logger.info("comfy-trickle: %s", reason)
+    model_management = sys.modules.get("comfy.model_management")
+    interrupt = getattr(model_management, "InterruptProcessingException", None)
+    if interrupt is None:
+        raise StreamNotBound(reason)
+    raise interrupt(reason)

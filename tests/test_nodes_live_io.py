@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import time
+import types
 import uuid
 from fractions import Fraction
 from pathlib import Path
@@ -213,3 +214,34 @@ def test_with_a_token_a_users_own_prompt_cannot_read_the_newest_frame(live_io, r
     finally:
         PROCESS_BRIDGES.unregister(bridge)
         bridge.close()
+
+
+def test_a_streams_own_prompt_finding_the_stream_stopped_ends_quietly(
+    live_io, stream, running_prompt, monkeypatch
+):
+    """At Stop, prompts in flight are expected to find the stream gone: TrickleOutput just reports it,
+    TrickleInput ends the prompt the way ComfyUI's Interrupt does (one log line, no traceback)."""
+
+    class InterruptProcessingException(Exception):  # comfy.model_management's, as ComfyUI loads it
+        pass
+
+    monkeypatch.setitem(
+        sys.modules,
+        "comfy.model_management",
+        types.SimpleNamespace(InterruptProcessingException=InterruptProcessingException),
+    )
+    bridge, delivered = stream
+    ticket = bridge.open_ticket(input_frame(6, 0))
+    running_prompt["secret"] = bridge.ticket_secret(ticket)
+    bridge.close()
+    PROCESS_BRIDGES.unregister(bridge)
+    with pytest.raises(InterruptProcessingException, match="stopped"):
+        live_io.TrickleInput.execute(stream_id=bridge.stream_id, frame_ticket=ticket)
+    images = torch.zeros((1, HEIGHT, WIDTH, 3))
+    output = live_io.TrickleOutput.execute(images=images, stream_id=bridge.stream_id, frame_ticket=ticket)
+    assert output.ui.as_dict() == {"text": (f"not sent: stream {bridge.stream_id} stopped",)}
+    assert delivered.items == []
+    # a prompt queued by hand naming a stopped stream still fails with the readable message
+    running_prompt["secret"] = None
+    with pytest.raises(StreamNotBound, match="is not running"):
+        live_io.TrickleInput.execute(stream_id=bridge.stream_id, frame_ticket=ticket)
