@@ -103,7 +103,7 @@ class TrickleInput(io.ComfyNode):
             frame: InputFrame = _bridge(stream_id).input_frame(ticket, float(timeout_seconds), secret)
         except StreamNotBound:
             if ticket and secret:  # the stream's own prompt, its stream stopped meanwhile: expected at stop
-                end_running_prompt(f"stream {stream_id!r} stopped; its frame's prompt ends here")
+                end_running_prompt(f"stream {stream_id!r} stopped or dropped frame {ticket}; its prompt ends")
             raise
         image = frame_to_image(frame)
         return io.NodeOutput(image, int(image.shape[2]), int(image.shape[1]))

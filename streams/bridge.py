@@ -94,7 +94,8 @@ class FrameBridge:
         """The frame of ``ticket``; ticket 0 (a prompt queued from the UI) gets the newest frame.
 
         ``secret``: what the running prompt carries (see the module docstring). Waits at most ``timeout``
-        seconds; raises ``StreamAccessDenied``, ``FrameTimeout`` or, if the stream stops meanwhile,
+        seconds (only ticket 0 can wait: a ticket's frame is registered before its prompt is queued);
+        raises ``StreamAccessDenied``, ``FrameTimeout`` or, if the stream stopped or withdrew the frame,
         ``StreamNotBound``.
         """
         deadline = time.monotonic() + timeout
@@ -103,6 +104,10 @@ class FrameBridge:
             while True:
                 if self._closed:
                     raise StreamNotBound(f"Stream {self.stream_id!r} stopped.")
+                if ticket and ticket not in self._pending:
+                    # a prompt the session gave up on (or of an earlier session with this id): waiting
+                    # would only hold ComfyUI's executor until the timeout
+                    raise StreamNotBound(f"Frame {ticket} of stream {self.stream_id!r} was withdrawn.")
                 frame = self._pending.get(ticket) if ticket else self._latest
                 if frame is not None:
                     # (the newest frame served to a UI prompt is not that prompt's frame)

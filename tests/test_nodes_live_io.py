@@ -231,11 +231,16 @@ def test_a_streams_own_prompt_finding_the_stream_stopped_ends_quietly(
         types.SimpleNamespace(InterruptProcessingException=InterruptProcessingException),
     )
     bridge, delivered = stream
+    withdrawn = bridge.open_ticket(input_frame(5, 0))
+    running_prompt["secret"] = bridge.ticket_secret(withdrawn)
+    bridge.close_ticket(withdrawn)  # the session gave up on that frame: its prompt ends at once
+    with pytest.raises(InterruptProcessingException, match=f"stopped or dropped frame {withdrawn}"):
+        live_io.TrickleInput.execute(stream_id=bridge.stream_id, frame_ticket=withdrawn, timeout_seconds=60.0)
     ticket = bridge.open_ticket(input_frame(6, 0))
     running_prompt["secret"] = bridge.ticket_secret(ticket)
     bridge.close()
     PROCESS_BRIDGES.unregister(bridge)
-    with pytest.raises(InterruptProcessingException, match="stopped"):
+    with pytest.raises(InterruptProcessingException, match=f"stopped or dropped frame {ticket}"):
         live_io.TrickleInput.execute(stream_id=bridge.stream_id, frame_ticket=ticket)
     images = torch.zeros((1, HEIGHT, WIDTH, 3))
     output = live_io.TrickleOutput.execute(images=images, stream_id=bridge.stream_id, frame_ticket=ticket)
