@@ -63,8 +63,13 @@ def server(request, comfyui):
     """The session's ComfyUI (no token, dev relay on), then one with a token (no relay)."""
     server = comfyui if request.param == "open" else request.getfixturevalue("protected")
     yield server
-    # a near-valid start may have started a stream: leave none running
+    # a near-valid start may have started a stream, a body a test source: leave none running
     auth = {"Authorization": f"Bearer {TOKEN}"}
+    sources = server.request("GET", "/trickle/test-source", headers=auth, timeout=REQUEST_TIMEOUT_S)
+    if sources.status == 200:
+        for name in json.loads(sources.body)["sources"]:
+            server.request("DELETE", f"/trickle/test-source/{urllib.parse.quote(name, safe='')}",
+                           headers=auth, timeout=REQUEST_TIMEOUT_S)  # fmt: skip
     listed = server.request("GET", "/streams", headers=auth, timeout=REQUEST_TIMEOUT_S)
     for stream_id, status in json.loads(listed.body or b"{}").get("streams", {}).items():
         if status.get("state") in ("starting", "running", "waiting"):
@@ -140,9 +145,12 @@ def test_stream_routes_with_any_id(server, stream_id, body, extra, prefix, query
 @FUZZ
 @given(body=raw_bodies, name=path_segments, extra=headers)
 def test_test_source_routes(server, body, name, extra):
-    call(server, "POST", "/trickle/test-source", body, extra)
+    started = call(server, "POST", "/trickle/test-source", body, extra)
     call(server, "GET", "/trickle/test-source", None, extra)
     call(server, "DELETE", f"/trickle/test-source/{name}", None, extra)
+    if started.status == 200:  # a body that happened to be valid (every field has a default): stop it
+        started_name = urllib.parse.quote(json.loads(started.body)["name"], safe="")
+        call(server, "DELETE", f"/trickle/test-source/{started_name}", None, extra)
 
 
 @FUZZ
@@ -154,5 +162,7 @@ def test_relay_routes(server, channel, seq, body, method):
     if method == "GET":
         channel = f"never-created-{channel}"
     call(server, method, f"/trickle/relay/{channel}/{seq}", body if method == "POST" else None)
+    if method == "POST":  # leave no channel behind on the session's relay
+        call(server, "DELETE", f"/trickle/relay/{channel}", None)
     call(server, method if method != "GET" else "POST", f"/trickle/relay/fz-{channel}", None)
     call(server, "DELETE", f"/trickle/relay/fz-{channel}", None)
