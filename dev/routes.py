@@ -10,8 +10,10 @@ With these a user without a Livepeer gateway can stream on loopback using ComfyU
 * ``GET /trickle/test-source``: the running test sources.
 * ``DELETE /trickle/test-source/{name}``: stops one (its channel is closed, subscribers see the end).
 
-The test-source routes honour the bearer token; the relay does not (trickle peers send no token), so
-``COMFY_TRICKLE_DEV_RELAY=0`` removes all of this on servers reachable by others.
+The test-source routes honour the bearer token. The relay cannot (trickle peers, gateways included, send
+no token), so with ``COMFY_TRICKLE_TOKEN`` set none of this is mounted (``host/wiring.py`` says so in
+the log at start-up); ``COMFY_TRICKLE_DEV_RELAY=0`` removes it on servers reachable by others too.
+Relay segments are bounded (``MAX_RELAY_SEGMENT_BYTES``, 413 above).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ MAX_TEST_SOURCE_DURATION_S = 24 * 3600.0
 CHANNEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 OUTPUT_SUFFIX = "-out"
 TS_MIME_TYPE = "video/MP2T"
+# One trickle segment (about a second of video) is far below this; a larger POST is cut with 413, so
+# anyone who can reach the relay cannot fill the server's memory with one request.
+MAX_RELAY_SEGMENT_BYTES = 8 * 1024 * 1024
 
 
 class DevRoutes:
@@ -48,7 +53,7 @@ class DevRoutes:
 
     def __init__(self, settings: TrickleSettings | None = None, relay: TrickleRelay | None = None) -> None:
         self.settings = settings or TrickleSettings.from_env()
-        self.relay = relay or TrickleRelay(autocreate=True)
+        self.relay = relay or TrickleRelay(autocreate=True, max_segment_bytes=MAX_RELAY_SEGMENT_BYTES)
         self.sources: dict[str, TestSource] = {}
 
     def setup_routes(self, routes: web.RouteTableDef) -> None:

@@ -154,9 +154,9 @@ async def collect_output_timed(url: str, timeout: float = 60.0) -> TimedOutput:
 class StreamAPI:
     """ComfyUI's stream routes over aiohttp."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
         self.base_url = base_url
-        self.http = aiohttp.ClientSession()
+        self.http = aiohttp.ClientSession(headers=headers)  # e.g. the bearer token of a protected server
 
     async def close(self) -> None:
         await self.http.close()

@@ -3,8 +3,8 @@
 Stream frames go through ``PromptServer.instance.prompt_queue``, the queue the UI's Queue button feeds,
 so they share ComfyUI's one executor thread fairly with user prompts. Submission mirrors ``POST /prompt``
 (harness notes): the 6-tuple ``(number, prompt_id, prompt, extra_data, outputs, sensitive)``, ``number``
-taken from ``server.number``, and ``client_id`` always set (without one ComfyUI sends almost no
-messages and leaves cached outputs out of history).
+taken from ``server.number``, the frame's secret in ``sensitive``, and ``client_id`` always set (without
+one ComfyUI sends almost no messages and leaves cached outputs out of history).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..streams.executor import PromptOutcome, PromptState, ValidationResult
+from .running_prompt import FRAME_SECRET_KEY
 from .validation import WorkflowValidator
 
 logger = logging.getLogger(__name__)
@@ -48,13 +49,15 @@ class ComfyPromptRunner:
     async def validate(self, workflow: dict[str, Any], output_node_ids: list[str]) -> ValidationResult:
         return await self._validator.validate(workflow, output_node_ids)
 
-    def submit(self, prompt: dict[str, Any], output_node_ids: list[str], client_id: str) -> str:
+    def submit(self, prompt: dict[str, Any], output_node_ids: list[str], client_id: str, secret: str) -> str:
         prompt_id = str(uuid.uuid4())
         with self._lock:  # the worker thread and the event loop both submit
             number = self._server.number
             self._server.number += 1
         extra_data = {"client_id": client_id, "create_time": int(time.time() * 1000)}
-        self._queue.put((number, prompt_id, prompt, extra_data, list(output_node_ids), {}))
+        # the sixth element is ComfyUI's sensitive extra data: GET /queue and history never show it
+        sensitive = {FRAME_SECRET_KEY: secret}
+        self._queue.put((number, prompt_id, prompt, extra_data, list(output_node_ids), sensitive))
         return prompt_id
 
     def outcome(self, prompt_id: str) -> PromptOutcome:

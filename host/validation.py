@@ -13,6 +13,8 @@ host's own pieces are used wherever it has them, found by feature detection (nev
   the stream and fail on the first frame, so we check those ourselves after the host accepted the
   workflow. Newer hosts check them in ``validate_prompt``. See ``WorkflowValidator._host_rejects_combo``
   for how that is detected.
+- **Dependency cycles.** The host refuses them naming no node; we name every node in each cycle
+  (``host.cycles``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from ..streams.errors import merge_node_errors, node_error
 from ..streams.executor import ValidationResult
+from .cycles import cycle_node_errors
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +164,10 @@ class WorkflowValidator:
         if unknown:
             error = {"type": "invalid_prompt", "message": "Unknown node types", "details": ""}
             return ValidationResult(False, error, [], unknown, prompt)
+        in_cycles = cycle_node_errors(prompt, outputs)
+        if in_cycles:  # the host refuses these too, but names no node
+            error = {"type": "prompt_outputs_failed_validation", "message": "Dependency cycle", "details": ""}
+            return ValidationResult(False, error, [], in_cycles, prompt)
         ok, error, checked_outputs, node_errors = await self._host.validate_prompt(
             str(uuid.uuid4()), prompt, outputs
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..routes.media_io import MediaIORoutes
 from ..routes.preview import PreviewRoutes
+from ..routes.security import HostAllowlist
 from ..routes.settings import TrickleSettings
 from ..routes.stream_lifecycle import StreamLifecycleRoutes
 from ..routes.streams import register_stream_routes
@@ -47,6 +48,9 @@ class HostWiring:
             max_streams=settings.limits.max_streams,
             notifier=lambda event, payload: server.send_sync(event, payload),
             prepare_frame=prepare_frame,
+            address_check=HostAllowlist(settings.allowed_hosts).address_allowed,
+            # a token protects streams: a prompt queued by hand must not read their frames (issue 13.2)
+            newest_frame_reads=not settings.token,
         )
         self._preview_routes = PreviewRoutes(self.registry, settings)
         self._routes_registered = False
@@ -61,7 +65,13 @@ class HostWiring:
         self._preview_routes.setup_routes(self.server.routes)
         MediaIORoutes(self.registry, self.settings).setup_routes(self.server.routes)
         StreamLifecycleRoutes(self.registry, self.settings).setup_routes(self.server.routes)
-        if self.settings.dev_relay:
+        if self.settings.dev_relay and self.settings.token:
+            # The relay cannot require the token (trickle peers send none), so a protected server has none.
+            logger.warning(
+                "comfy-trickle: dev relay and test source are OFF because COMFY_TRICKLE_TOKEN is set "
+                "(the relay cannot check a token); use an external trickle server"
+            )
+        elif self.settings.dev_relay:
             from ..dev.routes import DevRoutes  # dev-only code loads only when the dev relay is on
 
             dev_routes = DevRoutes(self.settings)

@@ -7,7 +7,11 @@ single executor thread waiting for the network.
 
 Queued from the UI (no ticket): ``TrickleInput`` serves the newest frame of the running stream named by
 ``stream_id`` and ``TrickleOutput`` only reports; with no running stream both fail at once with a
-readable message.
+readable message. A prompt the stream queued itself that finds its stream stopped (prompts in flight at
+Stop) ends quietly: ``TrickleOutput`` reports "stream stopped", ``TrickleInput`` ends the prompt the way
+ComfyUI's Interrupt does (``host.running_prompt.end_running_prompt``), so a stop logs no tracebacks.
+With ``COMFY_TRICKLE_TOKEN`` set both fail for any prompt the stream did not queue itself: only its own
+prompts carry the secret of their ticket (``streams.bridge``, ``host.running_prompt``).
 
 comfystream's ``LoadTensor``/``SaveTensor`` are *not* registered here; stream workflows using them are
 rewritten to these nodes at start (see ``streams.workflow``), so an installed comfystream keeps its own.
@@ -18,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..host.comfy_api import io, ui
+from ..host.running_prompt import end_running_prompt, running_prompt_secret
 from ..streams.bridge import PROCESS_BRIDGES, FrameBridge
 from ..streams.errors import StreamNotBound
 from ..streams.handoff import InputFrame
@@ -105,7 +110,13 @@ class TrickleInput(io.ComfyNode):
     def execute(
         cls, stream_id: str, frame_ticket: int = 0, timeout_seconds: float = DEFAULT_TIMEOUT_S
     ) -> io.NodeOutput:
-        frame: InputFrame = _bridge(stream_id).input_frame(int(frame_ticket or 0), float(timeout_seconds))
+        ticket, secret = int(frame_ticket or 0), running_prompt_secret()
+        try:
+            frame: InputFrame = _bridge(stream_id).input_frame(ticket, float(timeout_seconds), secret)
+        except StreamNotBound:
+            if ticket and secret:  # the stream's own prompt, its stream stopped meanwhile: expected at stop
+                end_running_prompt(f"stream {stream_id!r} stopped or dropped frame {ticket}; its prompt ends")
+            raise
         image = frame_to_image(frame)
         return io.NodeOutput(image, int(image.shape[2]), int(image.shape[1]))
 
@@ -140,9 +151,18 @@ class TrickleOutput(io.ComfyNode):
 
     @classmethod
     def execute(cls, images: Any, stream_id: str, frame_ticket: int = 0) -> io.NodeOutput:
-        bridge = _bridge(stream_id)
-        if bridge.deliver(int(frame_ticket or 0), images):
+        ticket, secret = int(frame_ticket or 0), running_prompt_secret()
+        stopped = ui.PreviewText(f"not sent: stream {stream_id} stopped")
+        try:
+            bridge = _bridge(stream_id)
+        except StreamNotBound:
+            if ticket and secret:  # the stream's own prompt, its stream stopped meanwhile: expected at stop
+                return io.NodeOutput(ui=stopped)
+            raise
+        if bridge.deliver(ticket, images, secret):
             text = f"sent {int(images.shape[0])} frame(s) to {stream_id}"
+        elif ticket and secret:
+            return io.NodeOutput(ui=stopped)
         else:
             text = f"not sent: only prompts queued by stream {stream_id} reach its output"
         return io.NodeOutput(ui=ui.PreviewText(text))

@@ -92,6 +92,17 @@ class HostAllowlist:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return (host, port) in self._host_ports
 
+    def address_allowed(self, host: str, address: str, port: int) -> bool:
+        """The connect-time check (``trickle.address_guard.AddressCheck``): may we connect to ``address``,
+        which ``host`` resolved to? Loopback only when the address really is loopback (a name such as
+        ``localhost`` that resolves elsewhere is refused); configured entries by name or by address."""
+        host, address = host.lower().strip("[]"), address.lower()
+        if self.allow_any or _is_loopback_address(address):
+            return True
+        if host in self._hosts or address in self._hosts:
+            return True
+        return (host, port) in self._host_ports or (address, port) in self._host_ports
+
     def check_urls(self, urls: Mapping[str, str]) -> None:
         """Raise 403 naming the first field whose host is not allowed."""
         for field_name, url in urls.items():
@@ -150,6 +161,13 @@ def _split_host_port(entry: str) -> tuple[str, int | None]:
         if port.isdigit():
             return host, int(port)
     return entry, None
+
+
+def _is_loopback_address(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_loopback(host: str) -> bool:

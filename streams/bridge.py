@@ -6,6 +6,14 @@ the frame under a *ticket* before it queues the frame's prompt and writes the ti
 ``TrickleInput``/``TrickleOutput`` inputs, so a node never waits for the network and frames can never
 cross streams: a ticket names exactly one frame of exactly one session.
 
+Tickets are not secret (they are prompt inputs, shown by ``GET /queue``), so each ticket also gets a
+random *secret* that the session hands to the ``PromptRunner`` with the frame's prompt; ComfyUI keeps
+it in the queue item's sensitive part, which ``GET /queue`` and history strip. A node presents the
+secret of the prompt it runs in (``host.running_prompt``); frames flow only when it matches, so a prompt
+queued by hand through ``POST /prompt`` with a copied ticket can neither read nor inject frames. Such a
+prompt fails with ``StreamAccessDenied``. Ticket 0 (a user's own prompt reading the newest frame) is
+allowed only where the session allows it (``newest_frame_reads``: off when a token protects streams).
+
 ``BridgeDirectory`` maps stream ids to the bridges of running sessions; nodes find their stream there.
 One directory per process (``PROCESS_BRIDGES``), because ComfyUI instantiates nothing per node that we
 could hand a reference to; a registry can be given its own directory in tests.
@@ -13,13 +21,15 @@ could hand a reference to; a registry can be given its own directory in tests.
 
 from __future__ import annotations
 
+import hmac
 import itertools
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from .errors import FrameTimeout, StreamNotBound
+from .errors import FrameTimeout, StreamAccessDenied, StreamNotBound
 from .handoff import InputFrame
 
 # Tickets are unique per process, so a prompt left over from a stopped session can never pick up a
@@ -33,11 +43,13 @@ OutputCallback = Callable[[int, InputFrame, Any], None]
 class FrameBridge:
     """Thread-safe frame table of one session (see the module docstring)."""
 
-    def __init__(self, stream_id: str, on_output: OutputCallback) -> None:
+    def __init__(self, stream_id: str, on_output: OutputCallback, *, newest_frame_reads: bool = True) -> None:
         self.stream_id = stream_id
         self._on_output = on_output
+        self._newest_frame_reads = newest_frame_reads
         self._changed = threading.Condition()
         self._pending: dict[int, InputFrame] = {}
+        self._secrets: dict[int, str] = {}
         self._latest: InputFrame | None = None
         self._closed = False
 
@@ -47,13 +59,20 @@ class FrameBridge:
         ticket = next(_TICKETS)
         with self._changed:
             self._pending[ticket] = frame
+            self._secrets[ticket] = secrets.token_urlsafe(24)
             self._latest = frame
             self._changed.notify_all()
         return ticket
 
+    def ticket_secret(self, ticket: int) -> str:
+        """The secret the prompt of an open ticket must carry (given to ``PromptRunner.submit``)."""
+        with self._changed:
+            return self._secrets[ticket]
+
     def close_ticket(self, ticket: int) -> None:
         with self._changed:
             self._pending.pop(ticket, None)
+            self._secrets.pop(ticket, None)
 
     def note_latest(self, frame: InputFrame) -> None:
         """Remember the newest decoded frame (served to UI-queued prompts that name this stream)."""
@@ -66,21 +85,29 @@ class FrameBridge:
         with self._changed:
             self._closed = True
             self._pending.clear()
+            self._secrets.clear()
             self._latest = None
             self._changed.notify_all()
 
     # --- node side (ComfyUI's worker thread) -----------------------------------------------------------
-    def input_frame(self, ticket: int, timeout: float) -> InputFrame:
+    def input_frame(self, ticket: int, timeout: float, secret: str | None) -> InputFrame:
         """The frame of ``ticket``; ticket 0 (a prompt queued from the UI) gets the newest frame.
 
-        Waits at most ``timeout`` seconds; raises ``FrameTimeout`` or, if the stream stops meanwhile,
+        ``secret``: what the running prompt carries (see the module docstring). Waits at most ``timeout``
+        seconds (only ticket 0 can wait: a ticket's frame is registered before its prompt is queued);
+        raises ``StreamAccessDenied``, ``FrameTimeout`` or, if the stream stopped or withdrew the frame,
         ``StreamNotBound``.
         """
         deadline = time.monotonic() + timeout
         with self._changed:
+            self._check_access(ticket, secret)
             while True:
                 if self._closed:
                     raise StreamNotBound(f"Stream {self.stream_id!r} stopped.")
+                if ticket and ticket not in self._pending:
+                    # a prompt the session gave up on (or of an earlier session with this id): waiting
+                    # would only hold ComfyUI's executor until the timeout
+                    raise StreamNotBound(f"Frame {ticket} of stream {self.stream_id!r} was withdrawn.")
                 frame = self._pending.get(ticket) if ticket else self._latest
                 if frame is not None:
                     # (the newest frame served to a UI prompt is not that prompt's frame)
@@ -95,15 +122,35 @@ class FrameBridge:
                     )
                 self._changed.wait(remaining)
 
-    def deliver(self, ticket: int, images: Any) -> bool:
+    def deliver(self, ticket: int, images: Any, secret: str | None) -> bool:
         """Hand a processed frame to the session's encoder; never blocks. False when nothing takes it
-        (a UI-queued prompt, or a session that stopped)."""
+        (a UI-queued prompt, or a session that stopped). Raises ``StreamAccessDenied`` like
+        ``input_frame``."""
         with self._changed:
+            self._check_access(ticket, secret)
             frame = self._pending.get(ticket) if ticket else None
             if frame is None or self._closed:
                 return False
         self._on_output(ticket, frame, images)
         return True
+
+    def _check_access(self, ticket: int, secret: str | None) -> None:
+        """Raise ``StreamAccessDenied`` unless the prompt may use this ticket (call under the lock)."""
+        if not ticket:
+            if not self._newest_frame_reads:
+                raise StreamAccessDenied(
+                    f"Stream {self.stream_id!r} is protected by COMFY_TRICKLE_TOKEN: only the prompts it "
+                    "queues itself read or send its frames, a prompt queued by hand cannot."
+                )
+            return
+        expected = self._secrets.get(ticket)
+        if expected is None and secret:
+            return  # a leftover prompt of a stream (its ticket is closed): it finds no frame, as before
+        if expected is None or not secret or not hmac.compare_digest(expected, secret):
+            raise StreamAccessDenied(
+                f"This prompt was not queued by stream {self.stream_id!r}: only the prompts a stream queues "
+                "itself read or send its frames (a frame_ticket copied from the queue grants nothing)."
+            )
 
 
 class BridgeDirectory:

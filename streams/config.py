@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..trickle.redact import redact_url
 from .errors import ApiError, WorkflowInvalid, merge_node_errors, node_error
 from .limits import DEFAULT_DIMENSION, DEFAULT_LIMITS, StreamLimits
 
@@ -57,9 +58,9 @@ class StreamConfig:
     def trickle_urls(self) -> dict[str, str]:
         """The non-empty trickle URLs by field name (what the host allowlist checks)."""
         urls = {
-            "subscribe_url": self.subscribe_url,
-            "publish_url": self.publish_url,
-            "control_url": self.control_url,
+            "subscribe_url": redact_url(self.subscribe_url),
+            "publish_url": redact_url(self.publish_url),
+            "control_url": redact_url(self.control_url),
             "events_url": self.events_url,
         }
         return {name: url for name, url in urls.items() if url}
@@ -68,10 +69,10 @@ class StreamConfig:
         """JSON-ready view for status bodies; the workflow is left out unless asked for (it can be big)."""
         body: dict[str, Any] = {
             "stream_id": self.stream_id,
-            "subscribe_url": self.subscribe_url,
-            "publish_url": self.publish_url,
-            "control_url": self.control_url,
-            "events_url": self.events_url,
+            "subscribe_url": redact_url(self.subscribe_url),
+            "publish_url": redact_url(self.publish_url),
+            "control_url": redact_url(self.control_url),
+            "events_url": redact_url(self.events_url),
             "manifest_id": self.manifest_id,
             "runner_stream_id": self.runner_stream_id,
             "width": self.width,
@@ -249,6 +250,17 @@ def _optional_string(body: dict[str, Any], name: str) -> str:
     return value
 
 
+def _finite(value: float) -> bool:
+    """math.isfinite without its OverflowError: JSON integers have any number of digits."""
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _shown(value: Any) -> str:
+    """A rejected value for an error message, at most 40 characters (a 400-digit number stays short)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _dimension(params: dict[str, Any], name: str, limits: StreamLimits) -> int:
     field_name = f"params.{name}"
     value = params.get(name)
@@ -258,16 +270,17 @@ def _dimension(params: dict[str, Any], name: str, limits: StreamLimits) -> int:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not math.isfinite(value)
+        or not _finite(value)
         or value != int(value)
     ):
-        raise ApiError(400, f"Field {field_name} must be an integer, got {value!r}", {"field": field_name})
+        message = f"Field {field_name} must be an integer, got {_shown(value)}"
+        raise ApiError(400, message, {"field": field_name})
     value = int(value)
     if not limits.dimension_ok(value):
         raise ApiError(
             400,
             f"Field {field_name} must be a multiple of {limits.dimension_multiple} between "
-            f"{limits.min_dimension} and {limits.max_dimension}, got {value}",
+            f"{limits.min_dimension} and {limits.max_dimension}, got {_shown(value)}",
             {"field": field_name},
         )
     return value
@@ -280,13 +293,13 @@ def _backlog(params: dict[str, Any], limits: StreamLimits) -> float | None:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not math.isfinite(value)
+        or not _finite(value)
         or not limits.backlog_ok(value)
     ):
         raise ApiError(
             400,
             f"params.max_backlog_s must be seconds in {limits.min_backlog_s:g}..{limits.max_backlog_s:g}, "
-            f"got {value!r}",
+            f"got {_shown(value)}",
             {"field": "params.max_backlog_s"},
         )
     return float(value)

@@ -38,6 +38,7 @@ class SessionContext:
     prepare_frame: FramePreparer | None
     inert_nodes: Callable[[str], dict[str, Any]]
     on_finished: Callable[[StreamSession], None]
+    newest_frame_reads: bool  # may a prompt the stream did not queue read its newest frame (no token)
 
     def notify(self, event: str, payload: dict[str, Any]) -> None:
         """Tell the UI (never raises: a failing notifier must not break a stream)."""

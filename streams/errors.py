@@ -97,6 +97,12 @@ class StreamNotBound(StreamError):
     http_status = 400
 
 
+class StreamAccessDenied(StreamError):
+    """A live node ran in a prompt the stream did not queue itself (see ``streams.bridge``)."""
+
+    http_status = 403
+
+
 class FrameTimeout(StreamError):
     """``TrickleInput`` waited longer than its timeout for the stream's frame."""
 

@@ -59,9 +59,10 @@ class PromptRunner(Protocol):
         everything they depend on). Runs on the event loop that owns ComfyUI's server."""
         ...
 
-    def submit(self, prompt: dict[str, Any], output_node_ids: list[str], client_id: str) -> str:
+    def submit(self, prompt: dict[str, Any], output_node_ids: list[str], client_id: str, secret: str) -> str:
         """Queue an already validated prompt (no re-validation) executing ``output_node_ids``; returns its
-        prompt id. Thread-safe."""
+        prompt id. ``secret`` travels with the prompt where no one else can read or set it (the live nodes
+        check it, see ``streams.bridge``). Thread-safe."""
         ...
 
     def outcome(self, prompt_id: str) -> PromptOutcome:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from ..trickle.address_guard import AddressCheck
 from .bridge import PROCESS_BRIDGES, BridgeDirectory
 from .config import StreamConfig
 from .context import FramePreparer, Notifier, SessionContext
@@ -50,8 +51,11 @@ class StreamRegistry:
         max_backlog_s: float = DEFAULT_BACKLOG_S,
         prepare_frame: FramePreparer | None = None,
         gc_freeze: CollectorFreeze = PROCESS_GC_FREEZE,
+        address_check: AddressCheck | None = None,
+        newest_frame_reads: bool = True,
     ) -> None:
         self.max_streams = max_streams
+        self._address_check = address_check  # the host allowlist at connect time (trickle.address_guard)
         self._gc_freeze = gc_freeze
         self._media_factory = media_factory
         self._max_backlog_s = max_backlog_s
@@ -62,6 +66,7 @@ class StreamRegistry:
             prepare_frame=prepare_frame,
             inert_nodes=self._inert_nodes_for,
             on_finished=self._session_finished,
+            newest_frame_reads=newest_frame_reads,
         )
         self._sessions: dict[str, StreamSession] = {}
         self._finished_order: collections.deque[str] = collections.deque()
@@ -189,7 +194,7 @@ class StreamRegistry:
         if self._media_factory is None:
             from .trickle_io import trickle_media
 
-            ingest, egress = trickle_media(config, max_backlog_s, input_wait_s)
+            ingest, egress = trickle_media(config, max_backlog_s, input_wait_s, self._address_check)
         else:
             ingest, egress = self._media_factory(config)
         prefix = f"ct{next(self._prefixes)}_"

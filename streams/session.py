@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from ..media.types import AudioPacket, DecodedFrame
+from ..trickle.redact import redact_text
 from .bridge import FrameBridge
 from .config import StreamConfig
 from .context import SessionContext
@@ -89,7 +90,9 @@ class StreamSession:
         self._ingest = ingest
         self._egress = egress
         self._max_backlog_s = max_backlog_s
-        self._bridge = FrameBridge(self.stream_id, self._on_output)
+        self._bridge = FrameBridge(
+            self.stream_id, self._on_output, newest_frame_reads=context.newest_frame_reads
+        )
         self._handoff: FrameHandoff | None = None
         self._pump: PromptPump | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -314,6 +317,7 @@ class StreamSession:
         }
 
     def _fail(self, error: dict[str, Any]) -> None:
+        error = {**error, "message": redact_text(str(error.get("message") or ""))}
         if not self.state.active or self.state is StreamState.STOPPING:
             return
         logger.warning("stream %s: error: %s", self.stream_id, error)

@@ -28,6 +28,7 @@ from ..media.decoder import StreamDecoder
 from ..media.encoder import EncoderSettings, SegmentEncoder
 from ..media.frames import comfy_image_to_frames
 from ..media.types import MPEGTS_TIME_BASE, AudioPacket
+from ..trickle.address_guard import AddressCheck, TrickleHostRefused
 from ..trickle.errors import (
     TrickleChannelClosed,
     TrickleChannelNotFound,
@@ -37,6 +38,7 @@ from ..trickle.errors import (
     TrickleTLSError,
 )
 from ..trickle.publisher import PublishedSegment, TricklePublisher
+from ..trickle.redact import redact_url
 from ..trickle.subscriber import TrickleSubscriber
 from .egress_events import (
     EgressEvent,
@@ -61,19 +63,24 @@ EGRESS_QUEUE_FRAMES = 30
 EGRESS_QUEUE_BOUNDS = (8, 64)
 DEFAULT_FRAME_SECONDS = Fraction(1, 30)
 # the output channel is gone for good: the stream cannot go on
-FATAL_OUTPUT_ERRORS = (TrickleChannelClosed, TrickleChannelNotFound, TrickleRetriesExhausted, TrickleTLSError)
+FATAL_OUTPUT_ERRORS = (
+    TrickleHostRefused, TrickleChannelClosed, TrickleChannelNotFound, TrickleRetriesExhausted, TrickleTLSError
+)
 
 
 def trickle_media(
-    config: Any, max_backlog_s: float = 1.0, input_wait_s: float = 0.0
+    config: Any, max_backlog_s: float = 1.0, input_wait_s: float = 0.0,
+    address_check: AddressCheck | None = None,
 ) -> tuple[TrickleIngest, TrickleEgress]:
-    """Ingest and egress for a ``StreamConfig``."""
+    """Ingest and egress for a ``StreamConfig``; ``address_check`` holds every connection to the host
+    allowlist at connect time (``trickle.address_guard``)."""
     low, high = EGRESS_QUEUE_BOUNDS
     queue_frames = max(low, min(high, round(max_backlog_s * 30)))
     return (
         TrickleIngest(config.subscribe_url, width=config.width, height=config.height,
-                      input_wait_s=input_wait_s),
-        TrickleEgress(config.publish_url, name=config.stream_id, queue_frames=queue_frames),
+                      input_wait_s=input_wait_s, address_check=address_check),
+        TrickleEgress(config.publish_url, name=config.stream_id, queue_frames=queue_frames,
+                      address_check=address_check),
     )
 
 
@@ -84,10 +91,12 @@ class TrickleIngest:
     # input is handled by the hand-off's backlog bound (drop the oldest, keep the newest). A 30 fps cap
     # here held passthrough fed at 120 fps to 30 fps out; without it bench/run.py measured 118 fps.
     def __init__(self, url: str, *, width: int | None = None, height: int | None = None,
-                 max_fps: float | None = None, input_wait_s: float = 0.0) -> None:
+                 max_fps: float | None = None, input_wait_s: float = 0.0,
+                 address_check: AddressCheck | None = None) -> None:
         self.url = url
         self.input_wait_s = input_wait_s
         self._on_waiting: WaitingCallback | None = None
+        self._address_check = address_check
         self._width = width
         self._height = height
         self._max_fps = max_fps
@@ -119,7 +128,7 @@ class TrickleIngest:
             on_finished=finished,
         )
         self._decoder.start()
-        self._subscriber = TrickleSubscriber(self.url)
+        self._subscriber = TrickleSubscriber(self.url, address_check=self._address_check)
         segment = await first_segment(self._subscriber, self.input_wait_s, self._on_waiting)
         while segment is not None:
             # each trickle segment starts with PAT/PMT and an IDR: marking its first chunk flushes the
@@ -134,7 +143,9 @@ class TrickleIngest:
                     self._decoder.feed(chunk, segment_start=segment_start)
                     segment_start = False
             except TrickleSegmentError as err:
-                logger.info("input %s: segment %s truncated (%s); going on", self.url, segment.seq, err)
+                logger.info(
+                    "input %s: segment %s truncated (%s); going on", redact_url(self.url), segment.seq, err
+                )
             segment = await self._subscriber.next_segment()
         if self._closed:
             return
@@ -169,8 +180,9 @@ class TrickleEgress:
     """Encodes and publishes output frames to ``url`` (see the module docstring)."""
 
     def __init__(self, url: str, *, name: str = "", settings: EncoderSettings | None = None,
-                 queue_frames: int = EGRESS_QUEUE_FRAMES) -> None:
+                 queue_frames: int = EGRESS_QUEUE_FRAMES, address_check: AddressCheck | None = None) -> None:
         self.url = url
+        self._address_check = address_check
         self._name = name or url
         # None: no more frames (finish or close)
         self._frames: queue.Queue[_Output | None] = queue.Queue(maxsize=queue_frames)
@@ -200,7 +212,7 @@ class TrickleEgress:
         self._on_stage = on_stage
         loop = asyncio.get_running_loop()
         self._outbox.attach(loop)
-        self._publisher = TricklePublisher(self.url)
+        self._publisher = TricklePublisher(self.url, address_check=self._address_check)
         self._publish_task = loop.create_task(self._publish(), name=f"trickle-publish-{self._name}")
         self._thread = threading.Thread(target=self._encode_loop, name=f"trickle-encode-{self._name}",
                                         daemon=True)
@@ -269,7 +281,7 @@ class TrickleEgress:
                 self._encoder.close()  # flushes the last segment
         except Exception as err:
             # the stream cannot go on without its output: the publisher task reports it (stream in error)
-            logger.exception("output %s: encoder failed", self.url)
+            logger.exception("output %s: encoder failed", redact_url(self.url))
             error = f"encoding failed: {err}"
         finally:
             # stopped: free the codec (and its threads) now, not when this object is collected
@@ -353,13 +365,13 @@ class TrickleEgress:
                         self._fail(error)
                     return False
         except FATAL_OUTPUT_ERRORS as err:
-            logger.warning("output %s: %s", self.url, err)
+            logger.warning("output %s: %s", redact_url(self.url), err)
             self._fail(f"output failed: {err}")
             return False
         except TrickleError as err:
             # one segment lost; the next starts with an IDR, so the output recovers by itself - unless
             # segments keep failing (see output_health)
-            logger.warning("output %s: segment failed: %s", self.url, err)
+            logger.warning("output %s: segment failed: %s", redact_url(self.url), err)
             if self._segment is not None:
                 await self._segment.abort()
             self._segment = None

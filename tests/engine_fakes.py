@@ -60,14 +60,14 @@ class FakeRunner:
         )
         return ValidationResult(ok, error, list(output_node_ids), dict(self.validation_errors), workflow)
 
-    def submit(self, prompt, output_node_ids, client_id):
-        assert client_id
+    def submit(self, prompt, output_node_ids, client_id, secret):
+        assert client_id and secret
         with self._lock:
             self._count += 1
             prompt_id = f"p{self._count}"
             self._queued.add(prompt_id)
         self.submitted.append(prompt)
-        self._queue.put((prompt_id, prompt, output_node_ids))
+        self._queue.put((prompt_id, prompt, output_node_ids, secret))
         return prompt_id
 
     def outcome(self, prompt_id):
@@ -93,18 +93,18 @@ class FakeRunner:
             item = self._queue.get()
             if item is None:
                 return
-            prompt_id, prompt, outputs = item
+            prompt_id, prompt, outputs, secret = item
             with self._lock:
                 if prompt_id not in self._queued:
                     continue  # forgotten while queued
                 self._queued.discard(prompt_id)
                 self._running = prompt_id
-            outcome = self._execute(prompt, outputs)
+            outcome = self._execute(prompt, outputs, secret)
             with self._lock:
                 self._running = None
                 self.history[prompt_id] = {"outcome": outcome}
 
-    def _execute(self, prompt, outputs):
+    def _execute(self, prompt, outputs, secret):
         input_id = next(
             i for i, n in prompt.items() if n["class_type"] == "TrickleInput" and n["inputs"][TICKET_INPUT]
         )
@@ -113,7 +113,7 @@ class FakeRunner:
         if bridge is None:
             return PromptOutcome(PromptState.ERROR, input_id, "TrickleInput", "not running")
         try:
-            frame = bridge.input_frame(node["inputs"][TICKET_INPUT], 1.0)
+            frame = bridge.input_frame(node["inputs"][TICKET_INPUT], 1.0, secret)
         except Exception as err:
             return PromptOutcome(PromptState.ERROR, input_id, "TrickleInput", str(err))
         value = int(frame.image[0, 0, 0])
@@ -124,7 +124,7 @@ class FakeRunner:
             node_id, node_type, message = self.fail_on[value]
             return PromptOutcome(PromptState.ERROR, node_id, node_type, message)
         out_node = prompt[outputs[0]]
-        bridge.deliver(out_node["inputs"][TICKET_INPUT], 255 - frame.image)
+        bridge.deliver(out_node["inputs"][TICKET_INPUT], 255 - frame.image, secret)
         return PromptOutcome(PromptState.SUCCESS)
 
 

@@ -12,7 +12,7 @@ from comfy_trickle.streams.bridge import BridgeDirectory, FrameBridge
 from comfy_trickle.streams.config import StreamConfig
 from comfy_trickle.streams.counters import FPS_MAX_FRAMES, STAGE_SAMPLES, FrameRateMeter, StreamCounters
 from comfy_trickle.streams.errors import (
-    FrameTimeout,
+    StreamAccessDenied,
     StreamExists,
     StreamLimitReached,
     StreamNotBound,
@@ -362,16 +362,45 @@ def test_bridge_tickets_never_cross_sessions_and_fail_readably():
     old_ticket = old.open_ticket(input_frame(1, 0.0))
     new_ticket = new.open_ticket(input_frame(2, 0.0))
     assert old_ticket != new_ticket  # unique per process, even for the same stream id
-    assert new.input_frame(new_ticket, 0.1).index == 2
-    with pytest.raises(FrameTimeout, match="No frame from stream 's' within 0.05 s"):
-        new.input_frame(old_ticket, 0.05)  # a leftover prompt of the old session finds nothing here
-    assert new.deliver(old_ticket, "x") is False and delivered == []
-    assert new.input_frame(0, 0.1).index == 2  # ticket 0 (a UI prompt): the newest frame
+    old_secret, new_secret = old.ticket_secret(old_ticket), new.ticket_secret(new_ticket)
+    assert new.input_frame(new_ticket, 0.1, new_secret).index == 2
+    with pytest.raises(StreamNotBound, match=f"Frame {old_ticket} of stream 's' was withdrawn"):
+        new.input_frame(old_ticket, 30.0, old_secret)  # a leftover prompt of the old session: at once
+    assert new.deliver(old_ticket, "x", old_secret) is False and delivered == []
+    assert new.input_frame(0, 0.1, None).index == 2  # ticket 0 (a UI prompt): the newest frame
     new.close()
     with pytest.raises(StreamNotBound, match="stopped"):
-        new.input_frame(new_ticket, 0.1)
-    assert new.deliver(new_ticket, "x") is False
-    assert old.deliver(old_ticket, "x") is True and delivered == [("old", 1)]
+        new.input_frame(new_ticket, 0.1, new_secret)
+    assert new.deliver(new_ticket, "x", new_secret) is False
+    assert old.deliver(old_ticket, "x", old_secret) is True and delivered == [("old", 1)]
+
+
+def test_bridge_frames_flow_only_to_prompts_carrying_their_tickets_secret():
+    delivered = []
+    open_bridge = FrameBridge("s", lambda ticket, frame, images: delivered.append(frame.index))
+    ticket = open_bridge.open_ticket(input_frame(1, 0.0))
+    secret = open_bridge.ticket_secret(ticket)
+    other_ticket = open_bridge.open_ticket(input_frame(2, 0.0))
+    # a prompt queued by hand with the ticket copied from GET /queue: no secret, or another ticket's
+    for presented in (None, "", "guess", open_bridge.ticket_secret(other_ticket)):
+        with pytest.raises(StreamAccessDenied, match="not queued by stream 's'"):
+            open_bridge.input_frame(ticket, 0.1, presented)
+        with pytest.raises(StreamAccessDenied, match="not queued by stream 's'"):
+            open_bridge.deliver(ticket, "injected", presented)
+    with pytest.raises(StreamAccessDenied):  # a ticket never issued, no secret: refused at once
+        open_bridge.input_frame(10**9, 30.0, None)
+    assert delivered == []
+    assert open_bridge.input_frame(ticket, 0.1, secret).index == 1
+    assert open_bridge.deliver(ticket, "processed", secret) is True and delivered == [1]
+    assert open_bridge.input_frame(0, 0.1, None).index == 2  # no token: a user's prompt reads the newest
+
+    protected = FrameBridge("p", lambda *args: delivered.append("protected"), newest_frame_reads=False)
+    protected.note_latest(input_frame(3, 0.0))
+    with pytest.raises(StreamAccessDenied, match="protected by COMFY_TRICKLE_TOKEN"):
+        protected.input_frame(0, 0.1, None)
+    with pytest.raises(StreamAccessDenied, match="protected by COMFY_TRICKLE_TOKEN"):
+        protected.deliver(0, "x", None)
+    assert delivered == [1]
 
 
 # --- drops survive the end of a stream ------------------------------------------------------------------

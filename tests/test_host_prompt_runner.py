@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from comfy_trickle.host.prompt_runner import FORGET_GIVE_UP_S, FORGET_RETRY_S, ComfyPromptRunner
+from comfy_trickle.host.running_prompt import FRAME_SECRET_KEY, running_prompt_secret
 from comfy_trickle.host.validation import HostValidation, WorkflowValidator
 from comfy_trickle.streams.executor import PromptOutcome, PromptState
 from host_fakes import FakeClock, FakeServer
@@ -36,11 +37,19 @@ def runner(server, clock) -> ComfyPromptRunner:
 
 
 def test_submit_queues_the_six_tuple_post_prompt_queues(server, runner):
-    first = runner.submit(PROMPT, ["1"], "stream-a")
-    second = runner.submit(PROMPT, ["1"], "stream-a")
+    first = runner.submit(PROMPT, ["1"], "stream-a", "frame-secret-1")
+    second = runner.submit(PROMPT, ["1"], "stream-a", "frame-secret-2")
     assert first != second
     (number_1, id_1, prompt_1, extra_1, outputs_1, sensitive_1), second_item = server.prompt_queue.queued
-    assert (number_1, id_1, prompt_1, outputs_1, sensitive_1) == (41, first, PROMPT, ["1"], {})
+    assert (number_1, id_1, prompt_1, outputs_1) == (41, first, PROMPT, ["1"])
+    # the frame's secret rides in ComfyUI's sensitive part (never shown by GET /queue or history)...
+    assert sensitive_1 == {FRAME_SECRET_KEY: "frame-secret-1"}
+    assert "frame-secret-1" not in repr(extra_1)
+    # ...and is what a node in that prompt presents while it runs
+    server.prompt_queue.running = [server.prompt_queue.queued[0]]
+    assert running_prompt_secret(server) == "frame-secret-1"
+    server.prompt_queue.running = []
+    assert running_prompt_secret(server) is None
     assert extra_1["client_id"] == "stream-a"  # without it ComfyUI drops cached outputs from history
     assert isinstance(extra_1["create_time"], int)
     assert second_item[0] == 42 and server.number == 43  # numbers come from, and advance, the server's
@@ -69,7 +78,7 @@ def test_submit_queues_the_six_tuple_post_prompt_queues(server, runner):
     ],
 )
 def test_a_finished_prompts_history_maps_to_its_outcome(server, runner, status, expected):
-    prompt_id = runner.submit(PROMPT, ["1"], "c")
+    prompt_id = runner.submit(PROMPT, ["1"], "c", "s")
     server.prompt_queue.start(prompt_id)
     server.prompt_queue.finish(prompt_id, status)
     assert runner.outcome(prompt_id) == expected
@@ -77,7 +86,7 @@ def test_a_finished_prompts_history_maps_to_its_outcome(server, runner, status, 
 
 
 def test_queued_and_running_prompts_are_pending_and_a_vanished_one_is_lost(server, runner):
-    prompt_id = runner.submit(PROMPT, ["1"], "c")
+    prompt_id = runner.submit(PROMPT, ["1"], "c", "s")
     assert runner.outcome(prompt_id).state is PromptState.PENDING
     server.prompt_queue.start(prompt_id)
     assert runner.outcome(prompt_id).state is PromptState.PENDING
@@ -87,8 +96,8 @@ def test_queued_and_running_prompts_are_pending_and_a_vanished_one_is_lost(serve
 
 
 def test_forget_drops_a_queued_prompt_and_a_finished_prompts_history(server, runner):
-    queued = runner.submit(PROMPT, ["1"], "c")
-    finished = runner.submit(PROMPT, ["1"], "c")
+    queued = runner.submit(PROMPT, ["1"], "c", "s")
+    finished = runner.submit(PROMPT, ["1"], "c", "s")
     server.prompt_queue.start(finished)
     server.prompt_queue.finish(finished, {"status_str": "success", "messages": []})
     runner.forget(queued)
@@ -100,7 +109,7 @@ def test_forget_drops_a_queued_prompt_and_a_finished_prompts_history(server, run
 
 
 def test_a_running_prompt_is_purged_from_history_once_it_finishes(server, runner):
-    slow, other = runner.submit(PROMPT, ["1"], "c"), runner.submit(PROMPT, ["1"], "c")
+    slow, other = runner.submit(PROMPT, ["1"], "c", "s"), runner.submit(PROMPT, ["1"], "c", "s")
     server.prompt_queue.start(slow)
     server.prompt_queue.start(other)
     runner.forget(slow)
@@ -116,7 +125,7 @@ def test_a_running_prompt_is_purged_from_history_once_it_finishes(server, runner
 
 
 def test_a_prompt_running_past_the_give_up_time_keeps_its_history(server, runner, clock):
-    prompt_id = runner.submit(PROMPT, ["1"], "c")
+    prompt_id = runner.submit(PROMPT, ["1"], "c", "s")
     server.prompt_queue.start(prompt_id)
     runner.forget(prompt_id)
     server.loop.run_later()

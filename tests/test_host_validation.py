@@ -200,3 +200,42 @@ def test_host_validation_detects_node_replacements_by_the_servers_manager(monkey
 
     older = host_validation(types.SimpleNamespace())
     assert older.apply_replacements is None
+
+
+async def test_every_node_of_a_dependency_cycle_is_named(classes):
+    host = FakeHostValidation(classes, checks_v3_combos=False)
+    cyclic = {
+        "1": {"class_type": "Source", "inputs": {"color": "red"}},
+        "2": {"class_type": "Blend", "inputs": {"image": ["4", 0], "blend_mode": "normal"}},
+        "3": {"class_type": "Sink", "inputs": {"images": ["2", 0]}},
+        "4": {"class_type": "Blend", "inputs": {"image": ["2", 0], "blend_mode": "normal"}},
+        "5": {"class_type": "Blend", "inputs": {"image": ["5", 0], "blend_mode": "normal"}},  # itself
+        "6": {"class_type": "Sink", "inputs": {"images": ["5", 0]}},
+    }
+    result = await validator_for(host).validate(cyclic, ["3", "6"])
+    assert not result.ok and result.error["message"] == "Dependency cycle"
+    assert sorted(result.node_errors) == ["2", "4", "5"]  # not the sinks downstream of the cycles
+    details = result.node_errors["2"]["errors"][0]["details"]
+    assert details == "Node '#2' is part of a dependency cycle: #2, #4"
+    assert result.node_errors["5"]["errors"][0]["type"] == "dependency_cycle"
+    assert result.node_errors["4"]["class_type"] == "Blend"
+    assert host.prompts_validated == []  # refused before the host (which would name no node)
+
+
+async def test_a_cycle_the_outputs_do_not_depend_on_is_left_to_the_host_like_post_prompt(classes):
+    host = FakeHostValidation(classes, checks_v3_combos=False)
+    unused_cycle = {
+        **workflow(),
+        "8": {"class_type": "Blend", "inputs": {"image": ["9", 0], "blend_mode": "normal"}},
+        "9": {"class_type": "Blend", "inputs": {"image": ["8", 0], "blend_mode": "normal"}},
+    }
+    result = await validator_for(host).validate(unused_cycle, ["3"])
+    assert result.ok and result.node_errors == {}
+
+
+def test_a_long_chain_ending_in_a_cycle_needs_no_recursion():
+    from comfy_trickle.host.cycles import cycle_node_errors
+
+    chain = {str(i): {"class_type": "Blend", "inputs": {"image": [str(i + 1), 0]}} for i in range(20_000)}
+    chain["20000"] = {"class_type": "Blend", "inputs": {"image": ["19999", 0]}}
+    assert sorted(cycle_node_errors(chain, ["0"])) == ["19999", "20000"]

@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import time
+import types
 import uuid
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 from comfy_trickle.streams.bridge import PROCESS_BRIDGES, FrameBridge
-from comfy_trickle.streams.errors import FrameTimeout, StreamNotBound
+from comfy_trickle.streams.errors import FrameTimeout, StreamAccessDenied, StreamNotBound
 from comfy_trickle.streams.handoff import InputFrame
 
 WIDTH, HEIGHT = 64, 48  # not square, so width and height cannot be mixed up
@@ -49,6 +50,15 @@ class Delivered:
 
     def __call__(self, ticket: int, frame: InputFrame, images: Any) -> None:
         self.items.append((ticket, frame, images))
+
+
+@pytest.fixture
+def running_prompt(live_io, monkeypatch) -> dict[str, str | None]:
+    """What ``host.running_prompt`` reports while a node runs: the secret its prompt carries (set
+    ``["secret"]``; None: a prompt queued by hand)."""
+    current: dict[str, str | None] = {"secret": None}
+    monkeypatch.setattr(live_io, "running_prompt_secret", lambda: current["secret"])
+    return current
 
 
 @pytest.fixture
@@ -81,13 +91,16 @@ def input_frame(index: int, pts: int) -> InputFrame:
     )
 
 
-def test_input_returns_its_tickets_frame_as_an_image_with_width_and_height(live_io, stream) -> None:
+def test_input_returns_its_tickets_frame_as_an_image_with_width_and_height(
+    live_io, stream, running_prompt
+) -> None:
     bridge, _ = stream
     first, second = input_frame(0, 3003), input_frame(1, 6006)
     first_ticket, second_ticket = bridge.open_ticket(first), bridge.open_ticket(second)
 
     # the second frame is the newest, yet each ticket gets its own frame
     for ticket, frame in ((first_ticket, first), (second_ticket, second)):
+        running_prompt["secret"] = bridge.ticket_secret(ticket)  # the stream's own prompt for the ticket
         output = live_io.TrickleInput.execute(stream_id=bridge.stream_id, frame_ticket=ticket)
         image, width, height = output.args
         assert isinstance(image, torch.Tensor)
@@ -131,10 +144,11 @@ def test_input_waiting_for_a_frame_fails_at_once_when_the_stream_stops(live_io, 
     assert "stopped" in str(errors[0])
 
 
-def test_output_hands_the_images_over_with_their_frames_pts(live_io, stream) -> None:
+def test_output_hands_the_images_over_with_their_frames_pts(live_io, stream, running_prompt) -> None:
     bridge, delivered = stream
     frame = input_frame(3, 9009)
     ticket = bridge.open_ticket(frame)
+    running_prompt["secret"] = bridge.ticket_secret(ticket)
     image = live_io.TrickleInput.execute(stream_id=bridge.stream_id, frame_ticket=ticket).args[0]
     processed = 1.0 - image  # what a workflow might do between the two nodes
 
@@ -174,3 +188,65 @@ def test_fingerprint_differs_every_call_so_the_node_runs_for_every_frame(live_io
     # math.nan would make two frames' keys equal. A fresh NaN (or a counter) never does.
     assert first is not math.nan and second is not math.nan
     assert (first,) != (second,)
+
+
+def test_a_prompt_queued_by_hand_with_a_copied_ticket_gets_nothing_and_injects_nothing(
+    live_io, stream, running_prompt
+) -> None:
+    bridge, delivered = stream
+    ticket = bridge.open_ticket(input_frame(4, 4 * 3003))
+    images = torch.zeros((1, HEIGHT, WIDTH, 3))
+    running_prompt["secret"] = None  # what POST /prompt can queue: no secret in the sensitive part
+    with pytest.raises(StreamAccessDenied, match=f"not queued by stream '{bridge.stream_id}'"):
+        live_io.TrickleInput.execute(stream_id=bridge.stream_id, frame_ticket=ticket)
+    with pytest.raises(StreamAccessDenied, match=f"not queued by stream '{bridge.stream_id}'"):
+        live_io.TrickleOutput.execute(images=images, stream_id=bridge.stream_id, frame_ticket=ticket)
+    assert delivered.items == []
+
+
+def test_with_a_token_a_users_own_prompt_cannot_read_the_newest_frame(live_io, running_prompt) -> None:
+    bridge = FrameBridge(f"live-io-{uuid.uuid4().hex[:8]}", Delivered(), newest_frame_reads=False)
+    PROCESS_BRIDGES.register(bridge)
+    try:
+        bridge.note_latest(input_frame(5, 0))
+        with pytest.raises(StreamAccessDenied, match="protected by COMFY_TRICKLE_TOKEN"):
+            live_io.TrickleInput.execute(stream_id=bridge.stream_id)
+    finally:
+        PROCESS_BRIDGES.unregister(bridge)
+        bridge.close()
+
+
+def test_a_streams_own_prompt_finding_the_stream_stopped_ends_quietly(
+    live_io, stream, running_prompt, monkeypatch
+):
+    """At Stop, prompts in flight are expected to find the stream gone: TrickleOutput just reports it,
+    TrickleInput ends the prompt the way ComfyUI's Interrupt does (one log line, no traceback)."""
+
+    class InterruptProcessingException(Exception):  # comfy.model_management's, as ComfyUI loads it
+        pass
+
+    monkeypatch.setitem(
+        sys.modules,
+        "comfy.model_management",
+        types.SimpleNamespace(InterruptProcessingException=InterruptProcessingException),
+    )
+    bridge, delivered = stream
+    withdrawn = bridge.open_ticket(input_frame(5, 0))
+    running_prompt["secret"] = bridge.ticket_secret(withdrawn)
+    bridge.close_ticket(withdrawn)  # the session gave up on that frame: its prompt ends at once
+    with pytest.raises(InterruptProcessingException, match=f"stopped or dropped frame {withdrawn}"):
+        live_io.TrickleInput.execute(stream_id=bridge.stream_id, frame_ticket=withdrawn, timeout_seconds=60.0)
+    ticket = bridge.open_ticket(input_frame(6, 0))
+    running_prompt["secret"] = bridge.ticket_secret(ticket)
+    bridge.close()
+    PROCESS_BRIDGES.unregister(bridge)
+    with pytest.raises(InterruptProcessingException, match=f"stopped or dropped frame {ticket}"):
+        live_io.TrickleInput.execute(stream_id=bridge.stream_id, frame_ticket=ticket)
+    images = torch.zeros((1, HEIGHT, WIDTH, 3))
+    output = live_io.TrickleOutput.execute(images=images, stream_id=bridge.stream_id, frame_ticket=ticket)
+    assert output.ui.as_dict() == {"text": (f"not sent: stream {bridge.stream_id} stopped",)}
+    assert delivered.items == []
+    # a prompt queued by hand naming a stopped stream still fails with the readable message
+    running_prompt["secret"] = None
+    with pytest.raises(StreamNotBound, match="is not running"):
+        live_io.TrickleInput.execute(stream_id=bridge.stream_id, frame_ticket=ticket)

@@ -6,6 +6,7 @@ a stream limit of 1 and a small body limit (``guarded_comfyui``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -204,10 +205,13 @@ def test_duplicate_id_is_409_and_stop_frees_it(comfyui):
     assert final["state"] in ("stopped", "completed")
 
 
-def test_token_limit_and_small_body_on_a_guarded_server(guarded_comfyui):
+@pytest.mark.relay(autocreate=True)
+async def test_token_limit_and_small_body_on_a_guarded_server(guarded_comfyui, relay):
+    # A server with a token has no dev relay (it cannot check a token), so the streams publish through
+    # this test's own relay; requests go from a thread because that relay serves on this event loop.
     server = guarded_comfyui
     for method, path in (("GET", "/streams"), ("POST", "/stream/start"), ("GET", "/api/stream/x/status"),
-                         ("POST", "/stream/x/stop"), ("POST", "/trickle/test-source")):  # fmt: skip
+                         ("POST", "/stream/x/stop")):  # fmt: skip
         result = server.request(method, path, body=b"{}" if method == "POST" else None)
         assert result.status == 401, path
         assert result.headers["WWW-Authenticate"].startswith("Bearer")
@@ -220,18 +224,22 @@ def test_token_limit_and_small_body_on_a_guarded_server(guarded_comfyui):
     status, answer = post(server, "/stream/start", big, AUTH)
     assert status == 413 and answer["max_bytes"] == 4096
 
-    first, second = start_body(server), start_body(server)
-    relay_channel(server, first["gateway_request_id"] + "-in")
-    relay_channel(server, second["gateway_request_id"] + "-in")
-    status, answer = post(server, "/stream/start", first, AUTH)
+    def on_own_relay(body: dict) -> dict:
+        stream_id = body["gateway_request_id"]
+        return {**body, "subscribe_url": relay.channel_url(f"{stream_id}-in"),
+                "publish_url": relay.channel_url(f"{stream_id}-out")}  # fmt: skip
+
+    first, second = on_own_relay(start_body(server)), on_own_relay(start_body(server))
+    status, answer = await asyncio.to_thread(post, server, "/stream/start", first, AUTH)
     assert status == 200, answer
     try:
-        status, answer = post(server, "/stream/start", second, AUTH)
+        status, answer = await asyncio.to_thread(post, server, "/stream/start", second, AUTH)
         assert status == 429
         assert "limit" in answer["error"]
     finally:
-        status, _ = post(server, f"/stream/{first['gateway_request_id']}/stop", {}, AUTH)
+        stop = f"/stream/{first['gateway_request_id']}/stop"
+        status, _ = await asyncio.to_thread(post, server, stop, {}, AUTH)
         assert status == 200
-    status, answer = post(server, "/stream/start", second, AUTH)
+    status, answer = await asyncio.to_thread(post, server, "/stream/start", second, AUTH)
     assert status == 200, answer
-    post(server, f"/stream/{second['gateway_request_id']}/stop", {}, AUTH)
+    await asyncio.to_thread(post, server, f"/stream/{second['gateway_request_id']}/stop", {}, AUTH)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from .redact import redact_text, redact_url
+
 
 class TrickleError(Exception):
     """Base class of every trickle client error."""
 
 
 class TrickleHTTPError(TrickleError):
-    """The server answered with an unexpected status."""
+    """The server answered with an unexpected status.
+
+    The message names the (redacted) URL and the status only: the remote body is kept in ``body`` for
+    callers that trust the server, but never shown, so an error cannot be used to read other services'
+    answers (a probe of internal ports through a stream's status).
+    """
 
     def __init__(self, url: str, status: int, body: str = "") -> None:
-        super().__init__(f"{url}: HTTP {status}" + (f": {body[:200]}" if body else ""))
+        hint = " (redirects are not followed)" if 300 <= status < 400 else ""
+        super().__init__(f"{redact_url(url)}: HTTP {status}{hint}")
         self.url = url
         self.status = status
         self.body = body
@@ -33,7 +41,8 @@ class TrickleRetriesExhausted(TrickleError):
     """Transient failures went on for longer than the retry budget."""
 
     def __init__(self, url: str, attempts: int, last_error: BaseException | None) -> None:
-        super().__init__(f"{url}: gave up after {attempts} attempts; last error: {last_error!r}")
+        last = redact_text(repr(last_error))
+        super().__init__(f"{redact_url(url)}: gave up after {attempts} attempts; last error: {last}")
         self.url = url
         self.attempts = attempts
         self.last_error = last_error

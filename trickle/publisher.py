@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
 from ._http import TLS_ERRORS, TRANSIENT_ERRORS, SessionHolder, backoff_delay, tls_error
+from .address_guard import AddressCheck, TrickleHostRefused
 from .errors import (
     TrickleChannelClosed,
     TrickleChannelNotFound,
@@ -36,6 +37,7 @@ from .errors import (
     TrickleSegmentError,
 )
 from .protocol import CLOSED_HEADER, RESET_HEADER, segment_url
+from .redact import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +186,7 @@ class TricklePublisher:
         max_pending_bytes: bound on bytes queued per segment before ``write()`` waits.
         max_retries / retry_backoff_s / max_backoff_s: retries of a segment none of whose bytes went out.
         connect_timeout_s: bound on establishing a TCP/TLS connection.
+        address_check / headers: as ``TrickleSubscriber``'s (no redirects are followed).
     """
 
     def __init__(
@@ -199,6 +202,8 @@ class TricklePublisher:
         retry_backoff_s: float = 0.25,
         max_backoff_s: float = 2.0,
         connect_timeout_s: float = 10.0,
+        address_check: AddressCheck | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.mime_type = mime_type
@@ -208,7 +213,9 @@ class TricklePublisher:
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
         self.max_backoff_s = max_backoff_s
-        self._http = SessionHolder(session, connect_timeout_s)
+        self._http = SessionHolder(
+            session, connect_timeout_s, address_check=address_check, headers=headers
+        )
         self._next_seq = 0
         self._reset_next = False
         self._started = False
@@ -234,17 +241,18 @@ class TricklePublisher:
         if self.rejoin:
             url = segment_url(self.url, "next")
             try:
-                async with self._http.get().get(url, ssl=self.verify_tls) as response:
+                self._http.check(url)
+                async with self._http.get().get(url, ssl=self.verify_tls, allow_redirects=False) as response:
                     body = (await response.read()).decode("utf-8", "replace").strip()
                     if response.status == 404:
-                        raise TrickleChannelNotFound(f"{self.url}: no such channel (404)")
+                        raise TrickleChannelNotFound(f"{redact_url(self.url)}: no such channel (404)")
                     if response.status != 200 or not body.isdigit():
                         raise TrickleHTTPError(url, response.status, body)
             except TLS_ERRORS as err:
                 raise tls_error(url, err) from err
             self._next_seq = int(body)
             self._reset_next = True
-            logger.info("trickle: rejoining %s at seq %d", self.url, self._next_seq)
+            logger.info("trickle: rejoining %s at seq %d", redact_url(self.url), self._next_seq)
 
     async def open_segment(self) -> PublishedSegment:
         """Start the next segment. Raises ``TrickleChannelClosed`` once the channel is gone."""
@@ -338,15 +346,18 @@ class TricklePublisher:
             outcome: BaseException
             try:
                 session = self._http.get()
+                self._http.check(url)
                 async with session.post(
-                    url, data=feed.body(), headers=headers, ssl=self.verify_tls
+                    url, data=feed.body(), headers=headers, ssl=self.verify_tls, allow_redirects=False
                 ) as response:
                     body = (await response.content.read(4096)).decode("utf-8", "replace")
                     if response.status == 200 and not response.headers.get(CLOSED_HEADER):
                         self._reset_next = False
                         return
                     if response.status == 404 or response.headers.get(CLOSED_HEADER):
-                        self._terminal = TrickleChannelClosed(f"{self.url}: channel closed (seq {seq})")
+                        self._terminal = TrickleChannelClosed(
+                            f"{redact_url(self.url)}: channel closed (seq {seq})"
+                        )
                         self._cancel_preconnect()
                         raise self._terminal
                     outcome = TrickleHTTPError(url, response.status, body)
@@ -369,7 +380,10 @@ class TricklePublisher:
                 raise TrickleRetriesExhausted(url, failures, outcome)
             delay = backoff_delay(failures, self.retry_backoff_s, self.max_backoff_s)
             logger.warning(
-                "trickle: POST %s failed before any byte (%r); retry in %.2fs", url, outcome, delay
+                "trickle: POST %s failed before any byte (%r); retry in %.2fs",
+                redact_url(url),
+                outcome,
+                delay,
             )
             await asyncio.sleep(delay)
 
@@ -377,8 +391,10 @@ class TricklePublisher:
         if self._http.closed:
             return
         try:
-            async with self._http.get().delete(url, ssl=self.verify_tls) as response:
+            self._http.check(url)
+            session = self._http.get()
+            async with session.delete(url, ssl=self.verify_tls, allow_redirects=False) as response:
                 if response.status not in (200, 400, 404):
-                    logger.warning("trickle: DELETE %s answered %d", url, response.status)
-        except (*TRANSIENT_ERRORS, *TLS_ERRORS) as err:
-            logger.warning("trickle: DELETE %s failed: %r", url, err)
+                    logger.warning("trickle: DELETE %s answered %d", redact_url(url), response.status)
+        except (*TRANSIENT_ERRORS, *TLS_ERRORS, TrickleHostRefused) as err:
+            logger.warning("trickle: DELETE %s failed: %r", redact_url(url), err)

@@ -95,6 +95,7 @@ class TrickleRelay:
         changefeed: bool = False,
         clock: Clock = time.monotonic,
         disconnect_poll_s: float = 1.0,
+        max_segment_bytes: int | None = None,
     ) -> None:
         self.autocreate = autocreate
         self.idle_timeout_s = idle_timeout_s
@@ -102,6 +103,7 @@ class TrickleRelay:
         self.before_create = before_create
         self.before_delete = before_delete
         self.disconnect_poll_s = disconnect_poll_s
+        self.max_segment_bytes = max_segment_bytes  # a larger POST is cut and answered 413
         self.channels = ChannelRegistry(clock)
         self.active_requests = 0  # GET/POST handlers in flight; tests use it to check nothing is stuck
         self._sweeper: asyncio.Task[None] | None = None
@@ -320,6 +322,6 @@ class TrickleRelay:
             await channel.reset_before(seq)
         self.active_requests += 1
         try:
-            return await receive_segment(request, channel, segment)
+            return await receive_segment(request, channel, segment, self.max_segment_bytes)
         finally:
             self.active_requests -= 1

@@ -69,8 +69,12 @@ async def _wait_change(
                 return False
 
 
-async def receive_segment(request: web.Request, channel: Channel, segment: Segment) -> web.StreamResponse:
+async def receive_segment(
+    request: web.Request, channel: Channel, segment: Segment, max_bytes: int | None = None
+) -> web.StreamResponse:
     seq = segment.idx
+    if max_bytes is not None and (request.content_length or 0) > max_bytes:
+        return web.Response(status=413, text=f"Segment larger than {max_bytes} bytes")
     try:
         first = await _first_chunk(request, segment)
     except (ConnectionError, asyncio.IncompleteReadError, OSError) as err:
@@ -99,6 +103,12 @@ async def receive_segment(request: web.Request, channel: Channel, segment: Segme
             chunk = await request.content.readany()
             if not chunk:
                 break
+            if max_bytes is not None and len(segment) + len(chunk) > max_bytes:
+                # the bytes kept so far stay readable; the rest of this segment is refused
+                await segment.close()
+                response = web.Response(status=413, text=f"Segment larger than {max_bytes} bytes")
+                response.force_close()
+                return response
             await segment.append(chunk)
     except Exception as err:  # body read error (client went away); see module docstring
         logger.info(

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
 from ._http import TLS_ERRORS, TRANSIENT_ERRORS, SessionHolder, backoff_delay, tls_error
+from .address_guard import AddressCheck
 from .errors import (
     TrickleChannelNotFound,
     TrickleHTTPError,
@@ -32,6 +33,7 @@ from .protocol import (
     parse_int_header,
     segment_url,
 )
+from .redact import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,9 @@ class TrickleSubscriber:
         retry_backoff_s / max_backoff_s: exponential back-off between retries.
         preconnect_refresh_s: re-issue a GET that has waited this long for its headers.
         connect_timeout_s: bound on establishing a TCP/TLS connection.
+        address_check: refuse hosts (and resolved addresses) it returns False for, at connect time
+            (``address_guard``); redirects are never followed either way.
+        headers: sent with every request of a session we own (e.g. ``Authorization: Bearer ...``).
     """
 
     def __init__(
@@ -128,6 +133,8 @@ class TrickleSubscriber:
         max_backoff_s: float = 2.0,
         preconnect_refresh_s: float = 20.0,
         connect_timeout_s: float = 10.0,
+        address_check: AddressCheck | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.verify_tls = verify_tls
@@ -137,7 +144,9 @@ class TrickleSubscriber:
         self.preconnect_refresh_s = preconnect_refresh_s
         self.segments_read = 0
         self._seq = start_seq
-        self._http = SessionHolder(session, connect_timeout_s)
+        self._http = SessionHolder(
+            session, connect_timeout_s, address_check=address_check, headers=headers
+        )
         self._pending: tuple[int, asyncio.Task[SubscribedSegment | None]] | None = None
         self._current: SubscribedSegment | None = None
         self._ended = False
@@ -241,22 +250,24 @@ class TrickleSubscriber:
                 if status == 200:
                     if response.headers.get(CLOSED_HEADER):
                         response.release()
-                        logger.info("trickle: %s closed (end of stream)", self.url)
+                        logger.info("trickle: %s closed (end of stream)", redact_url(self.url))
                         return None
                     served = parse_int_header(response.headers.get(SEQ_HEADER))
                     return SubscribedSegment(served if served is not None else max(seq, 0), response)
                 body = await self._drain(response)
                 if status == 404:
                     if self.segments_read == 0:
-                        raise TrickleChannelNotFound(f"{self.url}: no such channel (404)")
-                    logger.info("trickle: %s gone (404, end of stream)", self.url)
+                        raise TrickleChannelNotFound(f"{redact_url(self.url)}: no such channel (404)")
+                    logger.info("trickle: %s gone (404, end of stream)", redact_url(self.url))
                     return None
                 if status == STATUS_SEQ_UNAVAILABLE:
                     latest = parse_int_header(response.headers.get(LATEST_HEADER))
                     catch_ups += 1
                     if catch_ups > self.max_retries + 1:
                         raise TrickleRetriesExhausted(url, catch_ups, TrickleHTTPError(url, status, body))
-                    logger.info("trickle: %s seq %d unavailable, jumping to %s", self.url, seq, latest)
+                    logger.info(
+                        "trickle: %s seq %d unavailable, jumping to %s", redact_url(self.url), seq, latest
+                    )
                     seq = latest if latest is not None else SEQ_CURRENT
                     continue
                 if status < 500:
@@ -266,20 +277,23 @@ class TrickleSubscriber:
             if failures > self.max_retries:
                 raise TrickleRetriesExhausted(url, failures, last_error)
             delay = backoff_delay(failures, self.retry_backoff_s, self.max_backoff_s)
-            logger.warning("trickle: GET %s failed (%r); retry %d in %.2fs", url, last_error, failures, delay)
+            logger.warning(
+                "trickle: GET %s failed (%r); retry %d in %.2fs", redact_url(url), last_error, failures, delay
+            )
             await asyncio.sleep(delay)
 
     async def _get(self, url: str) -> aiohttp.ClientResponse:
         """Issue the GET; re-issue it whenever it waits more than ``preconnect_refresh_s`` for headers."""
         session = self._http.get()
+        self._http.check(url)
         while True:
-            request = session.get(url, ssl=self.verify_tls)
+            request = session.get(url, ssl=self.verify_tls, allow_redirects=False)
             try:
                 return await asyncio.wait_for(request, self.preconnect_refresh_s)
             except aiohttp.ServerTimeoutError:
                 raise  # connect timeout: a transient failure, not a refresh
             except asyncio.TimeoutError:
-                logger.debug("trickle: refreshing pending GET %s", url)
+                logger.debug("trickle: refreshing pending GET %s", redact_url(url))
 
     @staticmethod
     async def _drain(response: aiohttp.ClientResponse) -> str:

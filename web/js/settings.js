@@ -1,11 +1,12 @@
 // Trickle settings, all under one "Trickle" category of ComfyUI's settings dialog.
 import { app } from "../../../scripts/app.js";
 import { sizeInputAttrs } from "./common/limits.js";
-import { DEFAULTS, PREVIEW_FPS_LIMIT, SETTING } from "./common/settings.js";
+import { DEFAULTS, PREVIEW_FPS_LIMIT, SETTING, storeToken } from "./common/settings.js";
 
 // One entry of ComfyUI's settings dialog, under Trickle > `section` > `label`, with our default.
-function setting(id, [section, label], name, tooltip, type, attrs) {
-  return { id, category: ["Trickle", section, label], name, tooltip, type, attrs, defaultValue: DEFAULTS[id] };
+function setting(id, [section, label], name, tooltip, type, attrs, onChange) {
+  const entry = { id, category: ["Trickle", section, label], name, tooltip, type, attrs, defaultValue: DEFAULTS[id] };
+  return onChange ? { ...entry, onChange } : entry;
 }
 
 app.registerExtension({
@@ -63,8 +64,25 @@ app.registerExtension({
       ["Server", "Bearer token"],
       "API bearer token",
       "Sent as 'Authorization: Bearer <token>' on the UI's stream calls. Needed only when ComfyUI was " +
-        "started with COMFY_TRICKLE_TOKEN set.",
+        "started with COMFY_TRICKLE_TOKEN set. Kept in this browser only: the field empties once stored.",
       "text",
+      undefined,
+      moveTokenToBrowser,
     ),
   ],
+  // A token stored server-side by an older version moves to this browser and leaves the server.
+  async setup() {
+    moveTokenToBrowser(app.extensionManager?.setting?.get(SETTING.bearerToken));
+  },
 });
+
+// The typed token goes to localStorage; the server-side setting is cleared at once.
+function moveTokenToBrowser(value) {
+  const token = String(value || "").trim();
+  if (!token) return;
+  storeToken(token);
+  // onChange runs before the frontend stores the typed value: clear it once that store has been sent.
+  setTimeout(() => {
+    Promise.resolve(app.extensionManager?.setting?.set(SETTING.bearerToken, "")).catch(() => {});
+  }, 0);
+}

@@ -3,14 +3,14 @@
 import { api } from "../../../../scripts/api.js";
 import { app } from "../../../../scripts/app.js";
 import { errorMessageOf } from "./format.js";
-import { SETTING, readSetting } from "./settings.js";
+import { readSetting, storedToken } from "./settings.js";
 
 export function getSetting(id) {
   return readSetting((key) => app.extensionManager?.setting?.get(key), id);
 }
 
 function authHeaders(headers = {}) {
-  const token = String(getSetting(SETTING.bearerToken) || "").trim();
+  const token = storedToken();
   return token ? { ...headers, Authorization: `Bearer ${token}` } : { ...headers };
 }
 

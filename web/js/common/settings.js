@@ -24,6 +24,31 @@ export const DEFAULTS = Object.freeze({
   [SETTING.bearerToken]: "",
 });
 
+/**
+ * The bearer token lives in this browser's localStorage only, never in ComfyUI's server-side settings
+ * (an unauthenticated GET /settings returns those). The settings-dialog entry only takes it in: the value
+ * typed there is moved here and the server copy is cleared (also for tokens stored by older versions).
+ */
+export const TOKEN_STORAGE_KEY = "comfy-trickle.bearerToken";
+
+export function storedToken() {
+  try {
+    return String(globalThis.localStorage?.getItem(TOKEN_STORAGE_KEY) || "").trim();
+  } catch {
+    return "";
+  }
+}
+
+export function storeToken(value) {
+  try {
+    const token = String(value || "").trim();
+    if (token) globalThis.localStorage?.setItem(TOKEN_STORAGE_KEY, token);
+    else globalThis.localStorage?.removeItem(TOKEN_STORAGE_KEY);
+  } catch {
+    // storage disabled: the token is simply not remembered
+  }
+}
+
 /** Highest preview rate the setting allows; previews are a glance, not a second video stream. */
 export const PREVIEW_FPS_LIMIT = 15;
 
