@@ -27,7 +27,8 @@ from comfy_trickle.media.synthetic import (
     read_frame_index,
 )
 from comfy_trickle.streams.handoff import InputFrame
-from comfy_trickle.streams.trickle_io import TrickleEgress, TrickleIngest
+from comfy_trickle.streams.trickle_ingest import TrickleIngest
+from comfy_trickle.streams.trickle_io import TrickleEgress
 from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.relay_server import serve_relay
 
