@@ -147,7 +147,7 @@ class PromptPump:
         queued = stamps.queued = time.perf_counter()
         if stamps.handoff is not None:
             self._counters.stage(Stage.HANDOFF_WAIT, queued - stamps.handoff)
-        prompt_id = self._runner.submit(prompt, [self._builder.output_id], self._client_id)
+        prompt_id = self._runner.submit(prompt, self._builder.output_ids, self._client_id)
         self.prompts_submitted += 1
         self._in_flight = (prompt_id, ticket)
         return prompt_id

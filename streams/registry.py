@@ -134,9 +134,9 @@ class StreamRegistry:
         """The stream's workflow with its live nodes bound to the stream, as ComfyUI validated it."""
         live = prepare_workflow(config.workflow)
         nodes = live.nodes
-        for node_id in (*live.input_ids, live.output_id):
+        for node_id in (*live.input_ids, *live.output_ids):
             nodes[node_id]["inputs"][STREAM_INPUT] = config.stream_id
-        result = await self._context.runner.validate(nodes, [live.output_id])
+        result = await self._context.runner.validate(nodes, live.output_ids)
         if not result.ok or result.node_errors:
             raise WorkflowInvalid(_validation_message(result.error, result.node_errors), result.node_errors)
         return dataclasses.replace(live, nodes=result.workflow or nodes)

@@ -19,6 +19,7 @@ import asyncio
 import enum
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..media.types import AudioPacket, DecodedFrame
@@ -86,6 +87,9 @@ class StreamSession:
         self._latest_output: tuple[Any, int] | None = None
         self._finished = asyncio.Event()
         self._stop_lock = asyncio.Lock()
+        # observers (the Livepeer events channel): (kind, message) of each error; params applied
+        self.error_listeners: list[Callable[[str, str], None]] = []
+        self.params_listeners: list[Callable[[dict[str, Any]], None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -149,6 +153,23 @@ class StreamSession:
         """The newest output frame written: (RGB uint8 ``[H, W, 3]`` array, pts), or None."""
         return self._latest_output
 
+    def report_error(self, kind: str, message: str) -> None:
+        """Tell observers about an error (kinds: ``node``, ``input``, ``output``, ``internal``, or a
+        caller's, e.g. ``params`` for a rejected update); the stream itself is not changed here."""
+        for listener in list(self.error_listeners):
+            try:
+                listener(kind, message)
+            except Exception:
+                logger.exception("stream %s: error listener failed", self.stream_id)
+
+    def report_params(self, params: dict[str, Any]) -> None:
+        """Tell observers that ``params`` were applied (the status events carry their hash and time)."""
+        for listener in list(self.params_listeners):
+            try:
+                listener(params)
+            except Exception:
+                logger.exception("stream %s: params listener failed", self.stream_id)
+
     # --- callbacks from other threads ---------------------------------------------------------------------
     def _on_frame(self, decoded: DecodedFrame) -> None:
         self.counters.frame_in(decoded.time)
@@ -191,7 +212,7 @@ class StreamSession:
         self._latest_output = (rgb, pts)
 
     def _on_egress_failed(self, message: str) -> None:
-        self._fail({"node_id": None, "node_type": None, "message": message})
+        self._fail({"node_id": None, "node_type": None, "message": message}, "output")
 
     # --- tasks --------------------------------------------------------------------------------------------
     async def _run_ingest(self) -> None:
@@ -202,7 +223,7 @@ class StreamSession:
             raise
         except Exception as err:
             logger.warning("stream %s: input failed: %s", self.stream_id, err)
-            self._fail({"node_id": None, "node_type": None, "message": f"input failed: {err}"})
+            self._fail({"node_id": None, "node_type": None, "message": f"input failed: {err}"}, "input")
             return
         self._handoff.end()
 
@@ -214,7 +235,7 @@ class StreamSession:
             raise
         except Exception as err:
             logger.exception("stream %s: prompt pump failed", self.stream_id)
-            self._fail({"node_id": None, "node_type": None, "message": f"internal error: {err}"})
+            self._fail({"node_id": None, "node_type": None, "message": f"internal error: {err}"}, "internal")
             return
         if failure is not None:
             self._fail(self._error_of(failure))
@@ -240,11 +261,12 @@ class StreamSession:
             "message": (outcome.message or "node failed").strip(),
         }
 
-    def _fail(self, error: dict[str, Any]) -> None:
+    def _fail(self, error: dict[str, Any], kind: str = "node") -> None:
         if not self.state.active or self.state is StreamState.STOPPING:
             return
         logger.warning("stream %s: error: %s", self.stream_id, error)
         self.error = error
+        self.report_error(kind, str(error.get("message")))
         self._schedule_teardown(StreamState.ERROR)
 
     def _schedule_teardown(self, final: StreamState) -> None:
