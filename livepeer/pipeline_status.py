@@ -124,9 +124,12 @@ class StreamPipelineStatus:
         since_load = max(0.0, now - load_time - 2)
         if stream_state == "starting":
             return ERROR if since_load > LOADING_TIMEOUT_S else LOADING
+        if stream_state == "stopping":
+            return DEGRADED_INPUT  # ai-runner's grace while a streamer shuts down
         if stream_state != "running":
-            offline = since_input > OFFLINE_GRACE_S or not self.last_input_time
-            return OFFLINE if offline else DEGRADED_INPUT
+            # the stream ended: its last status says so (ai-runner's 3 s DEGRADED_INPUT grace
+            # (OFFLINE_GRACE_S) is for a process that stays up; this stream's events end here)
+            return OFFLINE
         if since_input > INPUT_IDLE_STOP_S:
             return DEGRADED_INPUT if since_input < INPUT_IDLE_ERROR_S else ERROR
         if not since_output < since_load:
