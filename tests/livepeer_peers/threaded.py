@@ -29,3 +29,4 @@ class ThreadedOrchestrator:
         self.stop()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
