@@ -6,7 +6,7 @@ Starts ComfyUI (``--cpu``) with the pack and the test node pack (``TrickleTestSl
 the executor thread), serves a dev relay here, starts one stream the way a gateway does (``-events``
 channel, ai-runner body) with a workflow whose node holds the executor 5 s per frame, publishes 10 fps
 and reads the events channel. Prints the intervals between status events as a histogram (default status
-interval: 10 s, ai-runner's; the gateway gives up after 30 s of silence).
+interval: 9.5 s, ai-runner's 10 s less a delivery margin; the gateway gives up after 30 s of silence).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import logging
 import os
 from typing import Any
 
+from ..livepeer.events import DEFAULT_STATUS_INTERVAL_S
 from ..livepeer.registration import Registrar, RegistrationSettings
 from ..livepeer.worker import LivepeerWorker
 from ..routes.livepeer import LivepeerRoutes
@@ -22,7 +23,7 @@ ENV_STATUS_INTERVAL = "COMFY_TRICKLE_STATUS_INTERVAL_S"
 class LivepeerWiring:
     def __init__(self, server: Any, registry: StreamRegistry, settings: TrickleSettings) -> None:
         self.server = server
-        interval = float(os.environ.get(ENV_STATUS_INTERVAL, "") or 10.0)
+        interval = float(os.environ.get(ENV_STATUS_INTERVAL, "") or DEFAULT_STATUS_INTERVAL_S)
         self.worker = LivepeerWorker(registry, status_interval_s=interval)
         self.registration = RegistrationSettings.from_env(token=settings.token)
         os.environ.pop("ORCH_SECRET", None)  # as comfystream's BYOC worker: nothing else reads it
