@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from ..streams.errors import StreamNotFound
 from .data_output import PROCESS_DATA_OUTPUTS, DataOutput
 from .events import DEFAULT_STATUS_INTERVAL_S, EventSink, SinkFactory, StreamEvents
-from .pipeline_status import ERROR, StreamPipelineStatus
+from .pipeline_status import StreamPipelineStatus
 
 logger = logging.getLogger(__name__)
 
@@ -175,8 +175,10 @@ class LivepeerWorker:
         now = time.time() if now is None else now
         if not self._ready:
             return {"status": "LOADING"}
+        # a stream in error (the session's state), not a pipeline ERROR from a stall of a few seconds
+        # (a user's long prompt): health ERROR makes Livepeer's worker restart the whole container
         errors = [sid for sid, t in self._streams.items()
-                  if t.status.state == ERROR and (t.ended_at is None or now - t.ended_at < ERROR_HOLD_S)]
+                  if t.status.finished_in_error and (t.ended_at is None or now - t.ended_at < ERROR_HOLD_S)]
         stuck = self.stuck(now)
         active = self.active_count()
         if errors or stuck:

@@ -148,3 +148,49 @@ def test_registration_settings_come_from_env_and_never_print_the_secret():
                     "url": "http://127.0.0.1:8188", "capacity": 3, "price_per_unit": 7, "price_scaling": 1,
                     "currency": "wei", "token": "tok"}
     assert settings.orch_url == "https://127.0.0.1:8935"
+
+
+class FakeRegistry:
+    """The registry surface the worker reads: status snapshots by id."""
+
+    max_streams = 2
+
+    def __init__(self) -> None:
+        self.snapshots: dict[str, dict] = {}
+
+    def status(self, stream_id: str) -> dict:
+        return self.snapshots[stream_id]
+
+    def statuses(self) -> dict[str, dict]:
+        return dict(self.snapshots)
+
+    def session(self, stream_id: str):
+        raise AttributeError("no sessions in this fake")
+
+
+class FakeConfig:
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id, self.workflow, self.width, self.height = stream_id, {}, 128, 128
+        self.params, self.events_url, self.data_url = {}, "", ""
+
+
+async def test_health_is_loading_idle_ok_then_error_when_the_executor_is_stuck():
+    from comfy_trickle.livepeer.worker import LivepeerWorker
+
+    registry = FakeRegistry()
+    worker = LivepeerWorker(registry, stuck_after_s=60)
+    assert worker.health()["status"] == "LOADING"
+    worker.start()
+    assert worker.health() == {"status": "IDLE", "active_streams": 0}
+    registry.snapshots["s"] = {"state": "running", "counters": {"frames_in": 0, "frames_out": 0}}
+    worker.stream_started(FakeConfig("s"), T0)
+    assert worker.free_slots() == 1
+    for step in range(130):  # input every 0.5 s for 65 s, one output at the start, then none
+        now = T0 + step * 0.5
+        registry.snapshots["s"]["counters"] = {"frames_in": step + 1, "frames_out": 1}
+        worker._streams["s"].status.observe("running", registry.snapshots["s"]["counters"], now)
+        if step == 10:
+            assert worker.health(now)["status"] == "OK"
+    health = worker.health(T0 + 64.5)
+    assert health["status"] == "ERROR" and health["stuck_streams"] == ["s"]
+    await worker.close()
