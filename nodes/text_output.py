@@ -1,7 +1,8 @@
 """TrickleTextOutput: text a workflow produces (captions, detections) to a stream's data channel.
 
 Runs in every frame's prompt of the stream (``streams.workflow.SIDE_OUTPUT_CLASSES``; the stream fills
-in ``stream_id``); each string is queued to ``livepeer.data_output.DataOutput``, which publishes JSONL
+in ``stream_id`` and ``frame_ticket``, which changes every frame so ComfyUI never serves it from its
+cache); each string is queued to ``livepeer.data_output.DataOutput``, which publishes JSONL
 batches on the stream's ``data_url``. Never blocks ComfyUI's worker thread; a stream without a data
 channel (or a prompt queued from the UI) only reports that nothing was sent.
 """
@@ -25,6 +26,8 @@ class TrickleTextOutput(io.ComfyNode):
             inputs=[
                 io.String.Input("text", force_input=True, tooltip="The text to send: one item per run."),
                 io.String.Input("stream_id", default="", tooltip="The live stream; filled in by the stream."),
+                io.Int.Input("frame_ticket", default=0, min=0, optional=True,
+                             tooltip="Set by the stream for each frame's prompt; leave 0."),
             ],
             outputs=[],
             is_output_node=True,
@@ -37,7 +40,7 @@ class TrickleTextOutput(io.ComfyNode):
         return float("nan")  # runs for every frame, even with the same text
 
     @classmethod
-    def execute(cls, text: str, stream_id: str = "") -> io.NodeOutput:
+    def execute(cls, text: str, stream_id: str = "", frame_ticket: int = 0) -> io.NodeOutput:
         output = PROCESS_DATA_OUTPUTS.lookup(stream_id) if stream_id else None
         if output is None:
             return io.NodeOutput(ui=ui.PreviewText(f"not sent: stream {stream_id!r} has no data channel"))

@@ -132,14 +132,14 @@ class PromptBuilder:
         self.prefix = prefix
         self.stream_id = stream_id
         self._template = namespaced(live.nodes, prefix)
-        self._live_ids = [prefix + nid for nid in (*live.input_ids, live.output_id)]
+        # side outputs take the frame's ticket too: an input that changes every frame keeps ComfyUI from
+        # serving them from its cache (their other inputs are often constant)
+        self._live_ids = [prefix + nid for nid in (*live.input_ids, *live.output_ids)]
         self.output_id = prefix + live.output_id
         self.output_ids = [prefix + nid for nid in live.output_ids]
         for live_id in self._live_ids:
             self._template[live_id]["inputs"][STREAM_INPUT] = stream_id
             self._template[live_id]["inputs"][TICKET_INPUT] = 0
-        for side_id in live.side_output_ids:
-            self._template[prefix + side_id]["inputs"][STREAM_INPUT] = stream_id
 
     def inert_nodes(self) -> dict[str, Any]:
         """This stream's nodes for other streams' prompts (never executed there, see module docstring)."""
