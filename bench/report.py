@@ -292,4 +292,31 @@ def render(results: dict[str, Any]) -> str:
     failed = [name for name, entry in results["cases"].items() if entry.get("failed_runs")]
     if failed:
         lines += ["", "cases with failed runs: " + ", ".join(failed)]
+    lines += live_control_rows(results.get("live") or {})
     return "\n".join(lines)
+
+
+def live_control_rows(live: dict[str, Any]) -> list[str]:
+    """Live control (issue 11): update -> first changed output frame and the longest output gap around a
+    swap, one row per run (``bench_live_update.py``); goal: <= 2 frame intervals."""
+    runs = [run for run in live.get("runs", []) if "update_to_change_ms" in run]
+    if not runs:
+        return []
+    lines = ["", "live control: invert <-> passthrough swapped once a second (REST update), 30 fps"]
+    rows = [
+        [
+            run["size"],
+            f"{run['changes_seen']}/{run['updates']}",
+            _fmt(run["update_to_change_ms"]["p50"]),
+            _fmt(run["update_to_change_ms"]["p95"]),
+            _fmt(2 * run["frame_interval_ms"]),
+            _fmt(run["swap_gap_ms_max"]),
+            str(run["frames_out"]),
+        ]
+        for run in runs
+    ]
+    return lines + _table(
+        ["size", "changes seen", "update->change p50 ms", "p95 ms", "goal ms", "longest gap ms",
+         "frames out"],
+        rows,
+    )

@@ -19,6 +19,7 @@ from typing import Any
 
 from comfy_trickle.devtools.comfyui_server import start_comfyui
 
+from .bench_live_update import run_live_update
 from .cases import CaseSpec, run_case
 from .codec_floor import run_floor
 from .pipelines import OursPipeline, PytricklePipeline, default_pytrickle_python
@@ -48,7 +49,8 @@ class SuitePlan:
     floor_seconds: float
     pytrickle_scaling_sizes: list[tuple[int, int]] = field(default_factory=list)
 
-    PARTS = ("throughput", "latency", "startup", "scaling", "floor")
+    PARTS = ("throughput", "latency", "startup", "scaling", "floor", "live")
+    live_seconds: float = 12.0  # the live-control case (bench_live_update.py)
 
     @classmethod
     def full(cls) -> SuitePlan:
@@ -182,18 +184,20 @@ async def run_suite(
             logger.info("codec floor %dx%d: %s", width, height, floor[f"{width}x{height}"]["median"])
 
     results: dict[str, dict[str, Any]] = {}
+    live: dict[str, Any] = {}
     comfy = None
     ours: OursPipeline | None = None
     relay = RelayProcess(work_dir / "relay.log")
     try:
-        if any(s.pipeline == "ours" for s in specs):
+        if any(s.pipeline == "ours" for s in specs) or "live" in plan.parts:
             if comfyui is not None:
                 ours = OursPipeline(*comfyui)
             else:
                 comfy = await asyncio.to_thread(start_our_comfyui, work_dir, max(plan.scaling_streams))
                 logger.info("ComfyUI ready at %s (pid %d)", comfy.base_url, comfy.process.pid)
                 ours = OursPipeline(comfy.base_url, comfy.process.pid)
-            await _warm_up(ours, relay, sources)
+            if sources:  # (the live case alone needs none: it publishes the synthetic source itself)
+                await _warm_up(ours, relay, sources)
         longest = max((s.seconds for s in specs), default=10.0)
         pipelines = {
             "ours": ours,
@@ -214,6 +218,17 @@ async def run_suite(
                 if "aggregate" in run:
                     logger.info("  %s", run["aggregate"])
         await pipelines["pytrickle"].close()
+        if "live" in plan.parts and ours is not None:
+            live_runs = []
+            for repeat in range(plan.repeat):
+                logger.info("[%d/%d] live control: update -> changed output", repeat + 1, plan.repeat)
+                try:
+                    live_runs.append(await run_live_update(ours.base_url, relay.url, plan.live_seconds))
+                except Exception as exc:
+                    logger.exception("live control case failed")
+                    live_runs.append({"error": repr(exc)})
+                logger.info("  %s", live_runs[-1])
+            live = {"runs": live_runs}
     finally:
         relay.stop()
         if comfy is not None:
@@ -235,6 +250,7 @@ async def run_suite(
         },
         "floor": floor,
         "cases": results,
+        "live": live,
     }
 
 

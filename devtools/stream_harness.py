@@ -104,6 +104,53 @@ async def collect_output(url: str, timeout: float = 60.0) -> Output:
     return Output(frames, audio)
 
 
+@dataclass
+class TimedOutput:
+    """A stream's decoded output with when each frame was decoded here, and every segment's raw bytes."""
+
+    frames: list[DecodedFrame]
+    arrivals: list[float]  # time.monotonic() per frame
+    segments: list[bytes]
+
+    def longest_gap(self) -> float:
+        """The longest time between two consecutive output frames' arrival (seconds)."""
+        return max((b - a for a, b in zip(self.arrivals, self.arrivals[1:], strict=False)), default=0.0)
+
+
+async def collect_output_timed(url: str, timeout: float = 60.0) -> TimedOutput:
+    """Like ``collect_output``, also timing each frame's arrival and keeping each segment's bytes."""
+    output = TimedOutput([], [], [])
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def on_frame(frame: DecodedFrame) -> None:
+        output.arrivals.append(time.monotonic())
+        output.frames.append(frame)
+
+    def finished(_error: BaseException | None) -> None:
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+    decoder = StreamDecoder(on_frame, None, max_fps=None, on_finished=finished)
+    decoder.start()
+    subscriber = TrickleSubscriber(url, start_seq=0)
+
+    async def read() -> None:
+        async for segment in subscriber:
+            data = bytearray()
+            while chunk := await segment.read_chunk():
+                data += chunk
+                decoder.feed(chunk)
+            output.segments.append(bytes(data))
+
+    try:
+        await asyncio.wait_for(read(), timeout)
+    finally:
+        await subscriber.close()
+        decoder.end_of_input()
+        await asyncio.wait_for(done, 10)
+    return output
+
+
 class StreamAPI:
     """ComfyUI's stream routes over aiohttp."""
 
@@ -128,6 +175,10 @@ class StreamAPI:
             "publish_url": publish_url,
             "params": {"width": width, "height": height, "prompt": workflow, **params},
         })
+
+    async def update(self, stream_id: str, params: dict[str, Any]) -> tuple[int, Any]:
+        """Live control: ``POST /stream/{id}/update`` with ``{"params": params}``."""
+        return await self.call("POST", f"/stream/{stream_id}/update", {"params": params})
 
     async def status(self, stream_id: str) -> dict:
         status, body = await self.call("GET", f"/stream/{stream_id}/status")

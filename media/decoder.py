@@ -117,6 +117,12 @@ class StreamDecoder:
         """
         self._feed.feed(chunk, boundary_before=segment_start)
 
+    def set_target_size(self, width: int | None, height: int | None) -> None:
+        """Scale frames converted from now on to ``width`` x ``height`` (a live update changed the stream's
+        size; one reference swap, so any thread may call it)."""
+        self._target = validate_target_size(width, height)
+        self._converter = FrameConverter(self._target)
+
     def end_of_input(self) -> None:
         """No more bytes will come: decode what is buffered, flush, then the thread ends by itself."""
         self._feed.finish()

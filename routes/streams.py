@@ -7,6 +7,14 @@
 | ``GET /stream/{id}/status`` | 200 status object |
 | ``GET /streams`` | 200 ``{streams: {id: status}, count}`` |
 | ``GET /stream/limits`` | 200 ``StreamLimits`` as JSON (sizes, backlog, body bytes, max streams) |
+| ``POST /stream/{id}/update`` | 200 ``{status, request_id, generation, applied, config}`` (live control) |
+| ``POST /stream/params`` | the same, BYOC's shape: flat params, the stream named by ``X-Stream-Id`` |
+
+BYOC (``POST /stream/params``): go-livepeer's orchestrator forwards the gateway's update body unchanged
+(flat JSON params) to the worker's ``/stream/params`` with the header ``X-Stream-Id: <stream id>`` (the
+``gateway_request_id`` it started the stream with); see ``byoc/stream_orchestrator.go``,
+``UpdateStream``, in livepeer/go-livepeer. Without the header the one running stream is meant (pytrickle
+workers run one stream); with several running, 400.
 
 Errors (JSON ``{"error": ..., ...}``): 400 bad input (workflow errors add ``node_errors`` in ComfyUI's
 shape), 401 missing/wrong bearer token, 403 trickle host not allowed, 404 unknown id, 409 duplicate id,
@@ -22,6 +30,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ..streams.config import StreamConfig, parse_start_request
+from ..streams.errors import ApiError
+from ..streams.limits import StreamLimits
 from .responses import json_errors
 from .security import HostAllowlist, read_json_body, requires_token
 from .settings import TrickleSettings
@@ -44,6 +54,15 @@ class StreamRegistryAPI(Protocol):
 
     def statuses(self) -> dict[str, dict[str, Any]]:
         """Every known stream's status object by id."""
+        ...
+
+    async def update(self, stream_id: str, params: Any, *, snapshot: bool = False,
+                     limits: StreamLimits | None = None) -> dict[str, Any]:
+        """Live control: ``{generation, applied, config}``; 404/409/400 as ``StreamError``s."""
+        ...
+
+    def running_ids(self) -> list[str]:
+        """Ids of the running streams."""
         ...
 
 
@@ -85,6 +104,8 @@ class StreamRoutes:
         routes.get("/stream/{stream_id}/status")(self.status)
         routes.get("/streams")(self.list_streams)
         routes.get("/stream/limits")(self.limits)
+        routes.post("/stream/{stream_id}/update")(self.update)
+        routes.post("/stream/params")(self.byoc_params)
 
     def get_app(self) -> web.Application:
         """A standalone application serving only these routes (tests, embedding)."""
@@ -140,6 +161,36 @@ class StreamRoutes:
         """Every known stream with its status."""
         statuses = self.registry.statuses()
         return web.json_response({"streams": statuses, "count": len(statuses)})
+
+    @json_errors
+    @requires_token
+    async def update(self, request: web.Request) -> web.Response:
+        """Live control: ``{"params": {...}}``, fields not given keep their value (``streams.updates``)."""
+        stream_id = request.match_info["stream_id"]
+        body = await read_json_body(request, self.settings.limits.max_request_bytes)
+        if not isinstance(body, dict) or not isinstance(body.get("params"), dict):
+            raise ApiError(400, 'Body must be {"params": {...}}', {"field": "params"})
+        return await self._answer_update(stream_id, body["params"])
+
+    @json_errors
+    @requires_token
+    async def byoc_params(self, request: web.Request) -> web.Response:
+        """BYOC's update: flat params, the stream named by ``X-Stream-Id`` (see the module docstring)."""
+        body = await read_json_body(request, self.settings.limits.max_request_bytes)
+        if not isinstance(body, dict):
+            raise ApiError(400, "Body must be a JSON object of params", {"field": "params"})
+        stream_id = request.headers.get("X-Stream-Id", "")
+        if not stream_id:
+            running = self.registry.running_ids()
+            if len(running) != 1:
+                raise ApiError(400, f"Header X-Stream-Id is required ({len(running)} streams running)",
+                               {"field": "X-Stream-Id"})
+            stream_id = running[0]
+        return await self._answer_update(stream_id, body)
+
+    async def _answer_update(self, stream_id: str, params: dict[str, Any]) -> web.Response:
+        result = await self.registry.update(stream_id, params, limits=self.settings.limits)
+        return web.json_response({"status": "success", "request_id": stream_id, **result})
 
     @json_errors
     @requires_token

@@ -91,6 +91,21 @@ class FrameHandoff:
         with self._lock:
             return len(self._frames)
 
+    def take_all(self) -> list[InputFrame]:
+        """Every queued frame at once, oldest first, without waiting (the warm-up cover sends them to the
+        output as placeholders, so they never queue up behind a slow first run)."""
+        with self._lock:
+            if self._closed:
+                return []
+            frames = list(self._frames)
+            self._frames.clear()
+            return frames
+
+    def set_max_backlog(self, seconds: float) -> None:
+        """A live update changed ``params.max_backlog_s``; applies from the next ``get``."""
+        with self._lock:
+            self._max_backlog_s = seconds
+
     async def get(self) -> InputFrame | None:
         """The oldest frame still within the backlog bound, or None at end of input / after close."""
         while True:

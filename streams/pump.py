@@ -19,6 +19,7 @@ import asyncio
 import collections
 import logging
 import time
+from collections.abc import Callable
 
 from .bridge import FrameBridge
 from .context import SessionContext
@@ -26,7 +27,11 @@ from .counters import StreamCounters
 from .executor import PromptOutcome, PromptState
 from .handoff import FrameHandoff, InputFrame
 from .stages import Stage
+from .updates import Generation
+from .warmup import COVER_AFTER_S, COVER_TICK_S, WarmupCover
 from .workflow import PromptBuilder
+
+GENERATION_KEY = "generation"
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +61,16 @@ class PromptPump:
         bridge: FrameBridge,
         handoff: FrameHandoff,
         counters: StreamCounters,
+        next_generation: Callable[[], Generation | None] | None = None,
+        cover: WarmupCover | None = None,
+        warming: Callable[[], bool] | None = None,
     ) -> None:
+        # live control (``streams.updates``, ``streams.warmup``): between two frames the pump asks
+        # ``next_generation`` for a newer workflow; while ``warming()``, a slow frame is covered
+        self._next_generation = next_generation
+        self._generation = 1
+        self._cover = cover
+        self._warming = warming
         self._context = context
         self._runner = context.runner
         self._builder = builder
@@ -98,11 +112,21 @@ class PromptPump:
             frame = await self._handoff.get()
             if frame is None:
                 break
+            self._switch_generation()
             await self._prepare(frame)
             failure = await self._run_frame(frame)
             if failure is not None:
                 return failure
         return await self._drain()
+
+    def _switch_generation(self) -> None:
+        """Between two frames: start using the newest accepted generation, if one waits."""
+        if self._next_generation is None:
+            return
+        generation = self._next_generation()
+        if generation is not None:
+            self._builder = generation.builder
+            self._generation = generation.number
 
     async def _prepare(self, frame: InputFrame) -> None:
         """CPU work for this frame (e.g. uint8 -> float tensor) off ComfyUI's shared executor thread."""
@@ -124,7 +148,7 @@ class PromptPump:
         self._waiters[ticket] = waiter
         try:
             prompt_id = self._submit(frame, ticket)
-            outcome = await self._await_frame(prompt_id, ticket, waiter)
+            outcome = await self._await_frame(prompt_id, ticket, waiter, frame)
         finally:
             self._waiters.pop(ticket, None)
         # (left set if cancelled: ``abandon`` then forgets the prompt)
@@ -142,6 +166,7 @@ class PromptPump:
         return None
 
     def _submit(self, frame: InputFrame, ticket: int) -> str:
+        frame.extra[GENERATION_KEY] = self._generation
         prompt = self._builder.build(ticket, self._context.inert_nodes(self._builder.stream_id))
         stamps = frame.stamps
         queued = stamps.queued = time.perf_counter()
@@ -153,22 +178,34 @@ class PromptPump:
         return prompt_id
 
     async def _await_frame(
-        self, prompt_id: str, ticket: int, waiter: asyncio.Future[None]
+        self, prompt_id: str, ticket: int, waiter: asyncio.Future[None], frame: InputFrame
     ) -> PromptOutcome | None:
         """None once the output arrived; otherwise the outcome of a prompt that ended without one."""
         delay = POLL_FIRST_S
+        queued = time.monotonic()
         while True:
+            covering = self._cover is not None and self._warming is not None and self._warming()
             try:
-                await asyncio.wait_for(asyncio.shield(waiter), delay)
+                wait = min(delay, COVER_TICK_S) if covering else delay
+                await asyncio.wait_for(asyncio.shield(waiter), wait)
                 return None
             except asyncio.TimeoutError:  # noqa: UP041 - distinct from TimeoutError on Python 3.10
                 pass
+            if covering and time.monotonic() - queued >= COVER_AFTER_S:
+                self._cover_waiting(frame)
             outcome = self._runner.outcome(prompt_id)
             if outcome.finished:
                 # the output may have been scheduled between the timeout and the look-up
                 await asyncio.sleep(0)
                 return None if waiter.done() else outcome
             delay = min(delay * 2, POLL_MAX_S)
+
+    def _cover_waiting(self, frame: InputFrame) -> None:
+        """The warming generation is slow: ``frame`` and every newer frame go out as placeholders."""
+        assert self._cover is not None  # noqa: S101 - only called while covering
+        self._cover.cover(frame)
+        for newer in self._handoff.take_all():
+            self._cover.cover(newer)
 
     def _reap_finishing(self) -> PromptOutcome | None:
         """Forget our finished prompts; report one that failed after its output (e.g. a second node)."""

@@ -18,12 +18,13 @@ from typing import Any
 from .bridge import PROCESS_BRIDGES, BridgeDirectory
 from .config import StreamConfig
 from .context import FramePreparer, Notifier, SessionContext
-from .errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
+from .errors import ApiError, StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
-from .limits import DEFAULT_BACKLOG_S, DEFAULT_MAX_STREAMS
+from .limits import DEFAULT_BACKLOG_S, DEFAULT_MAX_STREAMS, StreamLimits
 from .media_io import MediaFactory
-from .session import StreamSession
+from .session import StreamSession, StreamState
+from .updates import Generation, UpdateEngine
 from .workflow import INPUT_CLASS, OUTPUT_CLASS, STREAM_INPUT, LiveWorkflow, PromptBuilder, prepare_workflow
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,29 @@ class StreamRegistry:
             session = self._build_session(config, live, max_backlog_s)
             await self._launch(session, replaced)
         return session.status()
+
+    async def update(self, stream_id: str, params: Any, *, snapshot: bool = False,
+                     limits: StreamLimits | None = None) -> dict[str, Any]:
+        """Live control: check ``params`` as a start is checked and hand them to the running stream (see
+        ``streams.updates``). 404 unknown, 409 not running, 400 invalid (the old workflow keeps running).
+        Returns ``{generation, applied, config}``."""
+        session = self._get(stream_id)
+        if session.updates is None or session.state is not StreamState.RUNNING:
+            raise ApiError(409, f"Stream {stream_id!r} is not running ({session.state.value}).",
+                           {"state": session.state.value})
+        try:
+            outcome = await session.updates.update(params, snapshot=snapshot, limits=limits)
+        except ApiError as err:
+            session.report_error("params", f"update rejected: {err.message}")  # the events channel
+            raise
+        if outcome.applied and isinstance(params, dict):
+            session.report_params(params)
+        config = outcome.config.to_json()
+        return {"generation": outcome.generation, "applied": outcome.applied, "config": config}
+
+    def running_ids(self) -> list[str]:
+        """Ids of the running streams (BYOC's ``/stream/params`` names none when only one runs)."""
+        return [i for i, s in self._sessions.items() if s.state is StreamState.RUNNING]
 
     async def stop(self, stream_id: str) -> dict[str, Any]:
         """Stop a stream (returns within ~2 s) and return its final status; a finished stream's final
@@ -148,9 +172,17 @@ class StreamRegistry:
             ingest, egress = trickle_media(config, max_backlog_s)
         else:
             ingest, egress = self._media_factory(config)
-        builder = PromptBuilder(live, f"ct{next(self._prefixes)}_", config.stream_id)
+        prefix = f"ct{next(self._prefixes)}_"
+        builder = PromptBuilder(live, prefix, config.stream_id)
+
+        async def make_builder(new: StreamConfig) -> PromptBuilder:
+            # the same prefix in every generation: unchanged nodes keep their ComfyUI cache keys
+            return PromptBuilder(await self._validated_workflow(new), prefix, new.stream_id)
+
+        updates = UpdateEngine(Generation(1, config, builder), make_builder)
         return StreamSession(
-            config, self._context, builder=builder, ingest=ingest, egress=egress, max_backlog_s=max_backlog_s
+            config, self._context, builder=builder, ingest=ingest, egress=egress, max_backlog_s=max_backlog_s,
+            updates=updates,
         )
 
     async def _launch(self, session: StreamSession, replaced: StreamSession | None) -> None:

@@ -26,12 +26,15 @@ from ..media.types import AudioPacket, DecodedFrame
 from .bridge import FrameBridge
 from .config import StreamConfig
 from .context import SessionContext
+from .control import ControlListener
 from .counters import StreamCounters
 from .executor import PromptOutcome
 from .handoff import FrameHandoff, InputFrame
 from .media_io import Egress, Ingest
 from .pump import PromptPump
 from .stages import Stage
+from .updates import Generation, UpdateEngine
+from .warmup import WarmupCover
 from .workflow import PromptBuilder
 
 logger = logging.getLogger(__name__)
@@ -68,6 +71,7 @@ class StreamSession:
         ingest: Ingest,
         egress: Egress,
         max_backlog_s: float = 1.0,
+        updates: UpdateEngine | None = None,
     ) -> None:
         self.config = config
         self.stream_id: str = config.stream_id
@@ -90,6 +94,15 @@ class StreamSession:
         # observers (the Livepeer events channel): (kind, message) of each error; params applied
         self.error_listeners: list[Callable[[str, str], None]] = []
         self.params_listeners: list[Callable[[dict[str, Any]], None]] = []
+        # live control (streams/updates.py, warmup.py, control.py)
+        self.updates = updates
+        self._cover = WarmupCover(egress.submit, self.counters.frame_dropped)
+        self.control: ControlListener | None = None
+        if updates is not None and config.control_url:
+            self.control = ControlListener(
+                config.control_url, lambda snapshot: updates.update(snapshot, snapshot=True),
+                stream_id=self.stream_id,
+            )
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -101,7 +114,9 @@ class StreamSession:
         # "no drops" (final statuses showed 0 dropped because the queue is empty once a stream ends)
         self.counters.add_drop_source(lambda: handoff.dropped)
         self._pump = PromptPump(
-            self._context, builder=self.builder, bridge=self._bridge, handoff=handoff, counters=self.counters
+            self._context, builder=self.builder, bridge=self._bridge, handoff=handoff, counters=self.counters,
+            next_generation=self._next_generation if self.updates is not None else None,
+            cover=self._cover, warming=self.updates.warming if self.updates is not None else None,
         )
         self._context.bridges.register(self._bridge)
         self._egress.start(self._on_written, self._on_egress_failed, on_stage=self.counters.stage)
@@ -110,6 +125,9 @@ class StreamSession:
             asyncio.create_task(self._supervise(), name=f"trickle-pump-{self.stream_id}"),
             asyncio.create_task(self._tick(), name=f"trickle-status-{self.stream_id}"),
         ]
+        if self.control is not None:
+            control = asyncio.create_task(self.control.run(), name=f"trickle-control-{self.stream_id}")
+            self._tasks.append(control)
         self._set_state(StreamState.RUNNING)
 
     async def stop(self) -> dict[str, Any]:
@@ -141,13 +159,19 @@ class StreamSession:
         stream ended.
         See ``counters.FrameRateMeter``.
         """
-        return {
+        counters = self.counters.snapshot()
+        status = {
             "request_id": self.stream_id,
             "state": self.state.value,
             "config": self.config.to_json(),
-            "counters": self.counters.snapshot(),
+            "counters": counters,
             "error": self.error,
         }
+        if self.updates is not None:
+            status.update(self.updates.status())
+            counters.update(self.updates.counts, frames_covered=self._cover.frames_covered)
+            status["control"] = self.control.status() if self.control is not None else None
+        return status
 
     def latest_output(self) -> tuple[Any, int] | None:
         """The newest output frame written: (RGB uint8 ``[H, W, 3]`` array, pts), or None."""
@@ -201,10 +225,32 @@ class StreamSession:
             if queued is not None:
                 self.counters.stage(Stage.EXECUTOR_QUEUE, started - queued)
         self.counters.frame_processed()
-        if not self._egress.submit(frame, images):
+        if self.updates is not None:
+            self.updates.output_seen(frame.extra.get("generation", 1))
+        if not self._cover.claim(frame):
+            pass  # covered while its generation warmed up: its placeholder is already in the output
+        elif not self._egress.submit(frame, images):
             self.counters.frame_dropped()
         if self._pump is not None:
             self._pump.output_arrived(ticket)
+
+    def _next_generation(self) -> Generation | None:
+        """Between two frames (the pump): switch to the newest accepted generation, if one waits."""
+        assert self.updates is not None  # noqa: S101 - only wired when updates exist
+        generation = self.updates.take()
+        if generation is None:
+            return None
+        old, new = self.config, generation.config
+        self.builder, self.config = generation.builder, new
+        if (old.width, old.height) != (new.width, new.height):
+            resize = getattr(self._ingest, "resize", None)
+            if resize is not None:
+                resize(new.width, new.height)
+        backlog = new.max_backlog_s
+        if backlog is not None and backlog != old.max_backlog_s and self._handoff is not None:
+            self._handoff.set_max_backlog(backlog)
+        self._notify()
+        return generation
 
     def _on_written(self, frame: InputFrame, rgb: Any, pts: int) -> None:
         media_time = float(pts * frame.time_base) if frame.time_base else frame.media_time

@@ -87,6 +87,11 @@ class TrickleIngest:
         self._subscriber: TrickleSubscriber | None = None
         self._decoder: StreamDecoder | None = None
         self._closed = False
+        self._pending_size: tuple[int, int] | None = None
+
+    def resize(self, width: int, height: int) -> None:
+        """A live update changed the stream's size: frames are scaled to it from the next segment on."""
+        self._pending_size = (width, height)
 
     async def run(self, on_frame: FrameCallback, on_audio: AudioCallback) -> None:
         loop = asyncio.get_running_loop()
@@ -113,6 +118,9 @@ class TrickleIngest:
             # previous segment's last frames at once and picks up a changed layout (a restarted source's
             # new audio track)
             segment_start = True
+            if self._pending_size is not None:
+                self._decoder.set_target_size(*self._pending_size)
+                self._pending_size = None
             try:
                 while chunk := await segment.read_chunk():
                     self._decoder.feed(chunk, segment_start=segment_start)
@@ -125,14 +133,6 @@ class TrickleIngest:
         error = await decoded_all
         if error is not None:
             raise RuntimeError(f"decoder failed: {error}") from error
-
-    def _put_end_marker(self) -> None:
-        while self._encoding:
-            try:
-                self._frames.put(None, timeout=0.5)
-                return
-            except queue.Full:
-                continue
 
     async def close(self) -> None:
         self._closed = True
@@ -211,6 +211,15 @@ class TrickleEgress:
         await asyncio.to_thread(self._put_end_marker)
         if self._publish_task is not None:
             await asyncio.shield(self._publish_task)
+
+    def _put_end_marker(self) -> None:
+        """The end marker behind every queued frame (waits while the encode thread lives)."""
+        while self._encoding:
+            try:
+                self._frames.put(None, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     async def close(self) -> None:
         self._closed = True

@@ -298,3 +298,31 @@ async def wait_registration(peer, predicate, timeout: float, since: int = 0):
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"no such registration in {[r.body['capacity'] for r in peer.registrations]}")
+
+
+async def test_byoc_params_updates_show_in_status_events_and_rejections_as_error_events(
+        gateway, worker, http):
+    status, body, stream = await gateway.start("lp-params", params(INVERT), byoc=True)
+    assert status == 200, body
+    publisher = asyncio.create_task(publish_synthetic(stream.urls["subscribe_url"], 150, fps=15, end=False))
+    first = await stream.wait_for(lambda e: e.type == "status", 30)
+    old_hash = first.event["inference_status"]["last_params_hash"]
+    passthrough = {"1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+                   "2": {"class_type": "TrickleOutput", "inputs": {"images": ["1", 0], "stream_id": ""}}}
+    headers = {"X-Stream-Id": "lp-params"}
+    async with http.post(f"{worker.base_url}/stream/params", json={"prompt": passthrough},
+                         headers=headers) as response:
+        assert response.status == 200, await response.text()
+    def new_hash(event) -> bool:
+        return event.type == "status" and event.event["inference_status"]["last_params_hash"] not in (
+            None, old_hash)
+
+    updated = await stream.wait_for(new_hash, 30)
+    assert updated.event["inference_status"]["last_params"] == {"prompt": passthrough}
+    bad = {**passthrough, "9": {"class_type": "NoSuchNode", "inputs": {}}}
+    url = f"{worker.base_url}/stream/params"
+    async with http.post(url, json={"prompt": bad}, headers=headers) as response:
+        assert response.status == 400
+    error = await stream.wait_for(lambda e: e.type == "error" and e.event["kind"] == "params", 15)
+    assert error.event["message"].startswith("update rejected:")
+    publisher.cancel()

@@ -42,6 +42,12 @@ class NoStreams:
     def latest_output(self, stream_id):
         raise StreamNotFound(stream_id)
 
+    async def update(self, stream_id, params, *, snapshot=False, limits=None):
+        raise StreamNotFound(stream_id)
+
+    def running_ids(self):
+        return []
+
 
 def guarded_routes(app: web.Application) -> list[tuple[str, str]]:
     """(method, path) of every route of ``app`` but HEAD and the relay, placeholders filled in."""
@@ -96,6 +102,8 @@ async def test_the_listed_routes_include_every_stream_and_test_source_route():
             ("GET", "/stream/x/status"),
             ("GET", "/streams"),
             ("GET", "/stream/limits"),
+            ("POST", "/stream/x/update"),
+            ("POST", "/stream/params"),
             ("POST", "/trickle/test-source"),
             ("GET", "/trickle/test-source"),
             ("DELETE", "/trickle/test-source/x"),

@@ -5,6 +5,8 @@
 - ``TrickleTestTagImage(image, tag)``: passes ``image`` through; depends on a ``TrickleTestCountRuns``.
 - ``TrickleTestFailAt(image, tag, fail_at)``: passes through, raises on its ``fail_at``-th run (1-based).
 - ``TrickleTestSlow(image, seconds)``: sleeps, then passes through.
+- ``TrickleTestSlowFirst(image, tag, seconds)``: its first run per ``tag`` sleeps ``seconds`` (a model load),
+  later runs pass through at once (counts ``slowfirst:{tag}``).
 - ``TrickleTestHoldAt(image, tag, hold_at)``: passes through; its ``hold_at``-th run (1-based) counts
   ``hold:{tag}:started``, waits until ``POST /trickle-test/release/{tag}`` (at most ``HOLD_LIMIT_S``), then
   counts ``hold:{tag}:finished``. Tests use it to act only once a prompt of theirs is proven running.
@@ -98,6 +100,27 @@ class TrickleTestSlow:
         return (image,)
 
 
+class TrickleTestSlowFirst:
+    CATEGORY = "trickle/testing"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802
+        return {
+            "required": {
+                "image": ("IMAGE",),
+                "tag": ("STRING", {"default": "slow"}),
+                "seconds": ("FLOAT", {"default": 3.0}),
+            }
+        }
+
+    def run(self, image, tag, seconds):
+        if _bump(f"slowfirst:{tag}") == 1:
+            time.sleep(seconds)
+        return (image,)
+
+
 class TrickleTestHoldAt:
     CATEGORY = "trickle/testing"
     RETURN_TYPES = ("IMAGE",)
@@ -127,6 +150,7 @@ NODE_CLASS_MAPPINGS = {
     "TrickleTestFailAt": TrickleTestFailAt,
     "TrickleTestSlow": TrickleTestSlow,
     "TrickleTestHoldAt": TrickleTestHoldAt,
+    "TrickleTestSlowFirst": TrickleTestSlowFirst,
 }
 
 
