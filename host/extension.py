@@ -12,6 +12,7 @@ from typing import Any
 
 from ..nodes.frames import frame_to_image
 from ..nodes.live_io import TrickleInput, TrickleOutput
+from ..nodes.text_output import TrickleTextOutput
 from ..routes.settings import TrickleSettings
 from .comfy_api import ComfyExtension, io
 from .validation import host_validation
@@ -33,7 +34,7 @@ class TrickleExtension(ComfyExtension):
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         self._wiring.load()  # hosts that never call on_load
-        return [TrickleInput, TrickleOutput]
+        return [TrickleInput, TrickleOutput, TrickleTextOutput]
 
 
 async def build_extension(server: Any = None) -> TrickleExtension:

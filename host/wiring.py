@@ -19,6 +19,7 @@ from ..routes.stream_lifecycle import StreamLifecycleRoutes
 from ..routes.streams import register_stream_routes
 from ..streams.context import FramePreparer
 from ..streams.registry import StreamRegistry
+from .livepeer_wiring import LivepeerWiring
 from .prompt_runner import ComfyPromptRunner
 from .queue_updates import coalesce_queue_updates
 from .validation import HostValidation, WorkflowValidator
@@ -53,6 +54,7 @@ class HostWiring:
             newest_frame_reads=not settings.token,
         )
         self._preview_routes = PreviewRoutes(self.registry, settings)
+        self.livepeer = LivepeerWiring(server, self.registry, settings)
         self._routes_registered = False
         self._loaded = False
 
@@ -61,8 +63,9 @@ class HostWiring:
         if self._routes_registered:
             return
         self._routes_registered = True
-        register_stream_routes(self.server.routes, self.registry, self.settings)
+        register_stream_routes(self.server.routes, self.registry, self.settings, self.livepeer.start_hooks)
         self._preview_routes.setup_routes(self.server.routes)
+        self.livepeer.routes.setup_routes(self.server.routes)
         MediaIORoutes(self.registry, self.settings).setup_routes(self.server.routes)
         StreamLifecycleRoutes(self.registry, self.settings).setup_routes(self.server.routes)
         if self.settings.dev_relay and self.settings.token:
@@ -86,7 +89,9 @@ class HostWiring:
         self._loaded = True
         coalesce_queue_updates(self.server)  # a stream's per-frame prompts must not flood every browser
         self.server.app.on_shutdown.append(self._stop_streams)
+        self.livepeer.attach(self.server.app)
 
     async def _stop_streams(self, _app: Any) -> None:
         await self.registry.stop_all()
+        await self.livepeer.close()  # final status events, registration task
         await self._preview_routes.close()  # its JPEG encoder thread

@@ -24,6 +24,7 @@ Every route requires the bearer token when one is set (``requires_token``).
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -65,6 +66,18 @@ class StreamRegistryAPI(Protocol):
         ...
 
 
+class StartHooks(Protocol):
+    """Optional extra steps of a start (``routes.livepeer.LivepeerStartHooks``: BYOC bodies, events)."""
+
+    def adapt_start_body(self, headers: Any, body: Any) -> Any:
+        """The body to parse (a BYOC body mapped onto ours)."""
+        ...
+
+    def stream_started(self, config: StreamConfig, received_at: float) -> None:
+        """The stream runs; ``received_at`` is when its request arrived (``time.time()``)."""
+        ...
+
+
 class StreamRoutes:
     """Handlers of the stream REST API, bound to one registry and one set of settings.
 
@@ -72,8 +85,14 @@ class StreamRoutes:
     ``get_app()`` on their own.
     """
 
-    def __init__(self, registry: StreamRegistryAPI, settings: TrickleSettings | None = None) -> None:
+    def __init__(
+        self,
+        registry: StreamRegistryAPI,
+        settings: TrickleSettings | None = None,
+        hooks: StartHooks | None = None,
+    ) -> None:
         self.registry = registry
+        self.hooks = hooks
         self.settings = settings or TrickleSettings.from_env()
         self.allowlist = HostAllowlist(self.settings.allowed_hosts)
 
@@ -100,11 +119,16 @@ class StreamRoutes:
     @requires_token
     async def start(self, request: web.Request) -> web.Response:
         """Start a stream; every check (auth, size, body, hosts, workflow) runs before anything starts."""
+        received_at = time.time()
         limits = self.settings.limits
         body = await read_json_body(request, limits.max_request_bytes)
+        if self.hooks is not None:
+            body = self.hooks.adapt_start_body(request.headers, body)
         config = parse_start_request(body, limits)
         self.allowlist.check_urls(config.trickle_urls())
         status = await self.registry.start(config)
+        if self.hooks is not None:
+            self.hooks.stream_started(config, received_at)
         return web.json_response(
             {
                 "status": "success",
@@ -176,9 +200,12 @@ class StreamRoutes:
 
 
 def register_stream_routes(
-    routes: web.RouteTableDef, registry: StreamRegistryAPI, settings: TrickleSettings | None = None
+    routes: web.RouteTableDef,
+    registry: StreamRegistryAPI,
+    settings: TrickleSettings | None = None,
+    hooks: StartHooks | None = None,
 ) -> StreamRoutes:
     """Attach the stream routes to ComfyUI's route table (ComfyUI mirrors them under /api)."""
-    stream_routes = StreamRoutes(registry, settings)
+    stream_routes = StreamRoutes(registry, settings, hooks)
     stream_routes.setup_routes(routes)
     return stream_routes

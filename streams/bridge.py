@@ -134,6 +134,12 @@ class FrameBridge:
         self._on_output(ticket, frame, images)
         return True
 
+    def check_access(self, ticket: int, secret: str | None) -> None:
+        """Raise ``StreamAccessDenied`` unless the running prompt (carrying ``secret``) may act for this
+        stream with ``ticket`` (side outputs such as ``TrickleTextOutput`` ask before they send)."""
+        with self._changed:
+            self._check_access(ticket, secret)
+
     def _check_access(self, ticket: int, secret: str | None) -> None:
         """Raise ``StreamAccessDenied`` unless the prompt may use this ticket (call under the lock)."""
         if not ticket:

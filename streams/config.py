@@ -50,6 +50,7 @@ class StreamConfig:
     height: int = DEFAULT_DIMENSION
     control_url: str = ""
     events_url: str = ""
+    data_url: str = ""  # BYOC/pytrickle text output channel (go-livepeer byoc/stream_orchestrator.go)
     manifest_id: str = ""
     runner_stream_id: str = ""
     params: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +63,7 @@ class StreamConfig:
             "publish_url": redact_url(self.publish_url),
             "control_url": redact_url(self.control_url),
             "events_url": self.events_url,
+            "data_url": self.data_url,
         }
         return {name: url for name, url in urls.items() if url}
 
@@ -73,6 +75,7 @@ class StreamConfig:
             "publish_url": redact_url(self.publish_url),
             "control_url": redact_url(self.control_url),
             "events_url": redact_url(self.events_url),
+            "data_url": redact_url(self.data_url),
             "manifest_id": self.manifest_id,
             "runner_stream_id": self.runner_stream_id,
             "width": self.width,
@@ -122,6 +125,7 @@ def parse_start_request(body: Any, limits: StreamLimits = DEFAULT_LIMITS) -> Str
         height=height,
         control_url=_url(body, "control_url", required=False),
         events_url=_url(body, "events_url", required=False),
+        data_url=_url(body, "data_url", required=False),
         manifest_id=_optional_string(body, "manifest_id"),
         runner_stream_id=_optional_string(body, "stream_id"),
         params=extra_params,

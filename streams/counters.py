@@ -98,6 +98,8 @@ class StreamCounters:
         self._fps_in = FrameRateMeter(clock)
         self._fps_out = FrameRateMeter(clock)
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
+        # per-frame latency observer (seconds; the /metrics histogram), called on the egress thread
+        self.on_latency: Callable[[float], None] | None = None
         self._stages: dict[Stage, collections.deque[float]] = {
             stage: collections.deque(maxlen=STAGE_SAMPLES) for stage in Stage
         }
@@ -126,8 +128,11 @@ class StreamCounters:
         with self._lock:
             self.frames_out += 1
             self._fps_out.tick(media_time)
-            if arrival is not None:
-                self._latencies.append(self._clock() - arrival)
+            latency = None if arrival is None else self._clock() - arrival
+            if latency is not None:
+                self._latencies.append(latency)
+        if latency is not None and self.on_latency is not None:
+            self.on_latency(latency)
 
     def stage(self, stage: Stage, seconds: float) -> None:
         """One frame spent ``seconds`` in ``stage`` (any thread; anything but a ``Stage`` is a KeyError)."""

@@ -173,7 +173,7 @@ class PromptPump:
         if stamps.handoff is not None:
             self._counters.stage(Stage.HANDOFF_WAIT, queued - stamps.handoff)
         prompt_id = self._runner.submit(
-            prompt, [self._builder.output_id], self._client_id, self._bridge.ticket_secret(ticket)
+            prompt, self._builder.output_ids, self._client_id, self._bridge.ticket_secret(ticket)
         )
         self.prompts_submitted += 1
         self._in_flight = (prompt_id, ticket)

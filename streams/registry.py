@@ -26,7 +26,8 @@ from .heap import release_memory
 from .input_wait import input_wait_of
 from .limits import DEFAULT_BACKLOG_S, DEFAULT_MAX_STREAMS, StreamLimits
 from .media_io import MediaFactory
-from .session import StreamSession, StreamState
+from .session import StreamSession
+from .state import StreamState
 from .updates import Generation, UpdateEngine
 from .workflow import INPUT_CLASS, OUTPUT_CLASS, STREAM_INPUT, LiveWorkflow, PromptBuilder, prepare_workflow
 
@@ -97,7 +98,13 @@ class StreamRegistry:
         if session.updates is None or session.state is not StreamState.RUNNING:
             raise ApiError(409, f"Stream {stream_id!r} is not running ({session.state.value}).",
                            {"state": session.state.value})
-        outcome = await session.updates.update(params, snapshot=snapshot, limits=limits)
+        try:
+            outcome = await session.updates.update(params, snapshot=snapshot, limits=limits)
+        except ApiError as err:
+            session.report_error("params", f"update rejected: {err.message}")  # the events channel
+            raise
+        if outcome.applied and isinstance(params, dict):
+            session.report_params(params)
         config = outcome.config.to_json()
         return {"generation": outcome.generation, "applied": outcome.applied, "config": config}
 
@@ -181,9 +188,9 @@ class StreamRegistry:
         """The stream's workflow with its live nodes bound to the stream, as ComfyUI validated it."""
         live = prepare_workflow(config.workflow)
         nodes = live.nodes
-        for node_id in (*live.input_ids, live.output_id):
+        for node_id in (*live.input_ids, *live.output_ids):
             nodes[node_id]["inputs"][STREAM_INPUT] = config.stream_id
-        result = await self._context.runner.validate(nodes, [live.output_id])
+        result = await self._context.runner.validate(nodes, live.output_ids)
         if not result.ok or result.node_errors:
             raise WorkflowInvalid(_validation_message(result.error, result.node_errors), result.node_errors)
         return dataclasses.replace(live, nodes=result.workflow or nodes)

@@ -17,9 +17,9 @@ Interrupt only drops the frame it hit.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..media.types import AudioPacket, DecodedFrame
@@ -34,6 +34,7 @@ from .handoff import FrameHandoff, InputFrame
 from .media_io import Egress, Ingest, InputWatcher
 from .pump import PromptPump
 from .stages import Stage
+from .state import StreamState
 from .updates import Generation, UpdateEngine
 from .warmup import WarmupCover
 from .workflow import PromptBuilder
@@ -48,20 +49,6 @@ CLOSE_BUDGET_S = 1.5
 # channel without data yet holds the first GET, and the stream is then simply running)
 INPUT_PROBE_S = 0.5
 FINISH_TIMEOUT_S = 10.0
-
-
-class StreamState(str, enum.Enum):
-    STARTING = "starting"
-    WAITING = "waiting"  # for the input channel to appear (streams.input_wait)
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    COMPLETED = "completed"
-    ERROR = "error"
-
-    @property
-    def active(self) -> bool:
-        return self in (StreamState.STARTING, StreamState.WAITING, StreamState.RUNNING, StreamState.STOPPING)
 
 
 class StreamSession:
@@ -100,6 +87,9 @@ class StreamSession:
         self._latest_output: tuple[Any, int] | None = None
         self._finished = asyncio.Event()
         self._stop_lock = asyncio.Lock()
+        # observers (the Livepeer events channel): (kind, message) of each error; params applied
+        self.error_listeners: list[Callable[[str, str], None]] = []
+        self.params_listeners: list[Callable[[dict[str, Any]], None]] = []
         # live control (streams/updates.py, warmup.py, control.py)
         self.updates = updates
         self._cover = WarmupCover(egress.submit, self.counters.frame_dropped)
@@ -195,6 +185,23 @@ class StreamSession:
         """The newest output frame written: (RGB uint8 ``[H, W, 3]`` array, pts), or None."""
         return self._latest_output
 
+    def report_error(self, kind: str, message: str) -> None:
+        """Tell observers about an error (kinds: ``node``, ``input``, ``output``, ``internal``, or a
+        caller's, e.g. ``params`` for a rejected update); the stream itself is not changed here."""
+        for listener in list(self.error_listeners):
+            try:
+                listener(kind, message)
+            except Exception:
+                logger.exception("stream %s: error listener failed", self.stream_id)
+
+    def report_params(self, params: dict[str, Any]) -> None:
+        """Tell observers that ``params`` were applied (the status events carry their hash and time)."""
+        for listener in list(self.params_listeners):
+            try:
+                listener(params)
+            except Exception:
+                logger.exception("stream %s: params listener failed", self.stream_id)
+
     # --- callbacks from other threads ---------------------------------------------------------------------
     def _on_frame(self, decoded: DecodedFrame) -> None:
         self.counters.frame_in(decoded.time)
@@ -267,7 +274,7 @@ class StreamSession:
             self._set_state(StreamState.RUNNING)
 
     def _on_egress_failed(self, message: str) -> None:
-        self._fail({"node_id": None, "node_type": None, "message": message})
+        self._fail({"node_id": None, "node_type": None, "message": message}, "output")
 
     # --- tasks --------------------------------------------------------------------------------------------
     async def _run_ingest(self) -> None:
@@ -278,7 +285,7 @@ class StreamSession:
             raise
         except Exception as err:
             logger.warning("stream %s: input failed: %s", self.stream_id, err)
-            self._fail({"node_id": None, "node_type": None, "message": f"input failed: {err}"})
+            self._fail({"node_id": None, "node_type": None, "message": f"input failed: {err}"}, "input")
             return
         self._handoff.end()
 
@@ -290,7 +297,7 @@ class StreamSession:
             raise
         except Exception as err:
             logger.exception("stream %s: prompt pump failed", self.stream_id)
-            self._fail({"node_id": None, "node_type": None, "message": f"internal error: {err}"})
+            self._fail({"node_id": None, "node_type": None, "message": f"internal error: {err}"}, "internal")
             return
         if failure is not None:
             self._fail(self._error_of(failure))
@@ -316,12 +323,13 @@ class StreamSession:
             "message": (outcome.message or "node failed").strip(),
         }
 
-    def _fail(self, error: dict[str, Any]) -> None:
+    def _fail(self, error: dict[str, Any], kind: str = "node") -> None:
         error = {**error, "message": redact_text(str(error.get("message") or ""))}
         if not self.state.active or self.state is StreamState.STOPPING:
             return
         logger.warning("stream %s: error: %s", self.stream_id, error)
         self.error = error
+        self.report_error(kind, str(error.get("message")))
         self._schedule_teardown(StreamState.ERROR)
 
     def _schedule_teardown(self, final: StreamState) -> None:

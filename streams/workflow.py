@@ -29,6 +29,8 @@ from .errors import WorkflowInvalid, node_error
 
 INPUT_CLASS = "TrickleInput"
 OUTPUT_CLASS = "TrickleOutput"
+# output nodes that run in every frame's prompt besides the live output (text to the data channel)
+SIDE_OUTPUT_CLASSES = ("TrickleTextOutput",)
 # comfystream class -> our class (see the module docstring)
 COMPAT_CLASSES = {"LoadTensor": INPUT_CLASS, "SaveTensor": OUTPUT_CLASS}
 
@@ -49,6 +51,11 @@ class LiveWorkflow:
     input_ids: tuple[str, ...]
     output_id: str
     mapped: dict[str, str]  # node id -> original class_type, for nodes rewritten from comfystream's
+    side_output_ids: tuple[str, ...] = ()  # SIDE_OUTPUT_CLASSES nodes: bound to the stream, executed too
+
+    @property
+    def output_ids(self) -> list[str]:
+        return [self.output_id, *self.side_output_ids]
 
 
 def prepare_workflow(workflow: dict[str, Any]) -> LiveWorkflow:
@@ -100,7 +107,10 @@ def prepare_workflow(workflow: dict[str, Any]) -> LiveWorkflow:
                 )
             )
         raise WorkflowInvalid("The workflow has more than one live output node.", errors)
-    return LiveWorkflow(nodes=nodes, input_ids=input_ids, output_id=output_ids[0], mapped=mapped)
+    side_ids = tuple(nid for nid, node in nodes.items() if node["class_type"] in SIDE_OUTPUT_CLASSES)
+    return LiveWorkflow(
+        nodes=nodes, input_ids=input_ids, output_id=output_ids[0], mapped=mapped, side_output_ids=side_ids
+    )
 
 
 def namespaced(nodes: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -122,8 +132,11 @@ class PromptBuilder:
         self.prefix = prefix
         self.stream_id = stream_id
         self._template = namespaced(live.nodes, prefix)
-        self._live_ids = [prefix + nid for nid in (*live.input_ids, live.output_id)]
+        # side outputs take the frame's ticket too: an input that changes every frame keeps ComfyUI from
+        # serving them from its cache (their other inputs are often constant)
+        self._live_ids = [prefix + nid for nid in (*live.input_ids, *live.output_ids)]
         self.output_id = prefix + live.output_id
+        self.output_ids = [prefix + nid for nid in live.output_ids]
         for live_id in self._live_ids:
             self._template[live_id]["inputs"][STREAM_INPUT] = stream_id
             self._template[live_id]["inputs"][TICKET_INPUT] = 0

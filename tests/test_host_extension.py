@@ -108,7 +108,7 @@ async def test_the_extension_sets_up_on_load_or_else_in_get_node_list(extension_
     assert "queue_updated" in vars(newer_host)
     hooks = len(newer_host.app.on_shutdown)
     nodes = await extension.get_node_list()
-    assert [node.__name__ for node in nodes] == ["TrickleInput", "TrickleOutput"]
+    assert [node.__name__ for node in nodes] == ["TrickleInput", "TrickleOutput", "TrickleTextOutput"]
     assert len(newer_host.app.on_shutdown) == hooks  # not twice
 
     older_host = FakeServer()  # 0.3.75: never calls on_load

@@ -204,6 +204,22 @@ def test_a_prompt_queued_by_hand_with_a_copied_ticket_gets_nothing_and_injects_n
     assert delivered.items == []
 
 
+def test_a_prompt_queued_by_hand_cannot_write_to_a_streams_data_channel(
+    live_io, stream, running_prompt, monkeypatch
+) -> None:
+    text_output = importlib.import_module("comfy_trickle.nodes.text_output")
+    monkeypatch.setattr(text_output, "running_prompt_secret", lambda: running_prompt["secret"])
+    bridge, _ = stream
+    ticket = bridge.open_ticket(input_frame(6, 6 * 3003))
+    running_prompt["secret"] = None  # queued by hand, with a ticket copied from GET /queue
+    send = text_output.TrickleTextOutput.execute
+    with pytest.raises(StreamAccessDenied, match=f"not queued by stream '{bridge.stream_id}'"):
+        send(text="injected", stream_id=bridge.stream_id, frame_ticket=ticket)
+    running_prompt["secret"] = bridge.ticket_secret(ticket)  # the stream's own prompt passes the check
+    sent = send(text="caption", stream_id=bridge.stream_id, frame_ticket=ticket)
+    assert "has no data channel" in sent.ui.as_dict()["text"][0]  # this stream has none: nothing published
+
+
 def test_with_a_token_a_users_own_prompt_cannot_read_the_newest_frame(live_io, running_prompt) -> None:
     bridge = FrameBridge(f"live-io-{uuid.uuid4().hex[:8]}", Delivered(), newest_frame_reads=False)
     PROCESS_BRIDGES.register(bridge)

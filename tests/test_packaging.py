@@ -42,7 +42,7 @@ def test_dependencies_leave_torch_to_comfyui_and_have_no_urls(pyproject: dict) -
         assert requirement_name(requirement) not in {"torch", "torchvision", "torchaudio", "asyncio"}
         assert "://" not in requirement and " @ " not in requirement and "git+" not in requirement
     names = {requirement_name(r) for r in pyproject["project"]["dependencies"]}
-    assert names == {"aiohttp", "av", "numpy"}
+    assert names == {"aiohttp", "av", "numpy", "prometheus-client"}
 
 
 def test_registry_metadata_is_complete(pyproject: dict) -> None:
