@@ -31,9 +31,11 @@ SnapshotApplier = Callable[[dict[str, Any]], Awaitable[Any]]
 class ControlListener:
     """Reads one stream's control channel and applies each snapshot (see the module docstring)."""
 
-    def __init__(self, url: str, apply: SnapshotApplier, *, stream_id: str = "") -> None:
+    def __init__(self, url: str, apply: SnapshotApplier, *, stream_id: str = "",
+                 on_reject: Callable[[str], None] | None = None) -> None:
         self.url = url
         self._apply = apply
+        self._on_reject = on_reject
         self._stream_id = stream_id or url
         self.state = "connecting"
         self.messages = 0
@@ -48,6 +50,8 @@ class ControlListener:
         self.rejected += 1
         self.last_error = message
         logger.warning("stream %s: control message rejected: %s", self._stream_id, message)
+        if self._on_reject is not None:
+            self._on_reject(message)  # e.g. an error event on the stream's events channel
 
     def _invalid_segment(self, seq: int, error: Exception, raw: bytes) -> None:
         self.messages += 1

@@ -96,9 +96,14 @@ class StreamSession:
         self.control: ControlListener | None = None
         if updates is not None and config.control_url:
             self.control = ControlListener(
-                config.control_url, lambda snapshot: updates.update(snapshot, snapshot=True),
-                stream_id=self.stream_id,
+                config.control_url, self._apply_control_snapshot, stream_id=self.stream_id,
+                on_reject=lambda message: self.report_error("params", f"control message rejected: {message}"),
             )
+
+    async def _apply_control_snapshot(self, snapshot: dict[str, Any]) -> None:
+        assert self.updates is not None  # noqa: S101 - the listener exists only with an update engine
+        if (await self.updates.update(snapshot, snapshot=True)).applied:
+            self.report_params(snapshot)  # the events channel, as for updates over HTTP
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:

@@ -325,4 +325,9 @@ async def test_byoc_params_updates_show_in_status_events_and_rejections_as_error
         assert response.status == 400
     error = await stream.wait_for(lambda e: e.type == "error" and e.event["kind"] == "params", 15)
     assert error.event["message"].startswith("update rejected:")
+    # the same through the control channel: the gateway's next params snapshot is invalid
+    stream.params = {"prompt": bad}
+    rejected = await stream.wait_for(
+        lambda e: e.type == "error" and e.event["message"].startswith("control message rejected:"), 30)
+    assert "NoSuchNode" in rejected.event["message"]
     publisher.cancel()
