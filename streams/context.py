@@ -27,8 +27,8 @@ FramePreparer = Callable[[InputFrame], Any]
 class SessionContext:
     """The parts of the process every session uses.
 
-    ``inert_nodes(stream_id)``: the other live streams' nodes, carried inert in that stream's prompts
-    (cache keep-alive, see ``streams.workflow``). ``on_finished(session)``: called once when a session
+    ``inert_nodes(stream_id)``: the nodes carried inert in that stream's prompts (cache keep-alive, see
+    ``streams.keepalive``). ``on_finished(session)``: called once when a session
     reached its final state.
     """
 

@@ -21,6 +21,7 @@ from .context import FramePreparer, Notifier, SessionContext
 from .errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
+from .keepalive import CacheKeepAlive
 from .limits import DEFAULT_BACKLOG_S, DEFAULT_MAX_STREAMS
 from .media_io import MediaFactory
 from .session import StreamSession
@@ -47,8 +48,10 @@ class StreamRegistry:
         max_backlog_s: float = DEFAULT_BACKLOG_S,
         prepare_frame: FramePreparer | None = None,
         gc_freeze: CollectorFreeze = PROCESS_GC_FREEZE,
+        keepalive: CacheKeepAlive | None = None,
     ) -> None:
         self.max_streams = max_streams
+        self.keepalive = keepalive if keepalive is not None else CacheKeepAlive()
         self._gc_freeze = gc_freeze
         self._media_factory = media_factory
         self._max_backlog_s = max_backlog_s
@@ -159,6 +162,8 @@ class StreamRegistry:
         if replaced is not None:
             self._forget(stream_id)
         self._sessions[stream_id] = session
+        # read at each use, so a workflow update of the session is carried from its next frame on
+        self.keepalive.add_stream(stream_id, lambda: session.builder.frame_independent_nodes())
         # short GC pauses while streams run (see gc_pause.py); released in _session_finished
         self._gc_freeze.hold(session)
         try:
@@ -167,6 +172,7 @@ class StreamRegistry:
             logger.exception("stream %s: start failed", stream_id)
             await session.stop()
             self._sessions.pop(stream_id, None)
+            self.keepalive.remove_stream(stream_id)
             self._gc_freeze.release(session)
             raise
 
@@ -179,15 +185,12 @@ class StreamRegistry:
         return sum(1 for s in self._sessions.values() if s.state.active)
 
     def _inert_nodes_for(self, stream_id: str) -> dict[str, Any]:
-        """The other active streams' nodes, carried inert in this stream's prompts (cache keep-alive,
-        see ``streams.workflow``)."""
-        nodes: dict[str, Any] = {}
-        for other_id, other in self._sessions.items():
-            if other_id != stream_id and other.state.active:
-                nodes.update(other.builder.inert_nodes())
-        return nodes
+        """What this stream's prompts carry inert (cache keep-alive, see ``streams.keepalive``)."""
+        return self.keepalive.for_stream(stream_id)
 
     def _session_finished(self, session: StreamSession) -> None:
+        if self._sessions.get(session.stream_id) is session:
+            self.keepalive.remove_stream(session.stream_id)
         self._gc_freeze.release(session)
         self._finished_order.append(session.stream_id)
         while len(self._finished_order) > KEEP_FINISHED:
