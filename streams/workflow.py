@@ -170,7 +170,9 @@ class PromptBuilder:
         for live_id in self._live_ids:
             self._template[live_id]["inputs"][STREAM_INPUT] = stream_id
             self._template[live_id]["inputs"][TICKET_INPUT] = 0
-        self._frame_independent = frame_independent(self._template, self._live_ids[:-1], self.output_id)
+        # separate objects from the template: ComfyUI writes fingerprints into a prompt's node objects
+        independent = frame_independent(self._template, self._live_ids[:-1], self.output_id)
+        self._frame_independent = {node_id: copy.deepcopy(node) for node_id, node in independent.items()}
 
     def frame_independent_nodes(self) -> dict[str, Any]:
         """This stream's nodes that do not change per frame, for other prompts (never executed there,
@@ -184,7 +186,8 @@ class PromptBuilder:
 
     def build(self, ticket: int, inert: dict[str, Any] | None = None) -> dict[str, Any]:
         """The prompt for one frame: this stream's nodes bound to ``ticket``, plus ``inert`` nodes."""
-        prompt: dict[str, Any] = dict(inert) if inert else {}
+        # one copy per node: ComfyUI writes each node's fingerprint (``is_changed``) into the prompt's nodes
+        prompt: dict[str, Any] = {node_id: dict(node) for node_id, node in inert.items()} if inert else {}
         for node_id, node in self._template.items():
             prompt[node_id] = {**node, "inputs": dict(node["inputs"])}
         for live_id in self._live_ids:
