@@ -46,11 +46,13 @@ def keepalive_handler(keepalive: CacheKeepAlive, node_classes: Mapping[str, Any]
     return on_prompt
 
 
-def install_keepalive_handler(server: Any, keepalive: CacheKeepAlive, node_classes: Mapping[str, Any]) -> None:
+def install_keepalive_handler(
+    server: Any, keepalive: CacheKeepAlive, node_classes: Mapping[str, Any]
+) -> None:
     """Register the handler on ``server`` (``PromptServer.instance``); hosts without the hook are skipped."""
     add_handler = getattr(server, "add_on_prompt_handler", None)
     if add_handler is None:
-        logger.warning("comfy-trickle: this ComfyUI has no on-prompt handlers; user prompts evict streams' cache")
+        logger.warning("comfy-trickle: no on-prompt handlers here; user prompts may evict streams' cache")
         return
     add_handler(keepalive_handler(keepalive, node_classes))
 

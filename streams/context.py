@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .bridge import BridgeDirectory
 from .executor import PromptRunner
+from .fairness import ExecutorFairness
 from .handoff import InputFrame
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class SessionContext:
 
     ``inert_nodes(stream_id)``: the nodes carried inert in that stream's prompts (cache keep-alive, see
     ``streams.keepalive``). ``on_finished(session)``: called once when a session
-    reached its final state.
+    reached its final state. ``fairness``: executor time per stream and fair turns (``streams.fairness``).
     """
 
     runner: PromptRunner
@@ -38,6 +39,7 @@ class SessionContext:
     prepare_frame: FramePreparer | None
     inert_nodes: Callable[[str], dict[str, Any]]
     on_finished: Callable[[StreamSession], None]
+    fairness: ExecutorFairness
 
     def notify(self, event: str, payload: dict[str, Any]) -> None:
         """Tell the UI (never raises: a failing notifier must not break a stream)."""

@@ -1,9 +1,10 @@
 """The limits a stream request must keep, in one typed place: frame size, hand-off backlog, request body
-size and how many streams run at once.
+size, how many streams run at once and how many nodes a stream's workflow may have.
 
 Config parsing checks sizes and ``params.max_backlog_s`` with them, the routes cap request bodies and
 publish them (``GET /stream/limits``) so the web UI validates with the server's numbers, and the server
-settings fill the configurable two (``COMFY_TRICKLE_MAX_REQUEST_BYTES``, ``COMFY_TRICKLE_MAX_STREAMS``).
+settings fill the configurable ones (``COMFY_TRICKLE_MAX_REQUEST_BYTES``, ``COMFY_TRICKLE_MAX_STREAMS``,
+``COMFY_TRICKLE_MAX_WORKFLOW_NODES``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ MAX_BACKLOG_S = 120.0
 DEFAULT_BACKLOG_S = 1.0
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_STREAMS = 4
+# ComfyUI's per-prompt cost grows with the node count (cache keys expand every node's ancestry), so one
+# stream's huge workflow would slow the shared executor for everyone (issue 13 §9)
+DEFAULT_MAX_WORKFLOW_NODES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,7 @@ class StreamLimits:
     default_backlog_s: float = DEFAULT_BACKLOG_S
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_streams: int = DEFAULT_MAX_STREAMS
+    max_workflow_nodes: int = DEFAULT_MAX_WORKFLOW_NODES
 
     def dimension_ok(self, value: int) -> bool:
         """True when ``value`` is an allowed width or height."""

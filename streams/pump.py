@@ -95,9 +95,13 @@ class PromptPump:
             failure = self._reap_finishing()
             if failure is not None:
                 return failure
+            fairness = self._context.fairness
+            if not len(self._handoff):  # idle until the next frame: others need not wait for us
+                fairness.has_work(self._builder.stream_id, False)
             frame = await self._handoff.get()
             if frame is None:
                 break
+            fairness.has_work(self._builder.stream_id, True)
             await self._prepare(frame)
             failure = await self._run_frame(frame)
             if failure is not None:
@@ -123,6 +127,7 @@ class PromptPump:
         waiter = self._loop.create_future()
         self._waiters[ticket] = waiter
         try:
+            await self._context.fairness.turn(self._builder.stream_id)  # fair share (streams.fairness)
             prompt_id = self._submit(frame, ticket)
             outcome = await self._await_frame(prompt_id, ticket, waiter)
         finally:

@@ -20,6 +20,7 @@ from .config import StreamConfig
 from .context import FramePreparer, Notifier, SessionContext
 from .errors import StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
+from .fairness import ExecutorFairness
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
 from .keepalive import CacheKeepAlive
 from .limits import DEFAULT_BACKLOG_S, DEFAULT_MAX_STREAMS
@@ -62,6 +63,7 @@ class StreamRegistry:
             prepare_frame=prepare_frame,
             inert_nodes=self._inert_nodes_for,
             on_finished=self._session_finished,
+            fairness=ExecutorFairness(),
         )
         self._sessions: dict[str, StreamSession] = {}
         self._finished_order: collections.deque[str] = collections.deque()
@@ -164,6 +166,7 @@ class StreamRegistry:
         self._sessions[stream_id] = session
         # read at each use, so a workflow update of the session is carried from its next frame on
         self.keepalive.add_stream(stream_id, lambda: session.builder.frame_independent_nodes())
+        self._context.fairness.add(stream_id)
         # short GC pauses while streams run (see gc_pause.py); released in _session_finished
         self._gc_freeze.hold(session)
         try:
@@ -173,6 +176,7 @@ class StreamRegistry:
             await session.stop()
             self._sessions.pop(stream_id, None)
             self.keepalive.remove_stream(stream_id)
+            self._context.fairness.remove(stream_id)
             self._gc_freeze.release(session)
             raise
 
@@ -191,6 +195,7 @@ class StreamRegistry:
     def _session_finished(self, session: StreamSession) -> None:
         if self._sessions.get(session.stream_id) is session:
             self.keepalive.remove_stream(session.stream_id)
+            self._context.fairness.remove(session.stream_id)
         self._gc_freeze.release(session)
         self._finished_order.append(session.stream_id)
         while len(self._finished_order) > KEEP_FINISHED:

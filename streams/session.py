@@ -142,6 +142,7 @@ class StreamSession:
             "state": self.state.value,
             "config": self.config.to_json(),
             "counters": self.counters.snapshot(),
+            "executor_share": round(self._context.fairness.share(self.stream_id), 3),
             "error": self.error,
         }
 
@@ -179,6 +180,7 @@ class StreamSession:
             self.counters.stage(Stage.WORKFLOW, received - started)
             if queued is not None:
                 self.counters.stage(Stage.EXECUTOR_QUEUE, started - queued)
+                self._context.fairness.charge(self.stream_id, queued, received)
         self.counters.frame_processed()
         if not self._egress.submit(frame, images):
             self.counters.frame_dropped()

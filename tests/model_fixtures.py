@@ -87,13 +87,13 @@ def install_models(models: Path, base_directory: Path) -> None:
             shutil.copyfile(models / relative, target)
 
 
-def taesd_workflow(latent_multiplier: float = 1.0) -> dict[str, Any]:
+def taesd_workflow(multiplier: float = 1.0) -> dict[str, Any]:
     """TrickleInput -> VAEEncode(taesd) -> LatentMultiply -> VAEDecode -> TrickleOutput."""
     return {
         "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
         "10": {"class_type": "VAELoader", "inputs": {"vae_name": "taesd"}},
         "11": {"class_type": "VAEEncode", "inputs": {"pixels": ["1", 0], "vae": ["10", 0]}},
-        "12": {"class_type": "LatentMultiply", "inputs": {"samples": ["11", 0], "multiplier": latent_multiplier}},
+        "12": {"class_type": "LatentMultiply", "inputs": {"samples": ["11", 0], "multiplier": multiplier}},
         "13": {"class_type": "VAEDecode", "inputs": {"samples": ["12", 0], "vae": ["10", 0]}},
         "3": {"class_type": "TrickleOutput", "inputs": {"images": ["13", 0], "stream_id": ""}},
     }
@@ -108,7 +108,10 @@ def upscale_workflow() -> dict[str, Any]:
             "class_type": "ImageScaleBy",
             "inputs": {"image": ["1", 0], "upscale_method": "bilinear", "scale_by": 0.5},
         },
-        "22": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["20", 0], "image": ["21", 0]}},
+        "22": {
+            "class_type": "ImageUpscaleWithModel",
+            "inputs": {"upscale_model": ["20", 0], "image": ["21", 0]},
+        },
         "3": {"class_type": "TrickleOutput", "inputs": {"images": ["22", 0], "stream_id": ""}},
     }
 

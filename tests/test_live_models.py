@@ -56,8 +56,18 @@ def empty_cache(server) -> None:
     status, _ = server.post_json("/free", {"free_memory": True, "unload_models": True})
     assert status == 200
     for color in (1, 2):
-        server.wait_for_history(server.queue_prompt({**TRIVIAL, "1": {**TRIVIAL["1"], "inputs": {
-            **TRIVIAL["1"]["inputs"], "color": color + time.monotonic_ns() % 10**6}}}), 60)
+        server.wait_for_history(
+            server.queue_prompt(
+                {
+                    **TRIVIAL,
+                    "1": {
+                        **TRIVIAL["1"],
+                        "inputs": {**TRIVIAL["1"]["inputs"], "color": color + time.monotonic_ns() % 10**6},
+                    },
+                }
+            ),
+            60,
+        )
 
 
 @pytest.fixture
@@ -123,9 +133,15 @@ async def test_model_loaders_run_once_per_stream_and_once_between_streams(api, r
 
 def user_upscale_prompt(color: int) -> dict:
     return {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": color}},
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": color},
+        },
         "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": UPSCALER_NAME}},
-        "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
+        "3": {
+            "class_type": "ImageUpscaleWithModel",
+            "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]},
+        },
         "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
     }
 
@@ -146,7 +162,8 @@ async def test_user_runs_and_a_stream_keep_each_others_cache(api, relay, comfy, 
         count_executions(comfy.base_url, f"comfy-trickle:{stream_id}") as stream_exec,
         count_executions(comfy.base_url, user_client) as user_exec,
     ):
-        status, body = await api.start(stream_id, sub_url, pub_url, taesd_workflow(), SIZE, SIZE, max_backlog_s=60)
+        workflow = taesd_workflow()
+        status, body = await api.start(stream_id, sub_url, pub_url, workflow, SIZE, SIZE, max_backlog_s=60)
         assert status == 200, body
         publisher = asyncio.create_task(publish_synthetic(sub_url, 600, width=SIZE, height=SIZE, end=False))
         try:
@@ -159,7 +176,8 @@ async def test_user_runs_and_a_stream_keep_each_others_cache(api, relay, comfy, 
                 prompt_id = await asyncio.to_thread(comfy.queue_prompt, user_prompt, user_client)
                 entry = await asyncio.to_thread(comfy.wait_for_history, prompt_id, 60)
                 assert entry["status"]["status_str"] == "success", entry["status"]
-                cached = [data["nodes"] for event, data in entry["status"]["messages"] if event == "execution_cached"]
+                messages = entry["status"]["messages"]
+                cached = [data["nodes"] for event, data in messages if event == "execution_cached"]
                 cached_lists.append(set(cached[0]) if cached else set())
             assert await frames_processed(api, stream_id) > 12
         finally:

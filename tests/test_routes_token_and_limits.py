@@ -124,6 +124,7 @@ async def test_limits_route_answers_the_limits_the_server_checks():
         "default_backlog_s": 1.0,
         "max_request_bytes": 2048,
         "max_streams": 3,
+        "max_workflow_nodes": 1000,
     }
     # The published bounds are the ones parsing enforces: the edges pass, one step beyond fails.
     published = StreamLimits(**answer)
