@@ -1,4 +1,4 @@
-"""Bench-only ComfyUI node pack: ``GET /cache-probe`` reports the size of ComfyUI's executor caches.
+"""Test and bench ComfyUI node pack: ``GET /cache-probe`` reports the size of ComfyUI's executor caches.
 
 ComfyUI keeps its ``PromptExecutor`` in a local of its worker loop, so the probe finds the live cache
 objects through the garbage collector (read-only; about 0.1 s per call, for sampling in a soak).
