@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..streams.keepalive import CacheKeepAlive
+from ..streams.workflow import COMPAT_CLASSES, INPUT_CLASS, OUTPUT_CLASS
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,17 @@ def install_keepalive_handler(
     add_handler(keepalive_handler(keepalive, node_classes))
 
 
+# a user's live nodes (Run on a stream workflow) change every time: carrying them would only add a new
+# cache key per frame to ComfyUI's LRU / RAM-pressure bookkeeping
+_NEVER_CARRIED = {INPUT_CLASS, OUTPUT_CLASS, *COMPAT_CLASSES}
+
+
 def _known_nodes(prompt: dict[str, Any], node_classes: Mapping[str, Any]) -> dict[str, Any]:
     known: dict[str, Any] = {}
     for node_id, node in prompt.items():
         if not isinstance(node, dict) or node.get("class_type") not in node_classes:
+            continue
+        if node["class_type"] in _NEVER_CARRIED:
             continue
         if not isinstance(node.get("inputs", {}), dict):
             continue

@@ -28,6 +28,7 @@ class Output:
 
 NODE_CLASSES = dict.fromkeys(("Loader", "Encode", "Apply", "EmptyImage", "Sink"), object)
 NODE_CLASSES["PreviewImage"] = Output
+NODE_CLASSES["TrickleInput"] = object
 
 
 def builder(prefix: str = "ct1_", stream_id: str = "s") -> PromptBuilder:
@@ -65,11 +66,13 @@ def test_the_on_prompt_handler_adds_streams_constants_and_remembers_known_user_n
         "1": {"class_type": "EmptyImage", "inputs": {"width": 8}},
         "2": {"class_type": "NotInstalled", "inputs": {}},
         "3": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+        "4": {"class_type": "TrickleInput", "inputs": {}},
     }
     body = handler({"prompt": user, "client_id": "c"})
-    assert set(body["prompt"]) == {"1", "2", "3", "ct1_5", "ct1_6"} and body["client_id"] == "c"
+    assert set(body["prompt"]) == {"1", "2", "3", "4", "ct1_5", "ct1_6"} and body["client_id"] == "c"
     assert body["prompt"]["1"] is user["1"]  # the user's own nodes untouched
-    # remembered for stream frames: only node types ComfyUI knows (a frame's prompt is not validated)
+    # remembered for stream frames: only node types ComfyUI knows (a frame's prompt is not validated),
+    # never live nodes (their fingerprint changes every time)
     assert set(keepalive.for_stream("b")) == {"1", "3", "ct1_5", "ct1_6"}
     assert handler({"no_prompt": True}) == {"no_prompt": True}
 
