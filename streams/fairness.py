@@ -7,10 +7,12 @@ cannot tell us otherwise without patching it). ``share(stream)`` is the stream's
 executor time over the last ``window_s`` seconds; status shows it as ``executor_share``.
 
 Scheduling: a stream whose share is over ``1/N`` (N = live streams) waits before queueing its next prompt
-while another stream has work (a frame ready or a prompt pending), in ``STEP_S`` steps up to
-``max_wait_s`` per frame. A heavy workflow then cannot starve a light one: the light stream's frames run
-between the heavy one's prompts instead of one light frame per heavy prompt. With one stream, or none
-waiting, nothing ever waits. ComfyUI cannot pre-empt a running prompt, so the granularity is one prompt.
+while another stream has a frame ready and not yet queued (in its hand-off, or waiting for its own turn),
+in ``STEP_S`` steps up to ``max_wait_s`` per frame. A heavy workflow then cannot starve a light one: the
+light stream's frames that arrived during a heavy prompt run before the heavy stream's next prompt,
+instead of one light frame per heavy prompt. Only a ready frame holds others back (a prompt already
+queued does not), so the executor never idles for fairness' sake; with one stream nothing ever waits.
+ComfyUI cannot pre-empt a running prompt, so the granularity is one prompt.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import collections
 import threading
 import time
 from collections.abc import Callable
+
+# frames in a stream's hand-off, ready and not yet queued
+Backlog = Callable[[], int]
 
 WINDOW_S = 10.0
 MAX_WAIT_S = 1.0
@@ -43,7 +48,8 @@ class ExecutorFairness:
         self._lock = threading.Lock()  # charges come from ComfyUI's worker thread
         self._charges: dict[str, collections.deque[tuple[float, float]]] = {}  # stream -> (at, seconds)
         self._busy_totals: dict[str, float] = {}
-        self._demand: set[str] = set()
+        self._backlogs: dict[str, Backlog] = {}
+        self._at_gate: set[str] = set()
         self._last_done = 0.0
         self.held_s: dict[str, float] = {}  # seconds each stream waited for its turn (bench, tests)
 
@@ -56,16 +62,15 @@ class ExecutorFairness:
         with self._lock:
             self._charges.pop(stream_id, None)
             self._busy_totals.pop(stream_id, None)
-            self._demand.discard(stream_id)
+            self._backlogs.pop(stream_id, None)
+            self._at_gate.discard(stream_id)
             self.held_s.pop(stream_id, None)
 
-    def has_work(self, stream_id: str, busy: bool) -> None:
-        """Whether the stream has a frame ready or a prompt pending (others may wait for it)."""
+    def track_backlog(self, stream_id: str, backlog: Backlog) -> None:
+        """How many frames the stream has ready (its hand-off's length): others may wait for those."""
         with self._lock:
-            if busy and stream_id in self._charges:
-                self._demand.add(stream_id)
-            else:
-                self._demand.discard(stream_id)
+            if stream_id in self._charges:
+                self._backlogs[stream_id] = backlog
 
     def charge(self, stream_id: str, queued_at: float, done_at: float) -> None:
         """The stream's prompt, queued at ``queued_at``, delivered its output at ``done_at`` (clock time)."""
@@ -93,7 +98,7 @@ class ExecutorFairness:
     def must_wait(self, stream_id: str) -> bool:
         with self._lock:
             streams = len(self._charges)
-            if streams < 2 or not (self._demand - {stream_id}):
+            if streams < 2 or not self._others_ready(stream_id):
                 return False
             self._prune(self._clock())
             return self._share_locked(stream_id) > 1.0 / streams + SHARE_SLACK
@@ -101,13 +106,23 @@ class ExecutorFairness:
     async def turn(self, stream_id: str) -> float:
         """Wait (bounded) while the stream is over its fair share and another has work; returns seconds."""
         waited = 0.0
-        while waited < self._max_wait_s and self.must_wait(stream_id):
-            await asyncio.sleep(STEP_S)
-            waited += STEP_S
-        if waited:
+        with self._lock:
+            self._at_gate.add(stream_id)
+        try:
+            while waited < self._max_wait_s and self.must_wait(stream_id):
+                await asyncio.sleep(STEP_S)
+                waited += STEP_S
+        finally:
             with self._lock:
-                self.held_s[stream_id] = self.held_s.get(stream_id, 0.0) + waited
+                self._at_gate.discard(stream_id)
+                if waited:
+                    self.held_s[stream_id] = self.held_s.get(stream_id, 0.0) + waited
         return waited
+
+    def _others_ready(self, stream_id: str) -> bool:
+        if any(other != stream_id for other in self._at_gate):
+            return True
+        return any(other != stream_id and backlog() > 0 for other, backlog in self._backlogs.items())
 
     def _share_locked(self, stream_id: str) -> float:
         total = sum(seconds for charges in self._charges.values() for _, seconds in charges)

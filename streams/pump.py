@@ -91,17 +91,15 @@ class PromptPump:
     async def run(self) -> PromptOutcome | None:
         """Pump until the input ends (returns None) or a node fails (returns that prompt's outcome)."""
         self._loop = asyncio.get_running_loop()
+        # frames ready here make a stream over its fair share wait (streams.fairness)
+        self._context.fairness.track_backlog(self._builder.stream_id, self._handoff.__len__)
         while True:
             failure = self._reap_finishing()
             if failure is not None:
                 return failure
-            fairness = self._context.fairness
-            if not len(self._handoff):  # idle until the next frame: others need not wait for us
-                fairness.has_work(self._builder.stream_id, False)
             frame = await self._handoff.get()
             if frame is None:
                 break
-            fairness.has_work(self._builder.stream_id, True)
             await self._prepare(frame)
             failure = await self._run_frame(frame)
             if failure is not None:

@@ -121,33 +121,35 @@ def test_executor_time_is_charged_exclusively_and_shares_add_up():
     assert fairness.share("heavy") == 0.0
 
 
-async def test_a_stream_over_its_share_waits_only_while_another_has_work():
+async def test_a_stream_over_its_share_waits_only_while_another_has_a_frame_ready():
     clock = Clock()
     fairness = ExecutorFairness(clock, max_wait_s=0.05)
+    ready = {"light": 0}
     fairness.add("heavy")
     fairness.add("light")
+    fairness.track_backlog("light", lambda: ready["light"])
     fairness.charge("heavy", 100.0, 101.0)
     fairness.charge("light", 101.0, 101.01)
     clock.now = 101.02
-    assert await fairness.turn("heavy") == 0.0  # nobody else waiting: no wait
-    fairness.has_work("light", True)
+    assert await fairness.turn("heavy") == 0.0  # no other frame ready (a queued prompt is no reason)
+    ready["light"] = 3
     assert fairness.must_wait("heavy") and not fairness.must_wait("light")
     waited = await fairness.turn("heavy")
     assert 0.0 < waited <= 0.06 and fairness.held_s["heavy"] == waited  # bounded by max_wait_s
 
-    async def light_done() -> None:
-        await asyncio.sleep(0.01)
-        fairness.has_work("light", False)
+    patient = ExecutorFairness(clock, max_wait_s=5.0)
+    patient.add("heavy")
+    patient.add("light")
+    patient.track_backlog("light", lambda: ready["light"])
+    patient.charge("heavy", 100.0, 101.0)
 
-    fairness_long = ExecutorFairness(clock, max_wait_s=5.0)
-    fairness, _ = fairness_long, fairness
-    fairness.add("heavy")
-    fairness.add("light")
-    fairness.charge("heavy", 100.0, 101.0)
-    fairness.has_work("light", True)
-    done = asyncio.create_task(light_done())
-    assert await fairness.turn("heavy") < 1.0  # released as soon as the other stream has no work
-    await done
-    fairness.remove("light")
-    fairness.has_work("light", True)  # a removed stream never makes others wait
-    assert not fairness.must_wait("heavy")
+    async def light_drains() -> None:
+        await asyncio.sleep(0.01)
+        ready["light"] = 0
+
+    drain = asyncio.create_task(light_drains())
+    assert await patient.turn("heavy") < 1.0  # released as soon as the other stream has nothing ready
+    await drain
+    ready["light"] = 5
+    patient.remove("light")  # a finished stream never makes others wait
+    assert not patient.must_wait("heavy")
