@@ -19,8 +19,9 @@ async def _cache_probe(_request):
     from comfy_execution import caching
 
     report = {}
+    gc.collect()
     for obj in gc.get_objects():
-        if isinstance(obj, caching.BasicCache) and getattr(obj, "initialized", False):
+        if isinstance(obj, (caching.BasicCache, caching.NullCache)):
             name = type(obj).__name__
             entry = report.setdefault(
                 name,
@@ -34,9 +35,9 @@ async def _cache_probe(_request):
                 },
             )
             entry["caches"] += 1
-            entry["entries"] += len(obj.cache)
+            entry["entries"] += len(getattr(obj, "cache", ()))
             entry["used_generation"] += len(getattr(obj, "used_generation", ()))
             entry["timestamps"] += len(getattr(obj, "timestamps", ()))
             entry["children"] += len(getattr(obj, "children", ()))
-            entry["subcaches"] += len(obj.subcaches)
+            entry["subcaches"] += len(getattr(obj, "subcaches", ()))
     return web.json_response(report)
