@@ -197,3 +197,34 @@ async def test_user_runs_and_a_stream_keep_each_others_cache(api, relay, comfy, 
     # the user's first Run executed its nodes; each later identical Run executed nothing
     assert user_exec.counts["2"] == 1 and user_exec.counts["3"] == 1, user_exec.counts
     assert all(cached >= {"1", "2", "3", "4"} for cached in cached_lists[1:]), cached_lists
+
+
+async def cache_sizes(comfy) -> dict:
+    status, probe = await asyncio.to_thread(comfy.get, "/cache-probe")  # tests/custom_nodes/cache_probe
+    assert status == 200
+    return probe["outputs"]
+
+
+SOAK_FRAMES = 240
+
+
+@pytest.mark.parametrize("cache_mode", ["classic", "ram"])
+async def test_two_model_streams_keep_cache_bookkeeping_bounded(api, relay, comfy, cache_mode):
+    """The CI version of ``bench/cache_bench.py soak``: two model streams, then ComfyUI's output cache is
+    sampled. Classic: only the latest results are kept. RAM-pressure: ComfyUI keeps every executed
+    result until RAM runs short (per-frame ones included, by its design), but the keys it tracks without
+    a result (nodes our prompts carry inert) stay bounded: nothing of ours adds a key per frame."""
+    results = await asyncio.gather(
+        run_counted(api, relay, comfy, unique("soak-taesd"), taesd_workflow(), frames=SOAK_FRAMES),
+        run_counted(api, relay, comfy, unique("soak-up"), upscale_workflow(), frames=SOAK_FRAMES),
+    )
+    processed = sum(final["counters"]["frames_processed"] for _, final, _ in results)
+    assert processed >= SOAK_FRAMES  # both ran (a loaded machine may drop some frames)
+    sizes = await cache_sizes(comfy)
+    if cache_mode == "classic":
+        assert sizes["entries"] < 40, sizes  # one result per node of the last prompts, not per frame
+    else:
+        # every per-frame node result is kept (at most 5 per frame here), no key without a result
+        assert sizes["entries"] <= 5 * processed + 40, sizes
+        assert sizes["used_generation"] - sizes["entries"] < 40, sizes
+        assert sizes["timestamps"] <= sizes["entries"] + 40, sizes

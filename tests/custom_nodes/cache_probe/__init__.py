@@ -1,12 +1,13 @@
 """Test and bench ComfyUI node pack: ``GET /cache-probe`` reports the size of ComfyUI's executor caches.
 
-ComfyUI keeps its ``PromptExecutor`` in a local of its worker loop, so the probe finds the live cache
-objects through the garbage collector (read-only; about 0.1 s per call, for sampling in a soak).
-Figures: ``entries`` (cached node results), ``used_generation`` and ``timestamps`` (LRU / RAM-pressure
-bookkeeping dicts), ``subcaches``, per cache class.
+ComfyUI keeps its ``PromptExecutor`` in a local (``e``) of its worker loop (main.py ``prompt_worker``), so
+the probe reads it from that thread's stack (read-only, microseconds). (The garbage collector cannot be
+used: comfy-trickle freezes the collector's generations while streams run.) Figures per cache:
+``entries`` (cached node results), ``used_generation`` and ``timestamps`` (LRU / RAM-pressure
+bookkeeping dicts), ``children``, ``subcaches``.
 """
 
-import gc
+import sys
 
 from aiohttp import web
 from server import PromptServer
@@ -14,30 +15,30 @@ from server import PromptServer
 NODE_CLASS_MAPPINGS = {}
 
 
+def _executor():
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            if frame.f_code.co_name == "prompt_worker" and "e" in frame.f_locals:
+                return frame.f_locals["e"]
+            frame = frame.f_back
+    return None
+
+
+def _sizes(cache):
+    return {
+        "class": type(cache).__name__,
+        "entries": len(getattr(cache, "cache", ())),
+        "used_generation": len(getattr(cache, "used_generation", ())),
+        "timestamps": len(getattr(cache, "timestamps", ())),
+        "children": len(getattr(cache, "children", ())),
+        "subcaches": len(getattr(cache, "subcaches", ())),
+    }
+
+
 @PromptServer.instance.routes.get("/cache-probe")
 async def _cache_probe(_request):
-    from comfy_execution import caching
-
-    report = {}
-    gc.collect()
-    for obj in gc.get_objects():
-        if isinstance(obj, (caching.BasicCache, caching.NullCache)):
-            name = type(obj).__name__
-            entry = report.setdefault(
-                name,
-                {
-                    "caches": 0,
-                    "entries": 0,
-                    "used_generation": 0,
-                    "timestamps": 0,
-                    "children": 0,
-                    "subcaches": 0,
-                },
-            )
-            entry["caches"] += 1
-            entry["entries"] += len(getattr(obj, "cache", ()))
-            entry["used_generation"] += len(getattr(obj, "used_generation", ()))
-            entry["timestamps"] += len(getattr(obj, "timestamps", ()))
-            entry["children"] += len(getattr(obj, "children", ()))
-            entry["subcaches"] += len(getattr(obj, "subcaches", ()))
-    return web.json_response(report)
+    executor = _executor()
+    if executor is None:
+        return web.json_response({"error": "ComfyUI's prompt worker not found"}, status=503)
+    caches = executor.caches
+    return web.json_response({"outputs": _sizes(caches.outputs), "objects": _sizes(caches.objects)})
