@@ -31,7 +31,7 @@ CACHE_MODES = {
     "ram": ("--cache-ram",),
     "none": ("--cache-none",),
 }
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300), pytest.mark.relay(autocreate=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.relay(autocreate=True)]
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +93,7 @@ def unique(name: str) -> str:
     return f"{name}-{time.monotonic_ns() % 10**9}"
 
 
-async def run_counted(api, relay, comfy, stream_id, workflow, frames=FRAMES):
+async def run_counted(api, relay, comfy, stream_id, workflow, frames=FRAMES, timeout=120.0):
     """Run one stream over ``frames`` frames; returns (decoded output, final status, executions)."""
     relay.relay.create_channel(f"{stream_id}-in", "video/MP2T")
     relay.relay.create_channel(f"{stream_id}-out", "video/MP2T")
@@ -101,10 +101,10 @@ async def run_counted(api, relay, comfy, stream_id, workflow, frames=FRAMES):
     async with count_executions(comfy.base_url, f"comfy-trickle:{stream_id}") as executions:
         status, body = await api.start(stream_id, sub_url, pub_url, workflow, SIZE, SIZE, max_backlog_s=60.0)
         assert status == 200, body
-        collector = asyncio.create_task(collect_output(pub_url, timeout=120))
+        collector = asyncio.create_task(collect_output(pub_url, timeout=timeout))
         await publish_synthetic(sub_url, frames, width=SIZE, height=SIZE)
-        output = await asyncio.wait_for(collector, 120)
-        final = await api.wait_state(stream_id, {"completed", "error"}, timeout=60)
+        output = await asyncio.wait_for(collector, timeout)
+        final = await api.wait_state(stream_id, {"completed", "error"}, timeout=timeout)
     return output, final, executions
 
 
@@ -205,7 +205,7 @@ async def cache_sizes(comfy) -> dict:
     return probe["outputs"]
 
 
-SOAK_FRAMES = 240
+SOAK_FRAMES = 150
 
 
 @pytest.mark.parametrize("cache_mode", ["classic", "ram"])
@@ -215,11 +215,11 @@ async def test_two_model_streams_keep_cache_bookkeeping_bounded(api, relay, comf
     result until RAM runs short (per-frame ones included, by its design), but the keys it tracks without
     a result (nodes our prompts carry inert) stay bounded: nothing of ours adds a key per frame."""
     results = await asyncio.gather(
-        run_counted(api, relay, comfy, unique("soak-taesd"), taesd_workflow(), frames=SOAK_FRAMES),
-        run_counted(api, relay, comfy, unique("soak-up"), upscale_workflow(), frames=SOAK_FRAMES),
+        run_counted(api, relay, comfy, unique("soak-taesd"), taesd_workflow(), SOAK_FRAMES, timeout=400),
+        run_counted(api, relay, comfy, unique("soak-up"), upscale_workflow(), SOAK_FRAMES, timeout=400),
     )
     processed = sum(final["counters"]["frames_processed"] for _, final, _ in results)
-    assert processed >= SOAK_FRAMES  # both ran (a loaded machine may drop some frames)
+    assert processed == 2 * SOAK_FRAMES, [final["counters"] for _, final, _ in results]
     sizes = await cache_sizes(comfy)
     if cache_mode == "classic":
         assert sizes["entries"] < 40, sizes  # one result per node of the last prompts, not per frame
