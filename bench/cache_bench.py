@@ -14,7 +14,7 @@
   back-to-back (prompts queued at once, EmptyImage of a new colour per prompt so nothing is cached,
   PreviewAny as the output) with no streaming: the ratio is the streaming efficiency.
 
-Models are the tiny random-weight ones of ``tests/model_fixtures.py`` (real formats, no download).
+Models are the tiny random-weight ones of ``devtools/tiny_models.py`` (real formats, no download).
 """
 
 from __future__ import annotations
@@ -23,20 +23,23 @@ import argparse
 import asyncio
 import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from comfy_trickle.devtools import comfyui_server
+from comfy_trickle.devtools.stream_harness import INVERT, StreamAPI, publish_synthetic
+from comfy_trickle.devtools.tiny_models import (
+    big_workflow,
+    install_models,
+    make_tiny_models,
+    taesd_workflow,
+    upscale_workflow,
+)
+from comfy_trickle.trickle.relay_server import serve_relay
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the model fixtures and the fairness test's workflow shapes
-
-from comfy_trickle.devtools import comfyui_server  # noqa: E402
-from comfy_trickle.devtools.stream_harness import INVERT, StreamAPI, publish_synthetic  # noqa: E402
-from comfy_trickle.trickle.relay_server import serve_relay  # noqa: E402
-from model_fixtures import install_models, make_tiny_models, taesd_workflow, upscale_workflow  # noqa: E402
-
 logger = logging.getLogger("cache_bench")
 ARTIFACTS = REPO / "artifacts" / "bench"
 PROBE_PACK = REPO / "tests" / "custom_nodes" / "cache_probe"  # also loaded by every test ComfyUI
@@ -61,9 +64,7 @@ def start(base: Path, extra_args: list[str], env: dict[str, str] | None = None, 
 
 
 def scaling_workflow() -> dict[str, Any]:
-    from test_audit_fairness import heavy_workflow
-
-    return heavy_workflow(nodes=450, leaves=32, constants=40)
+    return big_workflow(nodes=450, leaves=32, constants=40)
 
 
 async def start_streams(api, relay, workflows: dict[str, dict], size: int) -> None:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from comfy_trickle.devtools.stream_harness import INVERT, StreamAPI, collect_output, publish_synthetic
+from comfy_trickle.devtools.tiny_models import big_workflow
 
 SIZE = 64
 SIMPLE_FRAMES = 90
@@ -20,55 +21,8 @@ HEAVY_NODES = 5000
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420), pytest.mark.relay(autocreate=True)]
 
 
-def heavy_workflow(nodes: int = HEAVY_NODES, leaves: int = 64, constants: int = 32) -> dict:
-    """A ``nodes``-node workflow of cheap core nodes, shaped like a big UI workflow:
-    - per frame: TrickleInput -> ``leaves`` ImageInvert -> a balanced ImageBlend tree -> a blend with a
-      constant -> TrickleOutput (about 2 x ``leaves`` nodes run every frame);
-    - frame-independent: an EmptyImage -> ``constants`` chained ImageInvert (run once, cached);
-    - the rest: nodes no output needs (left-over branches: ComfyUI never runs them; the first keep-alive
-      design carried them in every prompt of every stream).
-    ComfyUI's own per-prompt work grows with how many nodes run and with each node's ancestry (its
-    scheduler scans every ready node per step), so the per-frame part is kept modest on purpose."""
-    workflow: dict = {"in": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}}}
-    level = []
-    for index in range(leaves):
-        workflow[f"l{index}"] = {"class_type": "ImageInvert", "inputs": {"image": ["in", 0]}}
-        level.append(f"l{index}")
-    blends = 0
-
-    def blend(first: str, second: str) -> str:
-        nonlocal blends
-        node_id = f"b{blends}"
-        blends += 1
-        workflow[node_id] = {
-            "class_type": "ImageBlend",
-            "inputs": {
-                "image1": [first, 0],
-                "image2": [second, 0],
-                "blend_factor": 0.5,
-                "blend_mode": "normal",
-            },
-        }
-        return node_id
-
-    while len(level) > 1:
-        merged = [blend(left, right) for left, right in zip(level[::2], level[1::2], strict=False)]
-        level = merged + ([level[-1]] if len(level) % 2 else [])
-    workflow["c"] = {
-        "class_type": "EmptyImage",
-        "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1, "color": 0},
-    }
-    constant = "c"
-    for index in range(constants):
-        workflow[f"c{index}"] = {"class_type": "ImageInvert", "inputs": {"image": [constant, 0]}}
-        constant = f"c{index}"
-    workflow["out"] = {
-        "class_type": "TrickleOutput",
-        "inputs": {"images": [blend(level[0], constant), 0], "stream_id": ""},
-    }
-    for filler in range(nodes - len(workflow)):
-        workflow[f"f{filler}"] = {"class_type": "ImageInvert", "inputs": {"image": ["in", 0]}}
-    return workflow
+def heavy_workflow(nodes: int = HEAVY_NODES) -> dict:
+    return big_workflow(nodes, size=SIZE)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Model workflows live, under every ComfyUI cache mode (issue 15 §1-3).
 
-Real ComfyUI with small random-weight models in the real formats (``model_fixtures``): TAESD through
+Real ComfyUI with small random-weight models in the real formats (``devtools/tiny_models.py``): TAESD through
 ``VAELoader`` and a compact ESRGAN through ``UpscaleModelLoader``. Node executions are counted from
 ComfyUI's own websocket ``executing`` events (cached nodes send none). Each test runs under the classic
 cache (the default), ``--cache-lru 64``, ``--cache-ram`` and ``--cache-none``; with no cache, loaders
@@ -14,7 +14,7 @@ import time
 
 import pytest
 from comfy_trickle.devtools.stream_harness import StreamAPI, collect_output, publish_synthetic
-from model_fixtures import (
+from comfy_trickle.devtools.tiny_models import (
     UPSCALER_NAME,
     count_executions,
     install_models,

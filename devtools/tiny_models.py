@@ -6,9 +6,10 @@
 - A compact ESRGAN (``UpscaleModelLoader``): ``models/upscale_models/tiny_compact_x2.safetensors``, a
   2x ``SRVGGNetCompact`` from spandrel (the library ComfyUI loads upscale models with), 16 features.
 
-The files are made once per test session by ComfyUI's python in ComfyUI's folder (so ComfyUI's own
-classes build them), then copied into each test ComfyUI's ``--base-directory``. Also here: the live
-workflows using them and a counter of node executions read from ComfyUI's own websocket events.
+The files are made once per test session (or bench run) by ComfyUI's python in ComfyUI's folder (so
+ComfyUI's own classes build them), then copied into each ComfyUI's ``--base-directory``. Also here: the
+live workflows using them, a big cheap workflow (fairness tests and bench), and a counter of node
+executions read from ComfyUI's own websocket events.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from comfy_trickle.devtools.comfyui_server import ComfyUIPaths
+
+from .comfyui_server import ComfyUIPaths
 
 TAESD_FILES = ("vae_approx/taesd_encoder.safetensors", "vae_approx/taesd_decoder.safetensors")
 UPSCALER_FILE = "upscale_models/tiny_compact_x2.safetensors"
@@ -114,6 +116,57 @@ def upscale_workflow() -> dict[str, Any]:
         },
         "3": {"class_type": "TrickleOutput", "inputs": {"images": ["22", 0], "stream_id": ""}},
     }
+
+
+def big_workflow(nodes: int, leaves: int = 64, constants: int = 32, size: int = 64) -> dict[str, Any]:
+    """A ``nodes``-node workflow of cheap core nodes, shaped like a big UI workflow:
+    - per frame: TrickleInput -> ``leaves`` ImageInvert -> a balanced ImageBlend tree -> a blend with a
+      constant -> TrickleOutput (about 2 x ``leaves`` nodes run every frame);
+    - frame-independent: an EmptyImage -> ``constants`` chained ImageInvert (run once, cached);
+    - the rest: nodes no output needs (left-over branches: ComfyUI never runs them; the first keep-alive
+      design carried them in every prompt of every stream).
+    ComfyUI's own per-prompt work grows with how many nodes run and with each node's ancestry (its
+    scheduler scans every ready node per step), so the per-frame part is kept modest on purpose."""
+    workflow: dict = {"in": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}}}
+    level = []
+    for index in range(leaves):
+        workflow[f"l{index}"] = {"class_type": "ImageInvert", "inputs": {"image": ["in", 0]}}
+        level.append(f"l{index}")
+    blends = 0
+
+    def blend(first: str, second: str) -> str:
+        nonlocal blends
+        node_id = f"b{blends}"
+        blends += 1
+        workflow[node_id] = {
+            "class_type": "ImageBlend",
+            "inputs": {
+                "image1": [first, 0],
+                "image2": [second, 0],
+                "blend_factor": 0.5,
+                "blend_mode": "normal",
+            },
+        }
+        return node_id
+
+    while len(level) > 1:
+        merged = [blend(left, right) for left, right in zip(level[::2], level[1::2], strict=False)]
+        level = merged + ([level[-1]] if len(level) % 2 else [])
+    workflow["c"] = {
+        "class_type": "EmptyImage",
+        "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0},
+    }
+    constant = "c"
+    for index in range(constants):
+        workflow[f"c{index}"] = {"class_type": "ImageInvert", "inputs": {"image": [constant, 0]}}
+        constant = f"c{index}"
+    workflow["out"] = {
+        "class_type": "TrickleOutput",
+        "inputs": {"images": [blend(level[0], constant), 0], "stream_id": ""},
+    }
+    for filler in range(nodes - len(workflow)):
+        workflow[f"f{filler}"] = {"class_type": "ImageInvert", "inputs": {"image": ["in", 0]}}
+    return workflow
 
 
 LOADER_IDS = {"VAELoader": "10", "UpscaleModelLoader": "20"}
