@@ -11,7 +11,7 @@
 - soak: 2 model streams (TAESD and the compact upscaler, 64x64) for ``--frames`` frames each under a cache
   mode, sampling ComfyUI's RSS and its cache bookkeeping (``tests/custom_nodes/cache_probe``) along the way.
 - floor: each model workflow's fps through a stream versus ComfyUI executing the same workflow
-  back-to-back (prompts queued at once, EmptyImage of a new colour per prompt so nothing is cached,
+  back-to-back (one prompt at a time, EmptyImage of a new mid-tone colour per prompt so nothing is cached,
   PreviewAny as the output) with no streaming: the ratio is the streaming efficiency.
 
 Models are the tiny random-weight ones of ``devtools/tiny_models.py`` (real formats, no download).
@@ -206,7 +206,8 @@ def executor_rate(server, workflow: dict, frames: int, size: int) -> float:
     server.wait_for_history(server.queue_prompt(prompt), 120)  # warm: models loaded, like the stream's
     executing_ms = 0.0
     for index in range(frames):  # one at a time: posting (validation on ComfyUI's loop) never overlaps
-        prompt["1"]["inputs"]["color"] = 1 + index
+        # mid tones: near-black flat frames make random-weight convolutions crawl (denormal floats)
+        prompt["1"]["inputs"]["color"] = 0x404040 + index * 0x010101
         stamps = dict(server.wait_for_history(server.queue_prompt(prompt), 600)["status"]["messages"])
         executing_ms += stamps["execution_success"]["timestamp"] - stamps["execution_start"]["timestamp"]
     return frames / (executing_ms / 1000.0)
