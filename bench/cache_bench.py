@@ -207,7 +207,7 @@ def executor_rate(server, workflow: dict, frames: int, size: int) -> float:
     executing_ms = 0.0
     for index in range(frames):  # one at a time: posting (validation on ComfyUI's loop) never overlaps
         # mid tones: near-black flat frames make random-weight convolutions crawl (denormal floats)
-        prompt["1"]["inputs"]["color"] = 0x404040 + index * 0x010101
+        prompt["1"]["inputs"]["color"] = 0x808080 + index * 0x010101
         stamps = dict(server.wait_for_history(server.queue_prompt(prompt), 600)["status"]["messages"])
         executing_ms += stamps["execution_success"]["timestamp"] - stamps["execution_start"]["timestamp"]
     return frames / (executing_ms / 1000.0)
