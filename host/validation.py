@@ -111,22 +111,20 @@ def combo_value_errors(
                 if options is None or isinstance(value, list) or value in options:
                     continue
                 listed = str(options) if len(options) <= 20 else f"(list of length {len(options)})"
-                entries.append(
-                    node_error(
-                        node_id,
-                        node["class_type"],
-                        "value_not_in_list",
-                        "Value not in list",
-                        f"{input_name}: {value!r} not in {listed}",
-                        input_name,
-                        # ComfyUI's own value_not_in_list also says what was declared and what it got
-                        extra_info={
-                            "input_config": list(info) if len(options) <= 20 else None,
-                            "received_value": value,
-                        },
-                        dependent_outputs=output_node_ids,
-                    )
-                )
+                entries.append(node_error(
+                    node_id,
+                    node["class_type"],
+                    "value_not_in_list",
+                    "Value not in list",
+                    f"{input_name}: {value!r} not in {listed}",
+                    input_name,
+                    # ComfyUI's own value_not_in_list also says what was declared and what it got
+                    extra_info={
+                        "input_config": list(info) if len(options) <= 20 else None,
+                        "received_value": value,
+                    },
+                    dependent_outputs=output_node_ids,
+                ))
     return merge_node_errors(*entries)
 
 

@@ -100,7 +100,9 @@ def parse_start_request(body: Any, limits: StreamLimits = DEFAULT_LIMITS) -> Str
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        raise ApiError(400, f"Field params must be an object, got {_json_type(params)}", {"field": "params"})
+        raise ApiError(
+            400, f"Field params must be an object, got {_json_type(params)}", {"field": "params"}
+        )
 
     width = _dimension(params, "width", limits)
     height = _dimension(params, "height", limits)
@@ -150,7 +152,9 @@ def parse_workflow(prompt: Any, field_name: str = "prompt") -> Workflow:
         try:
             prompt = json.loads(prompt)
         except ValueError as err:
-            raise ApiError(400, f"Invalid prompt JSON in {field_name}: {err}", {"field": field_name}) from err
+            raise ApiError(
+                400, f"Invalid prompt JSON in {field_name}: {err}", {"field": field_name}
+            ) from err
         except RecursionError:  # json.loads recurses per nesting level
             raise ApiError(
                 400, f"Field {field_name} is nested too deeply to be a workflow", {"field": field_name}
@@ -229,7 +233,9 @@ def _url(body: dict[str, Any], name: str, required: bool) -> str:
             raise ApiError(400, f"Missing required field: {name}", {"field": name})
         return ""
     if not isinstance(value, str):
-        raise ApiError(400, f"Field {name} must be a string URL, got {_json_type(value)}", {"field": name})
+        raise ApiError(
+            400, f"Field {name} must be a string URL, got {_json_type(value)}", {"field": name}
+        )
     try:
         parts = urlsplit(value)
         hostname = parts.hostname

@@ -39,9 +39,7 @@ class Egress(Protocol):
     """Encodes output frames (keeping their input pts) with the passed-through audio and publishes them."""
 
     def start(
-        self,
-        on_written: WrittenCallback,
-        on_failed: Callable[[str], None],
+        self, on_written: WrittenCallback, on_failed: Callable[[str], None],
         on_stage: StageCallback | None = None,
     ) -> None:
         """Start the egress thread(s); ``on_written`` is called for every frame written, ``on_failed``

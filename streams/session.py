@@ -272,17 +272,15 @@ class StreamSession:
         if self._handoff is not None:
             self._handoff.close()
         closers = [self._ingest.close(), self._egress.close()]
-        done = await asyncio.wait([asyncio.ensure_future(c) for c in closers], timeout=CLOSE_BUDGET_S)
+        done = await asyncio.wait(
+            [asyncio.ensure_future(c) for c in closers], timeout=CLOSE_BUDGET_S
+        )
         for task in done[0]:
             if not task.cancelled() and task.exception() is not None:
                 logger.warning("stream %s: close failed: %r", self.stream_id, task.exception())
         if done[1]:
-            logger.warning(
-                "stream %s: %d end(s) did not close within %.1f s",
-                self.stream_id,
-                len(done[1]),
-                CLOSE_BUDGET_S,
-            )
+            logger.warning("stream %s: %d end(s) did not close within %.1f s", self.stream_id,
+                           len(done[1]), CLOSE_BUDGET_S)
         others = [t for t in self._tasks if t is not current]
         if others:
             await asyncio.wait(others, timeout=0.3)

@@ -78,9 +78,8 @@ class TrickleIngest:
     # No rate cap by default: every input frame is offered to the workflow, and a workflow slower than the
     # input is handled by the hand-off's backlog bound (drop the oldest, keep the newest). A 30 fps cap
     # here held passthrough fed at 120 fps to 30 fps out; without it bench/run.py measured 118 fps.
-    def __init__(
-        self, url: str, *, width: int | None = None, height: int | None = None, max_fps: float | None = None
-    ) -> None:
+    def __init__(self, url: str, *, width: int | None = None, height: int | None = None,
+                 max_fps: float | None = None) -> None:
         self.url = url
         self._width = width
         self._height = height
@@ -104,11 +103,7 @@ class TrickleIngest:
                 pass
 
         self._decoder = StreamDecoder(
-            on_frame,
-            on_audio,
-            max_fps=self._max_fps,
-            width=self._width,
-            height=self._height,
+            on_frame, on_audio, max_fps=self._max_fps, width=self._width, height=self._height,
             on_finished=finished,
         )
         self._decoder.start()
@@ -160,14 +155,8 @@ class _Output:
 class TrickleEgress:
     """Encodes and publishes output frames to ``url`` (see the module docstring)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        name: str = "",
-        settings: EncoderSettings | None = None,
-        queue_frames: int = EGRESS_QUEUE_FRAMES,
-    ) -> None:
+    def __init__(self, url: str, *, name: str = "", settings: EncoderSettings | None = None,
+                 queue_frames: int = EGRESS_QUEUE_FRAMES) -> None:
         self.url = url
         self._name = name or url
         # None: no more frames (finish or close)
@@ -189,9 +178,7 @@ class TrickleEgress:
 
     # --- Egress protocol ----------------------------------------------------------------------------------
     def start(
-        self,
-        on_written: WrittenCallback,
-        on_failed: Callable[[str], None],
+        self, on_written: WrittenCallback, on_failed: Callable[[str], None],
         on_stage: StageCallback | None = None,
     ) -> None:
         self._on_written = on_written
@@ -201,9 +188,8 @@ class TrickleEgress:
         self._outbox.attach(loop)
         self._publisher = TricklePublisher(self.url)
         self._publish_task = loop.create_task(self._publish(), name=f"trickle-publish-{self._name}")
-        self._thread = threading.Thread(
-            target=self._encode_loop, name=f"trickle-encode-{self._name}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._encode_loop, name=f"trickle-encode-{self._name}",
+                                        daemon=True)
         self._thread.start()
 
     def submit(self, frame: InputFrame, images: Any) -> bool:
