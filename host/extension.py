@@ -43,8 +43,14 @@ async def build_extension(server: Any = None) -> TrickleExtension:
         from server import PromptServer
 
         server = PromptServer.instance
+    import nodes as comfy_nodes  # ComfyUI's node table (a live dict: filled while custom nodes load)
+
     wiring = HostWiring(
-        server, TrickleSettings.from_env(), host_validation(server), prepare_frame=frame_to_image
+        server,
+        TrickleSettings.from_env(),
+        host_validation(server),
+        prepare_frame=frame_to_image,
+        node_classes=comfy_nodes.NODE_CLASS_MAPPINGS,
     )
     wiring.register_routes()
     return TrickleExtension(wiring)

@@ -9,6 +9,7 @@ is unit-tested with a fake server. ComfyUI freezes its route table after loading
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from ..routes.media_io import MediaIORoutes
@@ -20,6 +21,7 @@ from ..routes.streams import register_stream_routes
 from ..streams.context import FramePreparer
 from ..streams.registry import StreamRegistry
 from .livepeer_wiring import LivepeerWiring
+from .on_prompt import install_keepalive_handler
 from .prompt_runner import ComfyPromptRunner
 from .queue_updates import coalesce_queue_updates
 from .validation import HostValidation, WorkflowValidator
@@ -41,8 +43,10 @@ class HostWiring:
         validation: HostValidation,
         *,
         prepare_frame: FramePreparer | None = None,
+        node_classes: Mapping[str, Any] | None = None,
     ) -> None:
         self.server = server
+        self._node_classes = node_classes  # nodes.NODE_CLASS_MAPPINGS (the on-prompt handler's filter)
         self.settings = settings
         self.registry = StreamRegistry(
             ComfyPromptRunner(server, WorkflowValidator(validation)),
@@ -83,11 +87,14 @@ class HostWiring:
         logger.info("comfy-trickle: routes registered, up to %d streams", self.settings.limits.max_streams)
 
     def load(self) -> None:
-        """Throttle the queue broadcasts and stop every stream at shutdown. Idempotent."""
+        """Throttle the queue broadcasts, add the cache keep-alive on-prompt handler and stop every stream at
+        shutdown. Idempotent."""
         if self._loaded:
             return
         self._loaded = True
         coalesce_queue_updates(self.server)  # a stream's per-frame prompts must not flood every browser
+        if self._node_classes is not None:  # user prompts keep streams' cached nodes, and the reverse
+            install_keepalive_handler(self.server, self.registry.keepalive, self._node_classes)
         self.server.app.on_shutdown.append(self._stop_streams)
         self.livepeer.attach(self.server.app)
 

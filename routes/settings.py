@@ -6,6 +6,7 @@
 | ``COMFY_TRICKLE_ALLOWED_HOSTS`` | unset | extra trickle hosts: ``host`` or ``host:port``, comma separated |
 | ``COMFY_TRICKLE_MAX_REQUEST_BYTES`` | 4194304 | largest accepted request body (413 above) |
 | ``COMFY_TRICKLE_MAX_STREAMS`` | 4 | streams running at once (429 above) |
+| ``COMFY_TRICKLE_MAX_WORKFLOW_NODES`` | 1000 | nodes in a stream's workflow (400 above) |
 | ``COMFY_TRICKLE_DEV_RELAY`` | 1 | ``0`` removes the dev relay and the test source from ComfyUI's server |
 
 ``*`` in the allowed hosts allows any host. Loopback hosts (``localhost``, 127.0.0.0/8, ``::1``) are
@@ -20,7 +21,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..streams.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_STREAMS, StreamLimits
+from ..streams.limits import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_WORKFLOW_NODES,
+    StreamLimits,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +35,7 @@ ENV_ALLOWED_HOSTS = "COMFY_TRICKLE_ALLOWED_HOSTS"
 ENV_MAX_REQUEST_BYTES = "COMFY_TRICKLE_MAX_REQUEST_BYTES"
 ENV_MAX_STREAMS = "COMFY_TRICKLE_MAX_STREAMS"
 ENV_DEV_RELAY = "COMFY_TRICKLE_DEV_RELAY"
+ENV_MAX_WORKFLOW_NODES = "COMFY_TRICKLE_MAX_WORKFLOW_NODES"
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class TrickleSettings:
             limits=StreamLimits(
                 max_request_bytes=_positive_int(env, ENV_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_BYTES),
                 max_streams=_positive_int(env, ENV_MAX_STREAMS, DEFAULT_MAX_STREAMS),
+                max_workflow_nodes=_positive_int(env, ENV_MAX_WORKFLOW_NODES, DEFAULT_MAX_WORKFLOW_NODES),
             ),
             dev_relay=env.get(ENV_DEV_RELAY, "1").strip().lower() not in ("0", "false", "no", "off"),
         )

@@ -112,6 +112,17 @@ def parse_start_request(body: Any, limits: StreamLimits = DEFAULT_LIMITS) -> Str
     height = _dimension(params, "height", limits)
     max_backlog_s = _backlog(params, limits)
     workflow = parse_workflow(params.get("prompt"), field_name="params.prompt")
+    if len(workflow) > limits.max_workflow_nodes:
+        raise ApiError(
+            400,
+            f"Field params.prompt has {len(workflow)} nodes, over the limit of {limits.max_workflow_nodes} "
+            "(max_workflow_nodes, set by COMFY_TRICKLE_MAX_WORKFLOW_NODES)",
+            {
+                "field": "params.prompt",
+                "limit": "max_workflow_nodes",
+                "max_workflow_nodes": limits.max_workflow_nodes,
+            },
+        )
 
     extra_params = {
         k: v for k, v in params.items() if k not in ("width", "height", "prompt", "max_backlog_s")

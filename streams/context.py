@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .bridge import BridgeDirectory
 from .executor import PromptRunner
+from .fairness import ExecutorFairness
 from .handoff import InputFrame
 
 if TYPE_CHECKING:
@@ -27,9 +28,9 @@ FramePreparer = Callable[[InputFrame], Any]
 class SessionContext:
     """The parts of the process every session uses.
 
-    ``inert_nodes(stream_id)``: the other live streams' nodes, carried inert in that stream's prompts
-    (cache keep-alive, see ``streams.workflow``). ``on_finished(session)``: called once when a session
-    reached its final state.
+    ``inert_nodes(stream_id)``: the nodes carried inert in that stream's prompts (cache keep-alive, see
+    ``streams.keepalive``). ``on_finished(session)``: called once when a session
+    reached its final state. ``fairness``: executor time per stream and fair turns (``streams.fairness``).
     """
 
     runner: PromptRunner
@@ -39,6 +40,7 @@ class SessionContext:
     inert_nodes: Callable[[str], dict[str, Any]]
     on_finished: Callable[[StreamSession], None]
     newest_frame_reads: bool  # may a prompt the stream did not queue read its newest frame (no token)
+    fairness: ExecutorFairness
 
     def notify(self, event: str, payload: dict[str, Any]) -> None:
         """Tell the UI (never raises: a failing notifier must not break a stream)."""

@@ -1,9 +1,10 @@
 """The limits a stream request must keep, in one typed place: frame size, hand-off backlog, request body
-size and how many streams run at once.
+size, how many streams run at once and how many nodes a stream's workflow may have.
 
 Config parsing checks sizes and ``params.max_backlog_s`` with them, the routes cap request bodies and
 publish them (``GET /stream/limits``) so the web UI validates with the server's numbers, and the server
-settings fill the configurable two (``COMFY_TRICKLE_MAX_REQUEST_BYTES``, ``COMFY_TRICKLE_MAX_STREAMS``).
+settings fill the configurable ones (``COMFY_TRICKLE_MAX_REQUEST_BYTES``, ``COMFY_TRICKLE_MAX_STREAMS``,
+``COMFY_TRICKLE_MAX_WORKFLOW_NODES``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ DEFAULT_MAX_PUSH_SEGMENT_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_MEDIA_CONNECTIONS = 16
 DEFAULT_INPUT_WAIT_S = 30.0
 MAX_INPUT_WAIT_S = 600.0
+# ComfyUI's per-prompt cost grows with the node count (cache keys expand every node's ancestry), so one
+# stream's huge workflow would slow the shared executor for everyone (issue 13 §9)
+DEFAULT_MAX_WORKFLOW_NODES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,7 @@ class StreamLimits:
     max_media_connections: int = DEFAULT_MAX_MEDIA_CONNECTIONS  # pushes and watches at once, each
     default_input_wait_s: float = DEFAULT_INPUT_WAIT_S
     max_input_wait_s: float = MAX_INPUT_WAIT_S
+    max_workflow_nodes: int = DEFAULT_MAX_WORKFLOW_NODES
 
     def dimension_ok(self, value: int) -> bool:
         """True when ``value`` is an allowed width or height."""

@@ -105,6 +105,8 @@ class PromptPump:
     async def run(self) -> PromptOutcome | None:
         """Pump until the input ends (returns None) or a node fails (returns that prompt's outcome)."""
         self._loop = asyncio.get_running_loop()
+        # frames ready here make a stream over its fair share wait (streams.fairness)
+        self._context.fairness.track_backlog(self._builder.stream_id, self._handoff.__len__)
         while True:
             failure = self._reap_finishing()
             if failure is not None:
@@ -147,6 +149,7 @@ class PromptPump:
         waiter = self._loop.create_future()
         self._waiters[ticket] = waiter
         try:
+            await self._context.fairness.turn(self._builder.stream_id)  # fair share (streams.fairness)
             prompt_id = self._submit(frame, ticket)
             outcome = await self._await_frame(prompt_id, ticket, waiter, frame)
         finally:

@@ -21,9 +21,11 @@ from .config import StreamConfig
 from .context import FramePreparer, Notifier, SessionContext
 from .errors import ApiError, StreamExists, StreamLimitReached, StreamNotFound, WorkflowInvalid
 from .executor import PromptRunner
+from .fairness import ExecutorFairness
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
 from .heap import release_memory
 from .input_wait import input_wait_of
+from .keepalive import CacheKeepAlive
 from .limits import DEFAULT_BACKLOG_S, DEFAULT_MAX_STREAMS, StreamLimits
 from .media_io import MediaFactory
 from .session import StreamSession
@@ -54,9 +56,11 @@ class StreamRegistry:
         gc_freeze: CollectorFreeze = PROCESS_GC_FREEZE,
         address_check: AddressCheck | None = None,
         newest_frame_reads: bool = True,
+        keepalive: CacheKeepAlive | None = None,
     ) -> None:
         self.max_streams = max_streams
         self._address_check = address_check  # the host allowlist at connect time (trickle.address_guard)
+        self.keepalive = keepalive if keepalive is not None else CacheKeepAlive()
         self._gc_freeze = gc_freeze
         self._media_factory = media_factory
         self._max_backlog_s = max_backlog_s
@@ -68,6 +72,7 @@ class StreamRegistry:
             inert_nodes=self._inert_nodes_for,
             on_finished=self._session_finished,
             newest_frame_reads=newest_frame_reads,
+            fairness=ExecutorFairness(),
         )
         self._sessions: dict[str, StreamSession] = {}
         self._finished_order: collections.deque[str] = collections.deque()
@@ -223,6 +228,9 @@ class StreamRegistry:
         if replaced is not None:
             self._forget(stream_id)
         self._sessions[stream_id] = session
+        # read at each use, so a workflow update of the session is carried from its next frame on
+        self.keepalive.add_stream(stream_id, lambda: session.builder.frame_independent_nodes())
+        self._context.fairness.add(stream_id)
         # short GC pauses while streams run (see gc_pause.py); released in _session_finished
         self._gc_freeze.hold(session)
         try:
@@ -231,6 +239,8 @@ class StreamRegistry:
             logger.exception("stream %s: start failed", stream_id)
             await session.stop()
             self._sessions.pop(stream_id, None)
+            self.keepalive.remove_stream(stream_id)
+            self._context.fairness.remove(stream_id)
             self._gc_freeze.release(session)
             raise
 
@@ -243,15 +253,13 @@ class StreamRegistry:
         return sum(1 for s in self._sessions.values() if s.state.active)
 
     def _inert_nodes_for(self, stream_id: str) -> dict[str, Any]:
-        """The other active streams' nodes, carried inert in this stream's prompts (cache keep-alive,
-        see ``streams.workflow``)."""
-        nodes: dict[str, Any] = {}
-        for other_id, other in self._sessions.items():
-            if other_id != stream_id and other.state.active:
-                nodes.update(other.builder.inert_nodes())
-        return nodes
+        """What this stream's prompts carry inert (cache keep-alive, see ``streams.keepalive``)."""
+        return self.keepalive.for_stream(stream_id)
 
     def _session_finished(self, session: StreamSession) -> None:
+        if self._sessions.get(session.stream_id) is session:
+            self.keepalive.remove_stream(session.stream_id)
+            self._context.fairness.remove(session.stream_id)
         self._gc_freeze.release(session)
         # collect its cyclic garbage and give free heap pages back (off the loop; see heap.py)
         asyncio.get_running_loop().run_in_executor(None, release_memory)

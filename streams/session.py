@@ -177,6 +177,7 @@ class StreamSession:
             "state": self.state.value,
             "config": self.config.to_json(),
             "counters": counters,
+            "executor_share": round(self._context.fairness.share(self.stream_id), 3),
             "error": self.error,
             "started_at": self.started_at,
         }
@@ -237,6 +238,7 @@ class StreamSession:
             self.counters.stage(Stage.WORKFLOW, received - started)
             if queued is not None:
                 self.counters.stage(Stage.EXECUTOR_QUEUE, started - queued)
+                self._context.fairness.charge(self.stream_id, queued, received)
         self.counters.frame_processed()
         if self.updates is not None:
             self.updates.output_seen(frame.extra.get("generation", 1))

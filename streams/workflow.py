@@ -11,17 +11,15 @@ Per frame, only the ``TrickleOutput`` node (and what it depends on) is executed;
 (``PreviewImage``, ``SaveImage``) in a stream's workflow are kept for the UI but never run per frame,
 so temp/ and output/ do not fill up with one file per video frame.
 
-Cache keep-alive (why prompts carry other streams' nodes): ComfyUI's default cache drops, before every
-prompt, each entry the prompt does not contain. Two streams with different workflows alternate on the
-one executor, so each would evict the other's model loaders and constant branches every frame. Every
-node id of a stream is therefore namespaced with the stream's prefix, and each frame's prompt also
-carries the other live streams' nodes, inert (not executed: ComfyUI only runs what the listed outputs
-need). Their cache entries then survive, and frame-independent nodes run once per stream.
+Cache keep-alive: every node id of a stream is namespaced with the stream's prefix, a frame's prompt
+holds only the live output's ancestors, and carries other work's cache-relevant nodes inert: see
+``streams.keepalive`` for what and why.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +39,51 @@ TICKET_INPUT = "frame_ticket"
 def is_link(value: Any) -> bool:
     """ComfyUI's link form: ``[source node id, output index]``."""
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and type(value[1]) is int
+
+
+def ancestors(nodes: dict[str, Any], node_ids: Iterable[str]) -> set[str]:
+    """``node_ids`` and every node they depend on through links (ids missing from ``nodes`` are skipped)."""
+    seen: set[str] = set()
+    pending = list(node_ids)
+    while pending:
+        current = pending.pop()
+        if current in seen or current not in nodes:
+            continue
+        seen.add(current)
+        pending.extend(value[0] for value in nodes[current].get("inputs", {}).values() if is_link(value))
+    return seen
+
+
+def frame_dependent(nodes: dict[str, Any], input_ids: Iterable[str]) -> set[str]:
+    """The live inputs and every node downstream of one (these run every frame)."""
+    consumers: dict[str, list[str]] = {}
+    for node_id, node in nodes.items():
+        for value in node.get("inputs", {}).values():
+            if is_link(value):
+                consumers.setdefault(value[0], []).append(node_id)
+    seen: set[str] = set()
+    pending = [node_id for node_id in input_ids if node_id in nodes]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        pending.extend(consumers.get(current, ()))
+    return seen
+
+
+def needed_nodes(nodes: dict[str, Any], output_ids: Iterable[str]) -> dict[str, Any]:
+    """The nodes a frame's prompt must contain: the live outputs and their ancestors."""
+    keep = ancestors(nodes, output_ids)
+    return {node_id: node for node_id, node in nodes.items() if node_id in keep}
+
+
+def frame_independent(
+    nodes: dict[str, Any], input_ids: Iterable[str], output_ids: Iterable[str]
+) -> dict[str, Any]:
+    """The outputs' ancestors that no live input reaches: what a stream computes once, not per frame."""
+    keep = ancestors(nodes, output_ids) - frame_dependent(nodes, input_ids)
+    return {node_id: node for node_id, node in nodes.items() if node_id in keep}
 
 
 @dataclass(frozen=True)
@@ -131,23 +174,35 @@ class PromptBuilder:
     def __init__(self, live: LiveWorkflow, prefix: str, stream_id: str) -> None:
         self.prefix = prefix
         self.stream_id = stream_id
-        self._template = namespaced(live.nodes, prefix)
-        # side outputs take the frame's ticket too: an input that changes every frame keeps ComfyUI from
-        # serving them from its cache (their other inputs are often constant)
-        self._live_ids = [prefix + nid for nid in (*live.input_ids, *live.output_ids)]
         self.output_id = prefix + live.output_id
         self.output_ids = [prefix + nid for nid in live.output_ids]
+        # only what the live outputs need: other output nodes never run per frame (module docstring)
+        self._template = needed_nodes(namespaced(live.nodes, prefix), self.output_ids)
+        input_ids = [prefix + nid for nid in live.input_ids if prefix + nid in self._template]
+        # side outputs take the frame's ticket too: an input that changes every frame keeps ComfyUI from
+        # serving them from its cache (their other inputs are often constant)
+        self._live_ids = [*input_ids, *self.output_ids]
         for live_id in self._live_ids:
             self._template[live_id]["inputs"][STREAM_INPUT] = stream_id
             self._template[live_id]["inputs"][TICKET_INPUT] = 0
+        # separate objects from the template: ComfyUI writes fingerprints into a prompt's node objects
+        independent = frame_independent(self._template, input_ids, self.output_ids)
+        self._frame_independent = {node_id: copy.deepcopy(node) for node_id, node in independent.items()}
 
-    def inert_nodes(self) -> dict[str, Any]:
-        """This stream's nodes for other streams' prompts (never executed there, see module docstring)."""
-        return self._template
+    def frame_independent_nodes(self) -> dict[str, Any]:
+        """This stream's nodes that do not change per frame, for other prompts (never executed there,
+        see ``streams.keepalive``); the same object every call."""
+        return self._frame_independent
+
+    @property
+    def node_count(self) -> int:
+        """How many nodes each frame's prompt holds of this stream."""
+        return len(self._template)
 
     def build(self, ticket: int, inert: dict[str, Any] | None = None) -> dict[str, Any]:
         """The prompt for one frame: this stream's nodes bound to ``ticket``, plus ``inert`` nodes."""
-        prompt: dict[str, Any] = dict(inert) if inert else {}
+        # one copy per node: ComfyUI writes each node's fingerprint (``is_changed``) into the prompt's nodes
+        prompt: dict[str, Any] = {node_id: dict(node) for node_id, node in inert.items()} if inert else {}
         for node_id, node in self._template.items():
             prompt[node_id] = {**node, "inputs": dict(node["inputs"])}
         for live_id in self._live_ids:

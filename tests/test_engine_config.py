@@ -233,3 +233,22 @@ def test_node_error_builds_comfyui_entries_and_merge_keeps_every_error():
         "received_value": "x",
     }
     assert merged["5"]["errors"][0]["extra_info"] == {}
+
+
+def test_a_workflow_over_the_node_limit_is_refused_naming_the_limit():
+    from comfy_trickle.streams.limits import StreamLimits
+
+    workflow = {str(i): {"class_type": "ImageInvert", "inputs": {}} for i in range(11)}
+    body = {
+        "subscribe_url": "http://127.0.0.1:9/in",
+        "publish_url": "http://127.0.0.1:9/out",
+        "gateway_request_id": "big",
+        "params": {"prompt": workflow},
+    }
+    with pytest.raises(ApiError) as info:
+        parse_start_request(body, StreamLimits(max_workflow_nodes=10))
+    assert info.value.http_status == 400
+    assert "11 nodes, over the limit of 10 (max_workflow_nodes" in info.value.message
+    assert info.value.details["limit"] == "max_workflow_nodes"
+    at_limit = {**body, "params": {"prompt": dict(list(workflow.items())[:10])}}
+    assert len(parse_start_request(at_limit, StreamLimits(max_workflow_nodes=10)).workflow) == 10

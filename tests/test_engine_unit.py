@@ -314,19 +314,30 @@ async def test_registry_errors(engine):
     assert info.value.node_errors == runner.validation_errors
 
 
-async def test_prompts_carry_other_streams_nodes_inert(engine):
+CONSTANT_BRANCH = {
+    "1": {"class_type": "TrickleInput", "inputs": {}},
+    "5": {"class_type": "Loader", "inputs": {"name": "m"}},
+    "6": {"class_type": "Apply", "inputs": {"image": ["1", 0], "model": ["5", 0]}},
+    "7": {"class_type": "After", "inputs": {"image": ["6", 0]}},
+    "3": {"class_type": "TrickleOutput", "inputs": {"images": ["7", 0]}},
+    "9": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
+}
+
+
+async def test_prompts_carry_only_other_streams_frame_independent_nodes(engine):
     registry, runner, media, frames = engine
     frames["a"] = frames["b"] = [frame_of(i) for i in range(300)]
-    await registry.start(make_config("a"))
+    await registry.start(make_config("a", CONSTANT_BRANCH))
     await registry.start(make_config("b"))
     await asyncio.sleep(0.3)
     await registry.stop_all()
-    both = [
-        p
-        for p in runner.submitted
-        if any(k.startswith("ct1_") for k in p) and any(k.startswith("ct2_") for k in p)
-    ]
-    assert both, "prompts of one stream should carry the other's nodes"
+    of_b = [p for p in runner.submitted if "ct2_1" in p]
+    assert of_b, "stream b ran no frame"
+    # b's prompts carry a's loader (frame-independent), never a's per-frame nodes or its preview
+    assert all("ct1_5" in p and not {"ct1_1", "ct1_6", "ct1_7", "ct1_3", "ct1_9"} & set(p) for p in of_b)
+    # a's own prompts hold only its output's ancestors (the PreviewImage never runs per frame)
+    of_a = [p for p in runner.submitted if "ct1_1" in p]
+    assert of_a and all("ct1_9" not in p for p in of_a)
 
 
 async def test_finished_streams_stay_queryable_then_are_forgotten_with_an_event():

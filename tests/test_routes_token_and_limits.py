@@ -162,6 +162,7 @@ async def test_limits_route_answers_the_limits_the_server_checks():
         "max_media_connections": 16,
         "default_input_wait_s": 30.0,
         "max_input_wait_s": 600.0,
+        "max_workflow_nodes": 1000,
     }
     # The published bounds are the ones parsing enforces: the edges pass, one step beyond fails.
     published = StreamLimits(**answer)

@@ -1,0 +1,237 @@
+"""Cache and model benchmarks (issue 15 §3, §5 and issue 13 §9); not CI. Prints a table, writes JSON.
+
+    $COMFY_TRICKLE_PY bench/cache_bench.py scaling [--streams 1,2,4] [--pack-dir DIR]
+    $COMFY_TRICKLE_PY bench/cache_bench.py soak [--frames 10000] [--cache-args=--cache-ram]
+    $COMFY_TRICKLE_PY bench/cache_bench.py floor [--frames 120] [--size 256]
+
+- scaling: one simple (invert) stream's ``executor_queue`` and ``workflow`` stage p50 while 0..N-1 other
+  streams run a workflow with a 40-node constant branch, 64 per-frame nodes and 300 nodes no output
+  needs. ``--pack-dir`` runs another checkout of the pack (e.g. ``git archive main`` unpacked) to
+  compare before/after.
+- soak: 2 model streams (TAESD and the compact upscaler, 64x64) for ``--frames`` frames each under a cache
+  mode, sampling ComfyUI's RSS and its cache bookkeeping (``tests/custom_nodes/cache_probe``) along the way.
+- floor: each model workflow's fps through a stream versus ComfyUI executing the same workflow
+  back-to-back (one prompt at a time, EmptyImage of a new mid-tone colour per prompt so nothing is cached,
+  PreviewAny as the output) with no streaming: the ratio is the streaming efficiency.
+
+Models are the tiny random-weight ones of ``devtools/tiny_models.py`` (real formats, no download).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from comfy_trickle.devtools import comfyui_server
+from comfy_trickle.devtools.stream_harness import INVERT, StreamAPI, publish_synthetic
+from comfy_trickle.devtools.tiny_models import (
+    big_workflow,
+    install_models,
+    make_tiny_models,
+    taesd_workflow,
+    upscale_workflow,
+)
+from comfy_trickle.trickle.relay_server import serve_relay
+
+REPO = Path(__file__).resolve().parents[1]
+logger = logging.getLogger("cache_bench")
+ARTIFACTS = REPO / "artifacts" / "bench"
+PROBE_PACK = REPO / "tests" / "custom_nodes" / "cache_probe"  # also loaded by every test ComfyUI
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def start(base: Path, extra_args: list[str], env: dict[str, str] | None = None, pack_dir: Path | None = None):
+    if pack_dir is not None:  # run another checkout of the pack (before/after comparisons)
+        comfyui_server.PACK_DIR = pack_dir
+    models = make_tiny_models(base / "made-models")
+    server = comfyui_server.start_comfyui(
+        base / "comfyui", base / "comfyui.log", extra_args=extra_args, env=env, node_packs=[PROBE_PACK]
+    )
+    install_models(models, server.base_directory)
+    return server
+
+
+def scaling_workflow() -> dict[str, Any]:
+    return big_workflow(nodes=450, leaves=32, constants=40)
+
+
+async def start_streams(api, relay, workflows: dict[str, dict], size: int) -> None:
+    for stream_id, workflow in workflows.items():
+        relay.relay.create_channel(f"{stream_id}-in", "video/MP2T")
+        relay.relay.create_channel(f"{stream_id}-out", "video/MP2T")
+        status, body = await api.start(
+            stream_id, relay.channel_url(f"{stream_id}-in"), relay.channel_url(f"{stream_id}-out"), workflow,
+            size, size, max_backlog_s=120.0,
+        )  # fmt: skip
+        if status != 200:
+            raise RuntimeError(f"start {stream_id}: {status} {body}")
+
+
+async def feed_streams(api, relay, stream_ids, frames: int, fps: float, size: int) -> dict:
+    """Publish ``frames`` frames to each started stream (paced at ``fps``), return final statuses."""
+    await asyncio.gather(
+        *(
+            publish_synthetic(relay.channel_url(f"{stream_id}-in"), frames, width=size, height=size, fps=fps)
+            for stream_id in stream_ids
+        )
+    )
+    return {s: await api.wait_state(s, {"completed", "error", "stopped"}, timeout=600) for s in stream_ids}
+
+
+async def run_streams(api, relay, workflows: dict[str, dict], frames: int, fps: float, size: int) -> dict:
+    await start_streams(api, relay, workflows, size)
+    return await feed_streams(api, relay, list(workflows), frames, fps, size)
+
+
+async def scaling(args: argparse.Namespace) -> dict[str, Any]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start(Path(tmp), [], pack_dir=args.pack_dir)
+        api = StreamAPI(server.base_url)
+        try:
+            async with serve_relay(autocreate=True) as relay:
+                for count in args.streams:
+                    tag = time.monotonic_ns() % 10**6
+                    workflows = {f"simple-{tag}": INVERT}
+                    workflows.update({f"other{i}-{tag}": scaling_workflow() for i in range(count - 1)})
+                    finals = await run_streams(api, relay, workflows, args.frames, 30.0, 64)
+                    simple = finals[f"simple-{tag}"]["counters"]
+                    rows.append({
+                        "streams": count,
+                        "executor_queue_p50_ms": simple["stage_ms"]["executor_queue"]["p50"],
+                        "workflow_p50_ms": simple["stage_ms"]["workflow"]["p50"],
+                        "simple_frames_out": simple["frames_out"],
+                    })  # fmt: skip
+                    print(rows[-1], flush=True)
+        finally:
+            await api.close()
+            server.stop()
+    return {"part": "scaling", "pack_dir": str(args.pack_dir or REPO), "rows": rows}
+
+
+async def soak(args: argparse.Namespace) -> dict[str, Any]:
+    samples = []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start(Path(tmp), args.cache_args.split())
+        api = StreamAPI(server.base_url)
+        try:
+            async with serve_relay(autocreate=True) as relay:
+                workflows = {"soak-taesd": taesd_workflow(), "soak-upscale": upscale_workflow()}
+                await start_streams(api, relay, workflows, 64)
+                run = asyncio.create_task(
+                    feed_streams(api, relay, list(workflows), args.frames, args.fps, 64)
+                )
+                began = time.monotonic()
+                while not run.done():
+                    status, probe = await api.call("GET", "/cache-probe")
+                    frames = [(await api.status(s))["counters"]["frames_processed"] for s in workflows]
+                    samples.append({
+                        "t_s": round(time.monotonic() - began, 1), "frames": frames,
+                        "rss_mb": round(rss_mb(server.process.pid), 1), "caches": probe,
+                    })  # fmt: skip
+                    print(samples[-1], flush=True)
+                    await asyncio.wait({run}, timeout=args.sample_s)
+                finals = run.result()
+        finally:
+            await api.close()
+            server.stop()
+    return {"part": "soak", "cache_args": args.cache_args, "samples": samples, "finals": finals}
+
+
+async def floor(args: argparse.Namespace) -> dict[str, Any]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start(Path(tmp), [])
+        api = StreamAPI(server.base_url)
+        try:
+            async with serve_relay(autocreate=True) as relay:
+                for name, workflow in (("taesd", taesd_workflow()), ("upscale", upscale_workflow())):
+                    stream_fps = await stream_rate(api, relay, name, workflow, args.frames, args.size)
+                    floor_fps = executor_rate(server, workflow, args.frames, args.size)
+                    rows.append({
+                        "workflow": name, "size": args.size, "stream_fps": round(stream_fps, 2),
+                        "executor_floor_fps": round(floor_fps, 2), "ratio": round(stream_fps / floor_fps, 3),
+                    })  # fmt: skip
+                    print(rows[-1], flush=True)
+        finally:
+            await api.close()
+            server.stop()
+    return {"part": "floor", "rows": rows}
+
+
+async def stream_rate(api, relay, name: str, workflow: dict, frames: int, size: int) -> float:
+    """Frames out per second between the first and the last output, input published faster than that."""
+    stream_id = f"floor-{name}-{time.monotonic_ns() % 10**6}"
+    await start_streams(api, relay, {stream_id: workflow}, size)
+    run = asyncio.create_task(feed_streams(api, relay, [stream_id], frames, 240.0, size))
+    first = last = None
+    while not run.done():
+        out = (await api.status(stream_id))["counters"]["frames_processed"]
+        now = time.monotonic()
+        if out > 0 and first is None:
+            first, first_count = now, out
+        if out >= frames:
+            last = now
+            break
+        await asyncio.sleep(0.02)
+    final = (await run)[stream_id]["counters"]
+    last = last or time.monotonic()
+    return (final["frames_processed"] - first_count) / (last - first)
+
+
+def executor_rate(server, workflow: dict, frames: int, size: int) -> float:
+    """The same workflow with an EmptyImage in place of the live input, queued back-to-back: frames per
+    second of ComfyUI's own execution time (each prompt's ``execution_start`` -> ``execution_success``
+    timestamps from its history, so neither the HTTP posting of this script nor the gaps between prompts
+    are counted)."""
+    prompt = json.loads(json.dumps(workflow))
+    prompt["1"] = {
+        "class_type": "EmptyImage",
+        "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0},
+    }
+    image = prompt["3"]["inputs"]["images"]
+    prompt["3"] = {"class_type": "PreviewAny", "inputs": {"source": image}}
+    server.wait_for_history(server.queue_prompt(prompt), 120)  # warm: models loaded, like the stream's
+    executing_ms = 0.0
+    for index in range(frames):  # one at a time: posting (validation on ComfyUI's loop) never overlaps
+        # mid tones: near-black flat frames make random-weight convolutions crawl (denormal floats)
+        prompt["1"]["inputs"]["color"] = 0x808080 + index * 0x010101
+        stamps = dict(server.wait_for_history(server.queue_prompt(prompt), 600)["status"]["messages"])
+        executing_ms += stamps["execution_success"]["timestamp"] - stamps["execution_start"]["timestamp"]
+    return frames / (executing_ms / 1000.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=("scaling", "soak", "floor"))
+    parser.add_argument("--streams", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4])
+    parser.add_argument("--frames", type=int, default=None)
+    parser.add_argument("--fps", type=float, default=60.0)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--sample-s", type=float, default=10.0)
+    parser.add_argument("--cache-args", default="--cache-ram")
+    parser.add_argument("--pack-dir", type=Path, default=None)
+    args = parser.parse_args()
+    args.frames = args.frames or {"scaling": 240, "soak": 10000, "floor": 120}[args.part]
+    logging.basicConfig(level=logging.WARNING)
+    result = asyncio.run({"scaling": scaling, "soak": soak, "floor": floor}[args.part](args))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    out = ARTIFACTS / f"cache_{args.part}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(result, indent=1))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()

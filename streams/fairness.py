@@ -1,0 +1,137 @@
+"""Executor time per stream, and fair turns on ComfyUI's one executor (issue 13 §9).
+
+Accounting: ComfyUI runs one prompt at a time, so the time from when a stream's prompt could start (it
+was queued, and the previous prompt of any stream had delivered its output) to its output is that
+stream's executor time. A user prompt in between is charged to the next stream prompt (the executor
+cannot tell us otherwise without patching it). ``share(stream)`` is the stream's part of all streams'
+executor time over the last ``window_s`` seconds; status shows it as ``executor_share``.
+
+Scheduling: a stream whose share is over ``1/N`` (N = live streams) waits before queueing its next prompt
+while another stream has a frame ready and not yet queued (in its hand-off, or waiting for its own turn),
+in ``STEP_S`` steps up to ``max_wait_s`` per frame. A heavy workflow then cannot starve a light one: the
+light stream's frames that arrived during a heavy prompt run before the heavy stream's next prompt,
+instead of one light frame per heavy prompt. Only a ready frame holds others back (a prompt already
+queued does not), so the executor never idles for fairness' sake; with one stream nothing ever waits.
+ComfyUI cannot pre-empt a running prompt, so the granularity is one prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import time
+from collections.abc import Callable
+
+# frames in a stream's hand-off, ready and not yet queued
+Backlog = Callable[[], int]
+
+WINDOW_S = 10.0
+MAX_WAIT_S = 1.0
+STEP_S = 0.005
+SHARE_SLACK = 0.02  # above the fair share by less than this: no wait (saves wake-ups near balance)
+
+
+class ExecutorFairness:
+    """Per-stream executor time over a sliding window, and the wait before a stream's next prompt."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.perf_counter,
+        *,
+        window_s: float = WINDOW_S,
+        max_wait_s: float = MAX_WAIT_S,
+    ) -> None:
+        self._clock = clock
+        self._window_s = window_s
+        self._max_wait_s = max_wait_s
+        self._lock = threading.Lock()  # charges come from ComfyUI's worker thread
+        self._charges: dict[str, collections.deque[tuple[float, float]]] = {}  # stream -> (at, seconds)
+        self._busy_totals: dict[str, float] = {}
+        self._backlogs: dict[str, Backlog] = {}
+        self._at_gate: set[str] = set()
+        self._last_done = 0.0
+        self.held_s: dict[str, float] = {}  # seconds each stream waited for its turn (bench, tests)
+
+    def add(self, stream_id: str) -> None:
+        with self._lock:
+            self._charges.setdefault(stream_id, collections.deque())
+            self._busy_totals.setdefault(stream_id, 0.0)
+
+    def remove(self, stream_id: str) -> None:
+        with self._lock:
+            self._charges.pop(stream_id, None)
+            self._busy_totals.pop(stream_id, None)
+            self._backlogs.pop(stream_id, None)
+            self._at_gate.discard(stream_id)
+            self.held_s.pop(stream_id, None)
+
+    def track_backlog(self, stream_id: str, backlog: Backlog) -> None:
+        """How many frames the stream has ready (its hand-off's length): others may wait for those."""
+        with self._lock:
+            if stream_id in self._charges:
+                self._backlogs[stream_id] = backlog
+
+    def charge(self, stream_id: str, queued_at: float, done_at: float) -> None:
+        """The stream's prompt, queued at ``queued_at``, delivered its output at ``done_at`` (clock time)."""
+        with self._lock:
+            busy = max(0.0, done_at - max(queued_at, self._last_done))
+            self._last_done = max(self._last_done, done_at)
+            charges = self._charges.get(stream_id)
+            if charges is None:
+                return
+            charges.append((done_at, busy))
+            self._busy_totals[stream_id] += busy
+            self._prune(done_at)
+
+    def share(self, stream_id: str) -> float:
+        """The stream's part (0..1) of all streams' executor time in the window."""
+        with self._lock:
+            self._prune(self._clock())
+            return self._share_locked(stream_id)
+
+    def busy_s(self, stream_id: str) -> float:
+        """Executor seconds charged to the stream since it started."""
+        with self._lock:
+            return self._busy_totals.get(stream_id, 0.0)
+
+    def must_wait(self, stream_id: str) -> bool:
+        with self._lock:
+            streams = len(self._charges)
+            if streams < 2 or not self._others_ready(stream_id):
+                return False
+            self._prune(self._clock())
+            return self._share_locked(stream_id) > 1.0 / streams + SHARE_SLACK
+
+    async def turn(self, stream_id: str) -> float:
+        """Wait (bounded) while the stream is over its fair share and another has work; returns seconds."""
+        waited = 0.0
+        with self._lock:
+            self._at_gate.add(stream_id)
+        try:
+            while waited < self._max_wait_s and self.must_wait(stream_id):
+                await asyncio.sleep(STEP_S)
+                waited += STEP_S
+        finally:
+            with self._lock:
+                self._at_gate.discard(stream_id)
+                if waited:
+                    self.held_s[stream_id] = self.held_s.get(stream_id, 0.0) + waited
+        return waited
+
+    def _others_ready(self, stream_id: str) -> bool:
+        if any(other != stream_id for other in self._at_gate):
+            return True
+        return any(other != stream_id and backlog() > 0 for other, backlog in self._backlogs.items())
+
+    def _share_locked(self, stream_id: str) -> float:
+        total = sum(seconds for charges in self._charges.values() for _, seconds in charges)
+        if total <= 0.0:
+            return 0.0
+        return sum(seconds for _, seconds in self._charges.get(stream_id, ())) / total
+
+    def _prune(self, now: float) -> None:
+        oldest = now - self._window_s
+        for charges in self._charges.values():
+            while charges and charges[0][0] < oldest:
+                charges.popleft()

@@ -1,0 +1,89 @@
+"""Cache keep-alive: which nodes a prompt carries, inert, so ComfyUI's cache keeps other work's entries.
+
+ComfyUI's default (classic) cache drops, before every prompt, each entry whose node the prompt lacks; its
+LRU and RAM-pressure caches keep entries by how recently a prompt named them. So an entry survives only
+while the prompts keep naming its node, with the same inputs and ancestors (the cache key is the
+node's class, fingerprint and inputs, expanded through every ancestor; node ids do not matter, except
+for nodes that ask for their ``unique_id``). Carried nodes are inert: ComfyUI only executes what the
+prompt's listed outputs need.
+
+What is carried, and why only that:
+- A stream's own prompt: the live output's ancestors only (other output nodes of the workflow never run
+  per frame; unconnected nodes would only cost signature work every frame).
+- Other streams' *frame-independent* nodes (ancestors of their live output not downstream of any live
+  input): the model loaders and constant branches whose cached results save work. Frame-dependent nodes
+  are recomputed every frame anyway, so carrying them (as the first design did) only made each stream's
+  per-frame cost grow with every other stream's whole workflow (issue 13 §9).
+- The last ComfyUI user prompt's nodes (recorded by the host's on-prompt handler), so a user's second
+  identical Run still finds its entries after the stream's frames ran.
+- In the other direction, the host adds every live stream's frame-independent nodes to each user prompt
+  (``for_user_prompt``), so a click on Run does not evict a stream's loaded models.
+
+Thread model: everything here runs on the event loop that serves ComfyUI (the pump, and ComfyUI's
+on-prompt handlers inside ``POST /prompt``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# a stream's frame-independent nodes (namespaced), read when needed so a workflow update is seen at once
+NodesSource = Callable[[], dict[str, Any]]
+
+
+class CacheKeepAlive:
+    """The nodes to carry inert in each prompt: per live stream, and the last user prompt."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, NodesSource] = {}
+        self._user_nodes: dict[str, Any] = {}
+        # per stream: (what the merge was built from, the merged nodes); rebuilt when a source changed
+        self._merged: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+    def add_stream(self, stream_id: str, source: NodesSource) -> None:
+        """Carry this stream's frame-independent nodes in others' prompts from now on."""
+        self._streams[stream_id] = source
+
+    def remove_stream(self, stream_id: str) -> None:
+        self._streams.pop(stream_id, None)
+        self._merged.pop(stream_id, None)
+
+    def remember_user_prompt(self, nodes: dict[str, Any]) -> None:
+        """The nodes of the newest user prompt (already filtered by the host to nodes ComfyUI knows)."""
+        self._user_nodes = nodes
+
+    def for_stream(self, stream_id: str) -> dict[str, Any]:
+        """Inert nodes for one frame of ``stream_id``: other streams' frame-independent nodes and the last
+        user prompt's nodes (the stream's own nodes, added by its builder, win on an id clash)."""
+        sources = [(other, source()) for other, source in self._streams.items() if other != stream_id]
+        key = (*(nodes for _other, nodes in sources), self._user_nodes)  # compared by identity
+        cached = self._merged.get(stream_id)
+        if (
+            cached is not None
+            and len(cached[0]) == len(key)
+            and all(a is b for a, b in zip(cached[0], key, strict=True))
+        ):
+            return cached[1]
+        merged: dict[str, Any] = dict(self._user_nodes)
+        for _other, nodes in sources:
+            merged.update(nodes)
+        self._merged[stream_id] = (key, merged)
+        return merged
+
+    def for_user_prompt(self, prompt: dict[str, Any]) -> dict[str, Any]:
+        """Every live stream's frame-independent nodes whose ids the user's prompt does not use."""
+        carried: dict[str, Any] = {}
+        for source in self._streams.values():
+            for node_id, node in source().items():
+                if node_id not in prompt:
+                    carried[node_id] = node
+        return carried
+
+    def stream_node_count(self) -> int:
+        """How many frame-independent nodes the live streams have together (status, tests, bench)."""
+        return sum(len(source()) for source in self._streams.values())
+
+
+def _same_objects(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))

@@ -1,0 +1,155 @@
+"""The cache keep-alive and fairness logic without ComfyUI: what each prompt carries, the on-prompt
+handler's rewrite of a user's prompt, executor shares and the fair-share wait."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from comfy_trickle.host.on_prompt import install_keepalive_handler, keepalive_handler
+from comfy_trickle.streams.fairness import ExecutorFairness
+from comfy_trickle.streams.keepalive import CacheKeepAlive
+from comfy_trickle.streams.workflow import PromptBuilder, prepare_workflow
+
+LIVE = {
+    "1": {"class_type": "TrickleInput", "inputs": {}},
+    "5": {"class_type": "Loader", "inputs": {"name": "m"}},
+    "6": {"class_type": "Encode", "inputs": {"model": ["5", 0]}},
+    "7": {"class_type": "Apply", "inputs": {"image": ["1", 0], "model": ["6", 0]}},
+    "3": {"class_type": "TrickleOutput", "inputs": {"images": ["7", 0]}},
+    "8": {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}},
+    "9": {"class_type": "Unused", "inputs": {}},
+}
+
+
+class Output:
+    OUTPUT_NODE = True
+
+
+NODE_CLASSES = dict.fromkeys(("Loader", "Encode", "Apply", "EmptyImage", "Sink"), object)
+NODE_CLASSES["PreviewImage"] = Output
+NODE_CLASSES["TrickleInput"] = object
+
+
+def builder(prefix: str = "ct1_", stream_id: str = "s") -> PromptBuilder:
+    return PromptBuilder(prepare_workflow(LIVE), prefix, stream_id)
+
+
+def test_a_frame_prompt_holds_the_outputs_ancestors_and_marks_the_frame_independent_ones():
+    live = builder()
+    prompt = live.build(7)
+    assert set(prompt) == {"ct1_1", "ct1_5", "ct1_6", "ct1_7", "ct1_3"}  # no preview, no unused node
+    assert set(live.frame_independent_nodes()) == {"ct1_5", "ct1_6"}
+    assert prompt["ct1_1"]["inputs"]["frame_ticket"] == 7
+
+
+def test_a_stream_carries_others_frame_independent_nodes_and_the_last_user_prompt_as_copies():
+    keepalive = CacheKeepAlive()
+    a, b = builder("ct1_", "a"), builder("ct2_", "b")
+    keepalive.add_stream("a", a.frame_independent_nodes)
+    keepalive.add_stream("b", b.frame_independent_nodes)
+    keepalive.remember_user_prompt({"u1": {"class_type": "EmptyImage", "inputs": {}}})
+    prompt = b.build(1, keepalive.for_stream("b"))
+    assert {"ct1_5", "ct1_6", "u1"} <= set(prompt) and not {"ct1_1", "ct1_7", "ct1_3"} & set(prompt)
+    prompt["ct1_5"]["is_changed"] = math.nan  # ComfyUI writes fingerprints into the prompt's nodes...
+    assert "is_changed" not in a.frame_independent_nodes()["ct1_5"]  # ...never into the stream's own
+    assert "is_changed" not in a.build(2)["ct1_5"]
+    keepalive.remove_stream("a")
+    assert "ct1_5" not in keepalive.for_stream("b")
+
+
+def test_the_on_prompt_handler_adds_streams_constants_and_remembers_known_user_nodes():
+    keepalive = CacheKeepAlive()
+    keepalive.add_stream("a", builder("ct1_", "a").frame_independent_nodes)
+    handler = keepalive_handler(keepalive, NODE_CLASSES)
+    user = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8}},
+        "2": {"class_type": "NotInstalled", "inputs": {}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+        "4": {"class_type": "TrickleInput", "inputs": {}},
+    }
+    body = handler({"prompt": user, "client_id": "c"})
+    assert set(body["prompt"]) == {"1", "2", "3", "4", "ct1_5", "ct1_6"} and body["client_id"] == "c"
+    assert body["prompt"]["1"] is user["1"]  # the user's own nodes untouched
+    # remembered for stream frames: only node types ComfyUI knows (a frame's prompt is not validated),
+    # never live nodes (their fingerprint changes every time)
+    assert set(keepalive.for_stream("b")) == {"1", "3", "ct1_5", "ct1_6"}
+    assert handler({"no_prompt": True}) == {"no_prompt": True}
+
+
+def test_an_output_node_of_a_stream_is_never_added_to_a_users_prompt():
+    keepalive = CacheKeepAlive()
+    keepalive.add_stream("a", lambda: {"ct1_9": {"class_type": "PreviewImage", "inputs": {}}})
+    body = keepalive_handler(keepalive, NODE_CLASSES)({"prompt": {"1": {"class_type": "Sink", "inputs": {}}}})
+    assert set(body["prompt"]) == {"1"}
+
+
+def test_install_uses_the_servers_hook_when_it_has_one():
+    class Server:
+        def __init__(self) -> None:
+            self.handlers = []
+
+        def add_on_prompt_handler(self, handler) -> None:
+            self.handlers.append(handler)
+
+    server = Server()
+    install_keepalive_handler(server, CacheKeepAlive(), NODE_CLASSES)
+    assert len(server.handlers) == 1
+    install_keepalive_handler(object(), CacheKeepAlive(), NODE_CLASSES)  # no hook: skipped, no error
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_executor_time_is_charged_exclusively_and_shares_add_up():
+    clock = Clock()
+    fairness = ExecutorFairness(clock)
+    fairness.add("heavy")
+    fairness.add("light")
+    fairness.charge("heavy", queued_at=100.0, done_at=101.0)  # ran 1 s
+    fairness.charge("light", queued_at=100.5, done_at=101.1)  # queued during heavy: only 0.1 s its own
+    clock.now = 101.2
+    assert math.isclose(fairness.share("heavy"), 1.0 / 1.1)
+    assert math.isclose(fairness.share("light"), 0.1 / 1.1)
+    assert math.isclose(fairness.busy_s("light"), 0.1)
+    clock.now = 200.0  # out of the window
+    assert fairness.share("heavy") == 0.0
+
+
+async def test_a_stream_over_its_share_waits_only_while_another_has_a_frame_ready():
+    clock = Clock()
+    fairness = ExecutorFairness(clock, max_wait_s=0.05)
+    ready = {"light": 0}
+    fairness.add("heavy")
+    fairness.add("light")
+    fairness.track_backlog("light", lambda: ready["light"])
+    fairness.charge("heavy", 100.0, 101.0)
+    fairness.charge("light", 101.0, 101.01)
+    clock.now = 101.02
+    assert await fairness.turn("heavy") == 0.0  # no other frame ready (a queued prompt is no reason)
+    ready["light"] = 3
+    assert fairness.must_wait("heavy") and not fairness.must_wait("light")
+    waited = await fairness.turn("heavy")
+    assert 0.0 < waited <= 0.06 and fairness.held_s["heavy"] == waited  # bounded by max_wait_s
+
+    patient = ExecutorFairness(clock, max_wait_s=5.0)
+    patient.add("heavy")
+    patient.add("light")
+    patient.track_backlog("light", lambda: ready["light"])
+    patient.charge("heavy", 100.0, 101.0)
+
+    async def light_drains() -> None:
+        await asyncio.sleep(0.01)
+        ready["light"] = 0
+
+    drain = asyncio.create_task(light_drains())
+    assert await patient.turn("heavy") < 1.0  # released as soon as the other stream has nothing ready
+    await drain
+    ready["light"] = 5
+    patient.remove("light")  # a finished stream never makes others wait
+    assert not patient.must_wait("heavy")

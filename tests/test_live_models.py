@@ -1,0 +1,231 @@
+"""Model workflows live, under every ComfyUI cache mode (issue 15 §1-3).
+
+Real ComfyUI with small random-weight models in the real formats (``devtools/tiny_models.py``): TAESD through
+``VAELoader`` and a compact ESRGAN through ``UpscaleModelLoader``. Node executions are counted from
+ComfyUI's own websocket ``executing`` events (cached nodes send none). Each test runs under the classic
+cache (the default), ``--cache-lru 64``, ``--cache-ram`` and ``--cache-none``; with no cache, loaders
+run every frame (documented in the README) and the stream still works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from comfy_trickle.devtools.stream_harness import StreamAPI, collect_output, publish_synthetic
+from comfy_trickle.devtools.tiny_models import (
+    UPSCALER_NAME,
+    count_executions,
+    install_models,
+    make_tiny_models,
+    taesd_workflow,
+    upscale_workflow,
+)
+
+SIZE = 64
+FRAMES = 20
+CACHE_MODES = {
+    "classic": (),
+    "lru": ("--cache-lru", "64"),
+    "ram": ("--cache-ram",),
+    "none": ("--cache-none",),
+}
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.relay(autocreate=True)]
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    return make_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(params=list(CACHE_MODES))
+def cache_mode(request) -> str:
+    return request.param
+
+
+TRIVIAL = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+    "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+}
+
+
+def empty_cache(server) -> None:
+    """ComfyUI's own ``POST /free``: its worker resets every cache after the next prompt (two prompts
+    queued: once the second finished, the reset after the first has happened)."""
+    status, _ = server.post_json("/free", {"free_memory": True, "unload_models": True})
+    assert status == 200
+    for color in (1, 2):
+        server.wait_for_history(
+            server.queue_prompt(
+                {
+                    **TRIVIAL,
+                    "1": {
+                        **TRIVIAL["1"],
+                        "inputs": {**TRIVIAL["1"]["inputs"], "color": color + time.monotonic_ns() % 10**6},
+                    },
+                }
+            ),
+            60,
+        )
+
+
+@pytest.fixture
+def comfy(cache_mode, comfyui_factory, tiny_models):
+    server = comfyui_factory(extra_args=CACHE_MODES[cache_mode])
+    install_models(tiny_models, server.base_directory)
+    empty_cache(server)  # each test counts loads from a cold cache
+    return server
+
+
+@pytest.fixture
+async def api(comfy):
+    client = StreamAPI(comfy.base_url)
+    yield client
+    _, streams = await client.call("GET", "/streams")
+    for stream_id, status in (streams or {}).get("streams", {}).items():
+        if status["state"] in ("starting", "running"):
+            await client.stop(stream_id)
+    await client.close()
+
+
+def unique(name: str) -> str:
+    return f"{name}-{time.monotonic_ns() % 10**9}"
+
+
+async def run_counted(api, relay, comfy, stream_id, workflow, frames=FRAMES, timeout=120.0):
+    """Run one stream over ``frames`` frames; returns (decoded output, final status, executions)."""
+    relay.relay.create_channel(f"{stream_id}-in", "video/MP2T")
+    relay.relay.create_channel(f"{stream_id}-out", "video/MP2T")
+    sub_url, pub_url = relay.channel_url(f"{stream_id}-in"), relay.channel_url(f"{stream_id}-out")
+    async with count_executions(comfy.base_url, f"comfy-trickle:{stream_id}") as executions:
+        status, body = await api.start(stream_id, sub_url, pub_url, workflow, SIZE, SIZE, max_backlog_s=60.0)
+        assert status == 200, body
+        collector = asyncio.create_task(collect_output(pub_url, timeout=timeout))
+        await publish_synthetic(sub_url, frames, width=SIZE, height=SIZE)
+        output = await asyncio.wait_for(collector, timeout)
+        final = await api.wait_state(stream_id, {"completed", "error"}, timeout=timeout)
+    return output, final, executions
+
+
+async def test_model_loaders_run_once_per_stream_and_once_between_streams(api, relay, comfy, cache_mode):
+    a, b, up = unique("taesd-a"), unique("taesd-b"), unique("upscale")
+    results = await asyncio.gather(
+        run_counted(api, relay, comfy, a, taesd_workflow(1.0)),
+        run_counted(api, relay, comfy, b, taesd_workflow(0.5)),
+        run_counted(api, relay, comfy, up, upscale_workflow()),
+    )
+    for output, final, executions in results:
+        assert final["state"] == "completed", final
+        counters = final["counters"]
+        # every frame ran through the models; (egress has been seen to leave out the last frame at end of
+        # stream on a loaded machine: not a cache matter, see the report)
+        assert counters["frames_processed"] == FRAMES and counters["frames_out"] >= FRAMES - 1, counters
+        assert len(output.frames) >= FRAMES // 2  # (a subscriber joining late may miss the first segment)
+        assert {(frame.rgb.shape[1], frame.rgb.shape[0]) for frame in output.frames} == {(SIZE, SIZE)}
+        assert executions.counts["1"] == FRAMES  # the live input ran per frame
+    (_, _, exec_a), (_, _, exec_b), (_, _, exec_up) = results
+    assert exec_a.counts["11"] == exec_b.counts["11"] == FRAMES  # VAEEncode: per frame
+    assert exec_up.counts["22"] == FRAMES  # the upscale itself: per frame
+    vae_loads = exec_a.counts["10"] + exec_b.counts["10"]
+    if cache_mode == "none":  # no cache: every constant runs per frame (README "Cache modes")
+        assert vae_loads == 2 * FRAMES and exec_up.counts["20"] == FRAMES
+    else:  # both streams name the same taesd files: loaded once between them
+        assert vae_loads == 1, (exec_a.counts, exec_b.counts)
+        assert exec_up.counts["20"] == 1, exec_up.counts
+
+
+def user_upscale_prompt(color: int) -> dict:
+    return {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": color},
+        },
+        "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": UPSCALER_NAME}},
+        "3": {
+            "class_type": "ImageUpscaleWithModel",
+            "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]},
+        },
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
+    }
+
+
+async def frames_processed(api, stream_id: str) -> int:
+    return (await api.status(stream_id))["counters"]["frames_processed"]
+
+
+async def test_user_runs_and_a_stream_keep_each_others_cache(api, relay, comfy, cache_mode):
+    stream_id = unique("keep")
+    relay.relay.create_channel(f"{stream_id}-in", "video/MP2T")
+    relay.relay.create_channel(f"{stream_id}-out", "video/MP2T")
+    sub_url, pub_url = relay.channel_url(f"{stream_id}-in"), relay.channel_url(f"{stream_id}-out")
+    user_client = unique("user")
+    user_prompt = user_upscale_prompt(color=1000 + time.monotonic_ns() % 1000)  # fresh per test run
+    cached_lists = []
+    async with (
+        count_executions(comfy.base_url, f"comfy-trickle:{stream_id}") as stream_exec,
+        count_executions(comfy.base_url, user_client) as user_exec,
+    ):
+        workflow = taesd_workflow()
+        status, body = await api.start(stream_id, sub_url, pub_url, workflow, SIZE, SIZE, max_backlog_s=60)
+        assert status == 200, body
+        publisher = asyncio.create_task(publish_synthetic(sub_url, 600, width=SIZE, height=SIZE, end=False))
+        try:
+            for _run in range(4):  # four clicks on Run with the same workflow, stream frames between them
+                seen = await frames_processed(api, stream_id)
+                for _ in range(600):
+                    if await frames_processed(api, stream_id) >= seen + 3:
+                        break
+                    await asyncio.sleep(0.05)
+                prompt_id = await asyncio.to_thread(comfy.queue_prompt, user_prompt, user_client)
+                entry = await asyncio.to_thread(comfy.wait_for_history, prompt_id, 60)
+                assert entry["status"]["status_str"] == "success", entry["status"]
+                messages = entry["status"]["messages"]
+                cached = [data["nodes"] for event, data in messages if event == "execution_cached"]
+                cached_lists.append(set(cached[0]) if cached else set())
+            assert await frames_processed(api, stream_id) > 12
+        finally:
+            publisher.cancel()
+            await asyncio.gather(publisher, return_exceptions=True)
+            await api.stop(stream_id)
+    if cache_mode == "none":
+        assert user_exec.counts["2"] == 4  # with no cache every Run loads again; the stream still ran
+        assert stream_exec.counts["10"] == stream_exec.counts["1"]
+        return
+    # the stream's model loaded once, though four user prompts ran during it
+    assert stream_exec.counts["10"] == 1, stream_exec.counts
+    # the user's first Run executed its nodes; each later identical Run executed nothing
+    assert user_exec.counts["2"] == 1 and user_exec.counts["3"] == 1, user_exec.counts
+    assert all(cached >= {"1", "2", "3", "4"} for cached in cached_lists[1:]), cached_lists
+
+
+async def cache_sizes(comfy) -> dict:
+    status, probe = await asyncio.to_thread(comfy.get, "/cache-probe")  # tests/custom_nodes/cache_probe
+    assert status == 200
+    return probe["outputs"]
+
+
+SOAK_FRAMES = 150
+
+
+@pytest.mark.parametrize("cache_mode", ["classic", "ram"])
+async def test_two_model_streams_keep_cache_bookkeeping_bounded(api, relay, comfy, cache_mode):
+    """The CI version of ``bench/cache_bench.py soak``: two model streams, then ComfyUI's output cache is
+    sampled. Classic: only the latest results are kept. RAM-pressure: ComfyUI keeps every executed
+    result until RAM runs short (per-frame ones included, by its design), but the keys it tracks without
+    a result (nodes our prompts carry inert) stay bounded: nothing of ours adds a key per frame."""
+    results = await asyncio.gather(
+        run_counted(api, relay, comfy, unique("soak-taesd"), taesd_workflow(), SOAK_FRAMES, timeout=400),
+        run_counted(api, relay, comfy, unique("soak-up"), upscale_workflow(), SOAK_FRAMES, timeout=400),
+    )
+    processed = sum(final["counters"]["frames_processed"] for _, final, _ in results)
+    # (a loaded 2-core machine drops some frames at the hand-off: not what this test is about)
+    assert processed >= SOAK_FRAMES, [final["counters"] for _, final, _ in results]
+    sizes = await cache_sizes(comfy)
+    if cache_mode == "classic":
+        assert sizes["entries"] < 40, sizes  # one result per node of the last prompts, not per frame
+    else:
+        # every per-frame node result is kept (at most 5 per frame here), no key without a result
+        assert sizes["entries"] <= 5 * processed + 40, sizes
+        assert sizes["used_generation"] - sizes["entries"] < 40, sizes
+        assert sizes["timestamps"] <= sizes["entries"] + 40, sizes
