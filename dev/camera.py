@@ -1,17 +1,21 @@
 """Browser camera ingest: WebCodecs H.264 over a websocket, muxed into MPEG-TS trickle segments.
 
 * ``POST /trickle/camera`` (bearer token) with ``{name?, width, height, fps?}`` creates the relay channels
-  ``name`` and ``name-out`` and answers ``subscribe_url``/``publish_url`` for ``/stream/start`` plus a
+  ``name`` and ``name-out`` (``audio_channels``: 1 or 2 when the socket will also carry Opus sound) and
+  answers ``subscribe_url``/``publish_url`` for ``/stream/start`` plus a
   ``socket_path`` holding a one-use ticket (browsers cannot put an Authorization header on a websocket, so
   the token-guarded POST hands out the ticket and the socket checks it; it expires after 30 s).
 * ``GET /trickle/camera/{name}/socket?ticket=...``: the websocket. Each binary message is one frame:
   1 byte flags, 8 bytes big-endian timestamp in microseconds, then either an H.264 access unit (Annex B;
   flag bit 0: keyframe), muxed without re-encoding, each keyframe starting a new trickle segment; or, with
   flag bit 1, a JPEG still (the fallback for browsers without a WebCodecs H.264 encoder), encoded here with
-  libx264 (``media/jpeg_to_ts.py``). Closing the socket closes the channel (the stream ends).
+  libx264 (``media/jpeg_to_ts.py``); or, with flag bit 2, one Opus packet (48 kHz, as WebCodecs'
+  ``AudioEncoder`` produced it), muxed without re-encoding as the segments' Opus track on the video's clock
+  (the JPEG path carries no sound). Closing the socket closes the channel (the stream ends).
 
 Bounds: at most ``MAX_CAMERAS`` at once (429), a message at most ``MAX_UNIT_BYTES`` and at most
-``MAX_UNITS_PER_S`` messages a second (the socket is closed with a reason beyond either).
+``MAX_UNITS_PER_S`` messages a second, video and sound together (the socket is closed with a reason beyond
+either).
 """
 
 from __future__ import annotations
@@ -43,11 +47,14 @@ logger = logging.getLogger(__name__)
 MAX_CAMERAS = 4
 MAX_CAMERA_FPS = 60.0
 MAX_UNIT_BYTES = 4 * 1024 * 1024
-MAX_UNITS_PER_S = 2 * MAX_CAMERA_FPS  # a burst after a stall is fine, a flood is not
+MAX_AUDIO_PACKETS_PER_S = 50.0  # Opus in 20 ms frames
+# A burst after a stall is fine, a flood is not.
+MAX_UNITS_PER_S = 2 * (MAX_CAMERA_FPS + MAX_AUDIO_PACKETS_PER_S)
 TICKET_TTL_S = 30.0
 UNIT_HEADER = struct.Struct(">BQ")
 KEYFRAME_FLAG = 0x01
 JPEG_FLAG = 0x02
+AUDIO_FLAG = 0x04
 POLICY_VIOLATION = 1008  # websocket close code: the peer broke the message rules
 
 
@@ -59,6 +66,7 @@ class CameraIngest:
     channel_url: str
     width: int
     height: int
+    audio_channels: int
     ticket: str
     ticket_expires: float
     connected: bool = False
@@ -110,12 +118,17 @@ class CameraRoutes:
             )
         if width % 2 or height % 2:
             raise ApiError(400, "Fields width and height must be even (H.264 4:2:0)", {"field": "width"})
+        audio_channels = body.get("audio_channels", 0)
+        if audio_channels not in (0, 1, 2) or isinstance(audio_channels, bool):
+            raise ApiError(
+                400, "Field audio_channels must be 0 (no sound), 1 or 2 (Opus)", {"field": "audio_channels"}
+            )
         self.dev.relay.create_channel(name, TS_MIME_TYPE)
         self.dev.relay.create_channel(name + OUTPUT_SUFFIX, TS_MIME_TYPE)
         base = self.dev.relay_base_url(request)
         ticket = secrets.token_urlsafe(24)
         self.cameras[name] = CameraIngest(
-            name, base + name, width, height, ticket, time.monotonic() + TICKET_TTL_S
+            name, base + name, width, height, audio_channels, ticket, time.monotonic() + TICKET_TTL_S
         )
         return web.json_response({
             "name": name,
@@ -149,7 +162,7 @@ class CameraRoutes:
         return socket
 
     async def _ingest(self, camera: CameraIngest, socket: web.WebSocketResponse) -> None:
-        muxer = AccessUnitMuxer(camera.width, camera.height)
+        muxer = AccessUnitMuxer(camera.width, camera.height, camera.audio_channels)
         # The JPEG path's encoder (x264 is zerolatency: nothing waits in it, so it needs no flush at the end,
         # and a push still running on its thread after a cancel never meets a close).
         jpeg: JpegToTs | None = None
@@ -167,7 +180,14 @@ class CameraRoutes:
                     break
                 flags, timestamp_us = UNIT_HEADER.unpack_from(message.data)
                 payload = message.data[UNIT_HEADER.size :]
-                if flags & JPEG_FLAG:
+                if flags & AUDIO_FLAG:
+                    if not camera.audio_channels:
+                        reason = b"sound sent but not declared: POST /trickle/camera with audio_channels"
+                        await socket.close(code=POLICY_VIOLATION, message=reason[:120])
+                        break
+                    sound = muxer.push_audio(payload, timestamp_us)
+                    produced = [MuxedBytes(sound, segment_start=False)] if sound and segment else []
+                elif flags & JPEG_FLAG:
                     jpeg = jpeg or JpegToTs(MAX_CAMERA_FPS)
                     try:
                         produced = await asyncio.to_thread(jpeg.push, payload, timestamp_us)
@@ -198,6 +218,8 @@ class CameraRoutes:
         """Write ``muxed`` to the channel, opening a new segment where it starts one; returns the segment."""
         if muxed.segment_start or segment is None:
             if segment is not None:
+                if muxed.previous_tail:
+                    await segment.write(muxed.previous_tail)
                 await segment.close()
             segment = await publisher.open_segment()
             camera.segments += 1
@@ -224,9 +246,9 @@ class CameraRoutes:
     @staticmethod
     def _check_unit(camera: CameraIngest, data: bytes) -> str:
         if len(data) <= UNIT_HEADER.size:
-            return "each message must be 9 header bytes plus an H.264 access unit"
+            return "each message must be 9 header bytes plus an H.264 access unit, JPEG or Opus packet"
         if camera.over_rate(time.monotonic()):
-            return f"more than {MAX_UNITS_PER_S:g} access units a second"
+            return f"more than {MAX_UNITS_PER_S:g} messages a second"
         return ""
 
     def _release(self, camera: CameraIngest) -> None:

@@ -5,13 +5,15 @@ channel as decodable MPEG-TS, and the player hands the channel's access units ba
 from __future__ import annotations
 
 import asyncio
+import io
 import struct
 from fractions import Fraction
 
 import av
+import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from comfy_trickle.dev.camera import JPEG_FLAG, MAX_UNITS_PER_S, UNIT_HEADER
+from comfy_trickle.dev.camera import AUDIO_FLAG, JPEG_FLAG, MAX_UNITS_PER_S, UNIT_HEADER
 from comfy_trickle.dev.player import EVENT_HEADER, KIND_UNIT
 from comfy_trickle.dev.routes import DevRoutes
 from comfy_trickle.media.decoder import StreamDecoder
@@ -127,6 +129,80 @@ async def test_camera_units_become_decodable_segments_and_the_player_returns_the
     assert shown == list(range(shown[0], 40)) and len(shown) >= 10
     timestamps = [t for _d, _k, t in got]
     assert timestamps == sorted(timestamps)
+
+
+def encode_tone(seconds: float, hertz: float = 440.0) -> list[tuple[bytes, int]]:
+    """A tone as Opus packets in 20 ms frames (what WebCodecs' AudioEncoder sends), with µs timestamps."""
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 48_000, "mono", "s16"
+    encoder.time_base = Fraction(1, 48_000)
+    samples = int(seconds * 48_000)
+    tone = (np.sin(2 * np.pi * hertz * np.arange(samples) / 48_000) * 12_000).astype(np.int16)
+    packets = []
+    for start in range(0, samples - 959, 960):
+        frame = av.AudioFrame.from_ndarray(tone[None, start : start + 960], format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 48_000, start
+        packets += [bytes(p) for p in encoder.encode(frame)]
+    return [(data, index * 20_000) for index, data in enumerate(packets)]
+
+
+async def read_channel_bytes(url: str, segments: int) -> list[bytes]:
+    """The first ``segments`` segments of a relay channel, each as its TS bytes."""
+    got = []
+    async with TrickleSubscriber(url, start_seq=0) as subscriber:
+        async for segment in subscriber:
+            data = b""
+            while chunk := await segment.read_chunk():
+                data += chunk
+            got.append(data)
+            if len(got) >= segments:
+                break
+    return got
+
+
+async def test_camera_sound_is_muxed_as_opus_beside_the_video(client):
+    camera = await open_camera(client, "cam-s", audio_channels=1)
+    units = encode_units(40)  # 4 GOPs of 10 frames: 4 segments, 1.33 s
+    tone = encode_tone(1.3)
+    socket = await client.ws_connect(camera["socket_path"])
+    reader = asyncio.create_task(read_channel_bytes(camera["subscribe_url"], segments=4))
+    # Both tracks in timestamp order, as the browser's two encoders deliver them.
+    messages = [(t, message(d, t, k)) for d, t, k in units]
+    messages += [(t, UNIT_HEADER.pack(AUDIO_FLAG, t) + d) for d, t in tone]
+    for _t, data in sorted(messages, key=lambda item: item[0]):
+        await socket.send_bytes(data)
+        await asyncio.sleep(0.01)
+    await socket.close()
+    segments = await asyncio.wait_for(reader, 30)
+    assert len(segments) == 4
+    video_pts, audio_pts, pcm = [], [], []
+    opus = av.CodecContext.create("opus", "r")
+    for data in segments:  # each segment decodes on its own and carries both tracks
+        with av.open(io.BytesIO(data), format="mpegts") as container:
+            assert container.streams.video and container.streams.audio
+            assert container.streams.audio[0].codec_context.name == "opus"
+            for packet in container.demux():
+                if packet.size == 0:
+                    continue
+                if packet.stream.type == "video":
+                    video_pts.append(float(packet.pts * packet.time_base))
+                else:
+                    audio_pts.append(float(packet.pts * packet.time_base))
+                    pcm += [f.to_ndarray().ravel() for f in opus.decode(packet)]
+    assert video_pts == sorted(video_pts) and audio_pts == sorted(audio_pts)
+    assert len(video_pts) == 40 and len(audio_pts) >= 60  # 1.3 s of 20 ms packets, all after the keyframe
+    # Same clock: the sound starts with the first keyframe and spans the video's duration.
+    assert abs(audio_pts[0] - video_pts[0]) < 0.05 and audio_pts[-1] > video_pts[-1] - 0.1
+    rms = float(np.sqrt(np.mean(np.concatenate(pcm).astype(np.float64) ** 2)))
+    assert rms > 0.1  # the tone (0.37 full scale), not silence
+    # Sound on a socket that did not declare it: closed with the reason.
+    camera = await open_camera(client, "cam-t")
+    socket = await client.ws_connect(camera["socket_path"])
+    await socket.send_bytes(UNIT_HEADER.pack(AUDIO_FLAG, 0) + tone[0][0])
+    closing = await asyncio.wait_for(socket.receive(), 10)
+    assert closing.type.name in ("CLOSE", "CLOSED") and socket.close_code == 1008
+    bad = await client.post("/trickle/camera", json={"width": WIDTH, "height": HEIGHT, "audio_channels": 6})
+    assert bad.status == 400 and "audio_channels" in (await bad.json())["error"]
 
 
 async def test_camera_jpeg_fallback_is_encoded_into_decodable_segments(client):
