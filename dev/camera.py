@@ -241,7 +241,10 @@ class CameraRoutes:
                     await segment.write(tail)
                 await segment.close()
         await publisher.close(delete_channel=True)
-        logger.info("comfy-trickle: camera %s ended after %d units", camera.name, camera.units_in)
+        logger.info(
+            "comfy-trickle: camera %s ended after %d units (%d sound packets in, %d dropped)",
+            camera.name, camera.units_in, muxer.audio_in, muxer.audio_dropped,
+        )  # fmt: skip
 
     @staticmethod
     def _check_unit(camera: CameraIngest, data: bytes) -> str:

@@ -185,11 +185,12 @@ def measure_rate(page: Any, server: Any, selector: str, stream_id: str, seconds:
     return {**drawn, "fps_drawn": drawn["frames"] / drawn["seconds"], "fps_out": produced}
 
 
-def go_live_with_the_camera_and_check_inverted(page: Any, server: Any) -> str:
-    """Go live with the fake camera on the invert graph; assert the output channel carries the camera
-    inverted; returns the stream id."""
+def go_live_with_the_camera_and_check_inverted(page: Any, server: Any, microphone: str = "") -> str:
+    """Go live with the fake camera (and ``microphone``: "" none, "default" the fake one) on the invert
+    graph; assert the output channel carries the camera inverted; returns the stream id."""
     page.evaluate("async ([wf]) => { await window.app.loadApiJson(wf, 'invert.json') }", [INVERT_WORKFLOW])
     page.select_option("#trickle-camera-size", "320x240")
+    page.select_option("#trickle-microphone", microphone)
     page.click("#trickle-camera-go-live")
     page.wait_for_selector("#trickle-camera-panel[data-stream-id]", timeout=UI_TIMEOUT_MS)
     stream_id = page.get_attribute("#trickle-camera-panel", "data-stream-id")
@@ -263,6 +264,67 @@ def test_go_live_with_the_camera_plays_the_inverted_camera(page, browser_and_ser
     )  # fmt: skip
 
     stop_camera(page, server, stream_id)
+
+
+def read_output_segments(url: str, seconds: float) -> list[bytes]:
+    """The output channel's segments (TS bytes each) that arrive within ``seconds``, from the current one."""
+    from comfy_trickle.trickle.subscriber import TrickleSubscriber
+
+    async def collect() -> list[bytes]:
+        got: list[bytes] = []
+        deadline = time.monotonic() + seconds
+        async with TrickleSubscriber(url) as subscriber:
+            async for segment in subscriber:
+                data = b""
+                while chunk := await segment.read_chunk():
+                    data += chunk
+                got.append(data)
+                if time.monotonic() > deadline:
+                    break
+        return got
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the sync Playwright API owns this thread's loop
+        return pool.submit(asyncio.run, collect()).result(timeout=seconds + 60)
+
+
+def test_go_live_with_camera_and_microphone_carries_the_sound(page, browser_and_server):
+    import io
+
+    import av
+
+    _playwright, _browser, server = browser_and_server
+    stream_id = go_live_with_the_camera_and_check_inverted(page, server, microphone="default")
+    assert page.get_attribute("#trickle-camera-panel", "data-sound") == "opus"
+    publish_url = stream_status(server, stream_id)["config"]["publish_url"]
+    segments = read_output_segments(publish_url, seconds=5)
+    stop_camera(page, server, stream_id)
+
+    # The processed output's segments (PyAV) carry an Opus track beside the video, over the same span.
+    video_pts, audio_pts, pcm = [], [], []
+    opus = av.CodecContext.create("opus", "r")
+    for data in segments[1:]:  # the first may have been joined mid-way
+        with av.open(io.BytesIO(data), format="mpegts") as container:
+            assert container.streams.audio, "an output segment without the sound track"
+            assert container.streams.audio[0].codec_context.name == "opus"
+            for packet in container.demux():
+                if packet.size == 0 or packet.pts is None:
+                    continue
+                if packet.stream.type == "video":
+                    video_pts.append(float(packet.pts * packet.time_base))
+                else:
+                    audio_pts.append(float(packet.pts * packet.time_base))
+                    pcm += [frame.to_ndarray().ravel() for frame in opus.decode(packet)]
+    video_span = max(video_pts) - min(video_pts)
+    audio_span = max(audio_pts) - min(audio_pts)
+    samples = np.concatenate(pcm).astype(np.float64)
+    rms = float(np.sqrt(np.mean(samples**2)))
+    logger.info(
+        "output sound: %d opus packets over %.2f s (video %.2f s, %d packets), rms %.4f, peak %.3f",
+        len(audio_pts), audio_span, video_span, len(video_pts), rms, np.abs(samples).max(),
+    )  # fmt: skip
+    assert video_span > 2 and audio_span > 0.8 * video_span, (audio_span, video_span)
+    assert abs(min(audio_pts) - min(video_pts)) < 1.0 and abs(max(audio_pts) - max(video_pts)) < 1.0
+    assert rms > 0.02  # the fake microphone's beeps, not silence
 
 
 def test_without_a_webcodecs_h264_encoder_the_camera_goes_out_as_jpeg(page, browser_and_server):

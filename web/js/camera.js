@@ -1,11 +1,12 @@
 // "Go live with your camera": the browser's camera runs through the current graph. The camera is encoded
-// in the browser with WebCodecs (H.264, Annex B, realtime) and each access unit goes over a websocket to
-// ComfyUI (dev/camera.py), which muxes it into the stream's input channel without re-encoding; the
-// processed video comes back in a full-rate player (player.js) next to the camera's own picture.
+// in the browser with WebCodecs (H.264, Annex B, realtime; the microphone, when one is picked, to Opus) and
+// each access unit or Opus packet goes over a websocket to ComfyUI (dev/camera.py), which muxes it into the
+// stream's input channel without re-encoding; the processed video comes back in a full-rate player
+// (player.js) next to the camera's own picture.
 // Why this transport: docs/ARCHITECTURE.md ("Browser camera and player").
 import { api } from "../../../scripts/api.js";
 import { el } from "./common/dom.js";
-import { JPEG_FLAG, KEYFRAME_FLAG, cameraMessage } from "./common/h264_units.js";
+import { AUDIO_FLAG, JPEG_FLAG, KEYFRAME_FLAG, cameraMessage } from "./common/h264_units.js";
 import { trickleFetch } from "./common/http.js";
 import { FINAL_STATES } from "./common/format.js";
 import { streamStore } from "./common/store.js";
@@ -19,6 +20,9 @@ const MAX_SOCKET_BACKLOG_BYTES = 512 * 1024; // beyond this frames are skipped, 
 const MAX_ENCODE_QUEUE = 2;
 const JPEG_QUALITY = 0.8;
 const CODEC_CANDIDATES = ["avc1.42e01f", "avc1.42001f", "avc1.4d401f", "avc1.640028"];
+const OPUS_SAMPLE_RATE = 48000;
+const OPUS_BITRATE = 64000;
+export const NO_SOUND_MESSAGE = "This browser cannot encode sound (WebCodecs AudioEncoder with Opus, or MediaStreamTrackProcessor is missing), so the camera goes live without sound.";
 
 /** A readable sentence for a getUserMedia failure. */
 export function describeCameraError(error) {
@@ -49,6 +53,72 @@ export async function findH264Encoder(width, height) {
     }
   }
   return null;
+}
+
+/** The Opus AudioEncoder configuration for a microphone track, or null where this browser cannot encode it. */
+export async function findOpusEncoder(track) {
+  if (!track || typeof AudioEncoder === "undefined" || typeof MediaStreamTrackProcessor === "undefined") return null;
+  const settings = track.getSettings();
+  const config = { codec: "opus", sampleRate: settings.sampleRate || OPUS_SAMPLE_RATE,
+    numberOfChannels: Math.min(2, settings.channelCount || 1), bitrate: OPUS_BITRATE };
+  try {
+    return (await AudioEncoder.isConfigSupported(config)).supported ? config : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One clock for both tracks: Chromium stamps a camera's frames and a microphone's samples from different
+ * origins, so each track is anchored to performance.now() at its first frame and sent on that clock.
+ */
+function createSharedClock() {
+  const offsets = new Map();
+  return {
+    anchor(kind, timestampUs) {
+      if (!offsets.has(kind)) offsets.set(kind, performance.now() * 1000 - timestampUs);
+    },
+    shared: (kind, timestampUs) => timestampUs + (offsets.get(kind) ?? 0),
+  };
+}
+
+/** Encodes a microphone track to Opus and hands each packet to `send(data, timestampUs)`; `stop()` ends it. */
+function startSound(track, config, clock, send, shouldSkip, onError) {
+  const encoder = new AudioEncoder({
+    output(chunk) {
+      const data = new Uint8Array(chunk.byteLength);
+      chunk.copyTo(data);
+      send(data, clock.shared("audio", chunk.timestamp));
+    },
+    error: onError,
+  });
+  encoder.configure(config);
+  const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+  let stopped = false;
+  (async () => {
+    while (!stopped) {
+      const { value: data, done } = await reader.read();
+      if (done || !data || stopped) {
+        data?.close();
+        break;
+      }
+      clock.anchor("audio", data.timestamp);
+      // Same rule as the video: behind means skip, not queue (the encoder buffers little anyway).
+      if (shouldSkip() || data.sampleRate !== config.sampleRate || data.numberOfChannels !== config.numberOfChannels) {
+        data.close();
+        continue;
+      }
+      encoder.encode(data);
+      data.close();
+    }
+  })().catch(onError);
+  return {
+    stop() {
+      stopped = true;
+      reader.cancel().catch(() => {});
+      if (encoder.state !== "closed") encoder.close();
+    },
+  };
 }
 
 function socketUrl(path) {
@@ -83,7 +153,11 @@ async function goLive({ stream, streamId, video, onEnded }) {
   const height = (settings.height || 480) & ~1;
   // H.264 from the browser where WebCodecs can encode it; JPEG stills (encoded on the server) elsewhere.
   const config = await findH264Encoder(width, height);
-  const opened = await trickleFetch("/trickle/camera", { method: "POST", body: { name: streamId, width, height } });
+  // Sound only with the H.264 path (the JPEG fallback goes out without it).
+  const audioTrack = stream.getAudioTracks()[0];
+  const soundConfig = config ? await findOpusEncoder(audioTrack) : null;
+  const opened = await trickleFetch("/trickle/camera", { method: "POST",
+    body: { name: streamId, width, height, audio_channels: soundConfig ? soundConfig.numberOfChannels : 0 } });
   if (!opened.ok) return { ok: false, message: opened.message };
   const socket = new WebSocket(socketUrl(opened.data.socket_path));
   socket.binaryType = "arraybuffer";
@@ -93,7 +167,8 @@ async function goLive({ stream, streamId, video, onEnded }) {
   });
   if (!connected) return { ok: false, message: "The camera socket did not open (see the server log)." };
 
-  const counters = { encoded: 0, sent: 0, skipped: 0 };
+  const counters = { encoded: 0, sent: 0, skipped: 0, audioSent: 0 };
+  const clock = createSharedClock();
   let stopped = false;
   let forceKey = true;
   let lastKeyUs = -Infinity;
@@ -106,7 +181,7 @@ async function goLive({ stream, streamId, video, onEnded }) {
     output(chunk) {
       const data = new Uint8Array(chunk.byteLength);
       chunk.copyTo(data);
-      send(data, chunk.timestamp, chunk.type === "key" ? KEYFRAME_FLAG : 0);
+      send(data, clock.shared("video", chunk.timestamp), chunk.type === "key" ? KEYFRAME_FLAG : 0);
     },
     error(error) {
       console.warn("[Trickle] camera encoder failed", error);
@@ -115,11 +190,18 @@ async function goLive({ stream, streamId, video, onEnded }) {
   }) : null;
   encoder?.configure({ ...config, width, height });
   const canvas = config ? null : new OffscreenCanvas(width, height);
+  const sound = soundConfig ? startSound(audioTrack, soundConfig, clock, (data, timestampUs) => {
+    send(data, timestampUs, AUDIO_FLAG);
+    counters.audioSent += 1;
+  }, () => socket.bufferedAmount > MAX_SOCKET_BACKLOG_BYTES, (error) => {
+    console.warn("[Trickle] microphone encoder failed", error);
+    stop();
+  }) : null;
   const frames = frameSource(track, video);
 
   async function sendJpeg(frame) {
     canvas.getContext("2d").drawImage(frame, 0, 0, width, height);
-    const timestamp = frame.timestamp;
+    const timestamp = clock.shared("video", frame.timestamp);
     frame.close();
     const blob = await canvas.convertToBlob({ type: "image/jpeg", quality: JPEG_QUALITY });
     send(new Uint8Array(await blob.arrayBuffer()), timestamp, JPEG_FLAG);
@@ -132,6 +214,7 @@ async function goLive({ stream, streamId, video, onEnded }) {
         frame?.close();
         break;
       }
+      clock.anchor("video", frame.timestamp);
       if (socket.bufferedAmount > MAX_SOCKET_BACKLOG_BYTES || (encoder?.encodeQueueSize ?? 0) > MAX_ENCODE_QUEUE) {
         frame.close(); // the network or the encoder is behind: skip this frame rather than add delay
         counters.skipped += 1;
@@ -154,6 +237,7 @@ async function goLive({ stream, streamId, video, onEnded }) {
     if (stopped) return;
     stopped = true;
     frames.stop();
+    sound?.stop();
     if (encoder && encoder.state !== "closed") encoder.close();
     socket.close();
     for (const t of stream.getTracks()) t.stop();
@@ -165,7 +249,8 @@ async function goLive({ stream, streamId, video, onEnded }) {
     stop();
   });
   return { ok: true, publishUrl: opened.data.publish_url, subscribeUrl: opened.data.subscribe_url,
-    width, height, counters, stop, transport: encoder ? "h264" : "jpeg" };
+    width, height, counters, stop, transport: encoder ? "h264" : "jpeg", sound: sound ? "opus" : "none",
+    soundWanted: Boolean(audioTrack) };
 }
 
 function select(id, options) {
@@ -179,19 +264,19 @@ async function fillDevices(cameraSelect, micSelect) {
   cameraSelect.replaceChildren(...(cameras.length ? cameras : [{ deviceId: "", label: "" }]).map((d, i) =>
     el("option", { value: d.deviceId }, d.label || `Camera ${i + 1}`)));
   if (previous) cameraSelect.value = previous;
-  const mics = devices.filter((d) => d.kind === "audioinput" && d.deviceId);
+  const mics = devices.filter((d) => d.kind === "audioinput" && d.deviceId && d.deviceId !== "default");
+  const previousMic = micSelect.value;
   micSelect.replaceChildren(el("option", { value: "" }, "No microphone"),
+    el("option", { value: "default" }, "Default microphone"),
     ...mics.map((d, i) => el("option", { value: d.deviceId }, d.label || `Microphone ${i + 1}`)));
+  if (previousMic) micSelect.value = previousMic;
 }
 
 /** The camera section of the sidebar: device and size pickers, Go live / Stop, camera and output side by side. */
 export function createCameraPanel() {
   const cameraSelect = select("trickle-camera", [["", "Default camera"]]);
-  const micSelect = select("trickle-microphone", [["", "No microphone"]]);
-  // Listed so the choice is visible, but disabled: sound is not streamed yet (video only), and opening a
-  // microphone that goes nowhere would only light the browser's recording indicator.
-  micSelect.disabled = true;
-  micSelect.title = "Sound is not streamed yet: the camera goes live without sound";
+  // "No microphone" by default: the browser then asks for the camera only.
+  const micSelect = select("trickle-microphone", [["", "No microphone"], ["default", "Default microphone"]]);
   const sizeSelect = select("trickle-camera-size", RESOLUTIONS.map(([w, h]) => [`${w}x${h}`, `${w} x ${h}`]));
   sizeSelect.value = "640x480";
   const start = el("button", { type: "button", class: "trickle-button trickle-button-primary", id: "trickle-camera-go-live" },
@@ -209,7 +294,7 @@ export function createCameraPanel() {
   ]);
   const element = el("div", { class: "trickle-form trickle-camera", id: "trickle-camera-panel" }, [
     el("div", { class: "trickle-field" }, [el("label", { for: cameraSelect.id }, "Camera"), cameraSelect]),
-    el("div", { class: "trickle-field" }, [el("label", { for: micSelect.id }, "Microphone (sound: not yet)"),
+    el("div", { class: "trickle-field" }, [el("label", { for: micSelect.id }, "Microphone"),
       micSelect]),
     el("div", { class: "trickle-field" }, [el("label", { for: sizeSelect.id }, "Resolution"), sizeSelect]),
     el("div", { class: "trickle-actions" }, [start, stopButton]),
@@ -230,6 +315,7 @@ export function createCameraPanel() {
     live = null;
     delete element.dataset.streamId;
     delete element.dataset.transport;
+    delete element.dataset.sound;
     player.play(null);
     video.srcObject = null;
     views.hidden = true;
@@ -252,7 +338,8 @@ export function createCameraPanel() {
       stream = await navigator.mediaDevices.getUserMedia({
         video: { deviceId: cameraSelect.value ? { exact: cameraSelect.value } : undefined,
           width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: CAMERA_FPS } },
-        audio: false,
+        audio: micSelect.value ? { deviceId: micSelect.value === "default" ? undefined : { exact: micSelect.value },
+          sampleRate: { ideal: OPUS_SAMPLE_RATE } } : false,
       });
     } catch (error) {
       message.textContent = describeCameraError(error);
@@ -282,9 +369,14 @@ export function createCameraPanel() {
     }
     element.dataset.streamId = streamId;
     element.dataset.transport = camera.transport;
+    element.dataset.sound = camera.sound;
+    const notes = [];
     if (camera.transport === "jpeg") {
-      message.textContent = "This browser cannot encode H.264 (WebCodecs), so the camera goes out as JPEG frames: it works, with more delay and server CPU.";
+      notes.push("This browser cannot encode H.264 (WebCodecs), so the camera goes out as JPEG frames without sound: it works, with more delay and server CPU.");
+    } else if (camera.soundWanted && camera.sound === "none") {
+      notes.push(NO_SOUND_MESSAGE);
     }
+    message.textContent = notes.join(" ");
     views.hidden = false;
     start.hidden = true;
     stopButton.hidden = false;

@@ -6,6 +6,7 @@ export const KIND_UNIT = 1;
 export const KIND_EVENT = 2;
 export const KEYFRAME_FLAG = 0x01;
 export const JPEG_FLAG = 0x02;
+export const AUDIO_FLAG = 0x04;
 const CAMERA_HEADER_BYTES = 9;
 
 /**
@@ -42,8 +43,9 @@ export function createUnitReader({ onUnit, onEvent }) {
 }
 
 /**
- * One camera socket message: flags (KEYFRAME_FLAG for an H.264 keyframe, JPEG_FLAG for a JPEG still),
- * big-endian microsecond timestamp, then the Annex B access unit or the JPEG bytes.
+ * One camera socket message: flags (KEYFRAME_FLAG for an H.264 keyframe, JPEG_FLAG for a JPEG still,
+ * AUDIO_FLAG for an Opus packet), big-endian microsecond timestamp, then the Annex B access unit, the JPEG
+ * bytes or the Opus packet.
  */
 export function cameraMessage(data, timestampUs, flags) {
   const message = new Uint8Array(CAMERA_HEADER_BYTES + data.byteLength);
