@@ -17,6 +17,9 @@ from comfy_trickle.media.types import AudioPacket, DecodedFrame
 from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.subscriber import TrickleSubscriber
 
+# a stream in these states holds one of ComfyUI's stream slots
+ACTIVE_STATES = ("starting", "waiting", "running", "stopping")
+
 SEED_PASSTHROUGH = {
     "1": {"inputs": {"images": ["2", 0]}, "class_type": "SaveTensor"},
     "2": {"inputs": {}, "class_type": "LoadTensor"},
@@ -198,3 +201,11 @@ class StreamAPI:
 
     async def stop(self, stream_id: str) -> tuple[int, Any]:
         return await self.call("POST", f"/stream/{stream_id}/stop")
+
+    async def stop_active(self) -> None:
+        """Stop every stream still active (starting, waiting, running): tests sharing one ComfyUI must
+        leave no stream taking a slot."""
+        _, streams = await self.call("GET", "/streams")
+        for stream_id, status in (streams or {}).get("streams", {}).items():
+            if status["state"] in ACTIVE_STATES:
+                await self.stop(stream_id)

@@ -30,10 +30,7 @@ async def big_api(comfyui_factory):
     server = comfyui_factory(env={"COMFY_TRICKLE_MAX_WORKFLOW_NODES": "6000"})
     client = StreamAPI(server.base_url)
     yield client
-    _, streams = await client.call("GET", "/streams")
-    for stream_id, status in (streams or {}).get("streams", {}).items():
-        if status["state"] in ("starting", "running"):
-            await client.stop(stream_id)
+    await client.stop_active()
     await client.close()
 
 

@@ -38,10 +38,7 @@ MAGENTA = 0xFF00FF
 async def api(comfyui):
     client = StreamAPI(comfyui.base_url)
     yield client
-    _, streams = await client.call("GET", "/streams")
-    for stream_id, status in (streams or {}).get("streams", {}).items():
-        if status["state"] in ("starting", "running"):
-            await client.stop(stream_id)
+    await client.stop_active()
     await client.close()
 
 
@@ -178,10 +175,7 @@ async def protected_api(comfyui_factory):
     client = StreamAPI(server.base_url, headers=AUTH)
     client.server = server
     yield client
-    _, streams = await client.call("GET", "/streams")
-    for stream_id, status in (streams or {}).get("streams", {}).items():
-        if status["state"] in ("starting", "running"):
-            await client.stop(stream_id)
+    await client.stop_active()
     await client.close()
 
 

@@ -40,10 +40,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180), pytest.mark.relay(auto
 async def api(comfyui):
     client = StreamAPI(comfyui.base_url)
     yield client
-    _, streams = await client.call("GET", "/streams")
-    for stream_id, status in (streams or {}).get("streams", {}).items():
-        if status["state"] in ("starting", "running"):
-            await client.stop(stream_id)
+    await client.stop_active()
     await client.close()
 
 

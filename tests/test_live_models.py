@@ -81,11 +81,9 @@ def comfy(cache_mode, comfyui_factory, tiny_models):
 @pytest.fixture
 async def api(comfy):
     client = StreamAPI(comfy.base_url)
+    await client.stop_active()  # the classic-cache server is the session's, shared with other modules
     yield client
-    _, streams = await client.call("GET", "/streams")
-    for stream_id, status in (streams or {}).get("streams", {}).items():
-        if status["state"] in ("starting", "running"):
-            await client.stop(stream_id)
+    await client.stop_active()
     await client.close()
 
 

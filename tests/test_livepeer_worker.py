@@ -12,7 +12,7 @@ import time
 import aiohttp
 import pytest
 from comfy_trickle.devtools.processes import free_port
-from comfy_trickle.devtools.stream_harness import INVERT, publish_synthetic
+from comfy_trickle.devtools.stream_harness import ACTIVE_STATES, INVERT, publish_synthetic
 from comfy_trickle.trickle.protocol import SEQ_NEXT
 from comfy_trickle.trickle.subscriber import TrickleSubscriber
 from livepeer_peers.gateway import GatewayPeer
@@ -81,7 +81,7 @@ async def gateway(relay, worker):
         async with session.get(f"{worker.base_url}/streams") as response:
             streams = (await response.json())["streams"]
         for stream_id, status in streams.items():
-            if status["state"] in ("starting", "running"):
+            if status["state"] in ACTIVE_STATES:
                 await session.post(f"{worker.base_url}/stream/{stream_id}/stop")
 
 

@@ -11,6 +11,7 @@ import json
 import uuid
 
 import pytest
+from comfy_trickle.devtools.stream_harness import ACTIVE_STATES
 
 PASSTHROUGH = {
     "1": {"inputs": {"images": ["2", 0]}, "class_type": "SaveTensor"},
@@ -66,7 +67,7 @@ def assert_nothing_started(server, headers=None):
     result = server.request("GET", "/streams", headers=headers)
     assert result.status == 200
     assert result.json()["count"] == 0 or all(
-        s["state"] not in ("starting", "running") for s in result.json()["streams"].values()
+        s["state"] not in ACTIVE_STATES for s in result.json()["streams"].values()
     )
 
 

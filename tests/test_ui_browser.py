@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from comfy_trickle.devtools.stream_harness import ACTIVE_STATES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -94,7 +95,7 @@ class UI:
         """Stop every stream this module started and every test source still publishing."""
         for stream_id in self.started_streams:
             status, body = self.status(stream_id)
-            if status == 200 and body["state"] in ("starting", "running"):
+            if status == 200 and body["state"] in ACTIVE_STATES:
                 self.server.request("POST", f"/stream/{stream_id}/stop")
         _status, sources = self.server.get("/trickle/test-source")
         for name in (sources or {}).get("sources", {}):
