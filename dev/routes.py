@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from ..routes.responses import json_errors
+from ..routes.route_group import RouteGroup
 from ..routes.security import read_json_body, requires_token
 from ..routes.settings import TrickleSettings
 from ..streams.errors import ApiError
@@ -48,7 +49,7 @@ TS_MIME_TYPE = "video/MP2T"
 MAX_RELAY_SEGMENT_BYTES = 8 * 1024 * 1024
 
 
-class DevRoutes:
+class DevRoutes(RouteGroup):
     """The relay mounted under ``/trickle/relay/`` plus the test-source routes that publish into it."""
 
     def __init__(self, settings: TrickleSettings | None = None, relay: TrickleRelay | None = None) -> None:
@@ -81,11 +82,7 @@ class DevRoutes:
         app.on_shutdown.insert(0, stop_sources)
 
     def get_app(self) -> web.Application:
-        """A standalone application serving only these routes (tests)."""
-        app = web.Application()
-        routes = web.RouteTableDef()
-        self.setup_routes(routes)
-        app.add_routes(routes)
+        app = super().get_app()
         self.attach_lifecycle(app)
         return app
 

@@ -31,7 +31,7 @@ from .frames import frame_to_image
 DEFAULT_TIMEOUT_S = 5.0
 
 
-def _stream_inputs(stream_tooltip: str, ticket_tooltip: str) -> list[io.Input]:
+def stream_inputs(stream_tooltip: str, ticket_tooltip: str) -> list[io.Input]:
     """The two inputs every live node has, which the stream fills in for each frame's prompt.
 
     They are plumbing, not something an artist sets: ``socketless`` (no input slot to wire) and the
@@ -77,7 +77,7 @@ class TrickleInput(io.ComfyNode):
             category="trickle/io",
             description="The current frame of a live trickle stream. Re-executes for every frame.",
             inputs=[
-                *_stream_inputs(
+                *stream_inputs(
                     "The live stream feeding this node; filled in by the stream.",
                     "Set by the stream for each frame's prompt; leave 0 (the newest frame is used).",
                 ),
@@ -133,7 +133,7 @@ class TrickleOutput(io.ComfyNode):
             description="Sends frames to a live trickle stream's output channel.",
             inputs=[
                 io.Image.Input("images", tooltip="Frames to send: any batch size, each image one frame."),
-                *_stream_inputs(
+                *stream_inputs(
                     "The live stream to send to; filled in by the stream.",
                     "Set by the stream for each frame's prompt; leave 0.",
                 ),

@@ -15,6 +15,7 @@ from ..host.comfy_api import io, ui
 from ..host.running_prompt import running_prompt_secret
 from ..livepeer.data_output import PROCESS_DATA_OUTPUTS
 from ..streams.bridge import PROCESS_BRIDGES
+from .live_io import stream_inputs
 
 
 class TrickleTextOutput(io.ComfyNode):
@@ -27,9 +28,9 @@ class TrickleTextOutput(io.ComfyNode):
             description="Sends text to a live stream's data channel (JSONL batches, about 3 a second).",
             inputs=[
                 io.String.Input("text", force_input=True, tooltip="The text to send: one item per run."),
-                io.String.Input("stream_id", default="", tooltip="The live stream; filled in by the stream."),
-                io.Int.Input("frame_ticket", default=0, min=0, optional=True,
-                             tooltip="Set by the stream for each frame's prompt; leave 0."),
+                *stream_inputs(
+                    "The live stream; filled in by the stream.", "Set by the stream for each frame's prompt."
+                ),
             ],
             outputs=[],
             is_output_node=True,

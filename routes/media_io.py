@@ -27,6 +27,7 @@ from ..streams.errors import ApiError
 from ..streams.ts_push import TS_MIME_TYPE, push_ts
 from ..streams.ts_watch import ChannelWatch
 from .responses import json_errors
+from .route_group import RouteGroup
 from .security import HostAllowlist, requires_token
 from .settings import TrickleSettings
 
@@ -43,7 +44,7 @@ class StreamStatusSource(Protocol):
         ...
 
 
-class MediaIORoutes:
+class MediaIORoutes(RouteGroup):
     """The push and watch routes (see the module docstring)."""
 
     def __init__(self, registry: StreamStatusSource, settings: TrickleSettings | None = None) -> None:
@@ -57,13 +58,6 @@ class MediaIORoutes:
         routes.post("/stream/push")(self.push)
         routes.get("/stream/watch")(self.watch_channel)
         routes.get("/stream/{stream_id}/watch")(self.watch_stream)
-
-    def get_app(self) -> web.Application:
-        app = web.Application()
-        routes = web.RouteTableDef()
-        self.setup_routes(routes)
-        app.add_routes(routes)
-        return app
 
     @json_errors
     @requires_token

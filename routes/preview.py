@@ -37,6 +37,7 @@ from aiohttp import web
 from ..media.jpeg import encode_jpeg
 from ..streams.errors import ApiError, StreamNotFound
 from .responses import json_errors
+from .route_group import RouteGroup
 from .security import requires_token
 from .settings import TrickleSettings
 
@@ -76,7 +77,7 @@ class _CachedPreview:
     jpeg: asyncio.Future[bytes] = field(repr=False)
 
 
-class PreviewRoutes:
+class PreviewRoutes(RouteGroup):
     """The preview route bound to a frame source; ``encodes`` counts JPEG encodings (tests, bench)."""
 
     def __init__(
@@ -101,11 +102,7 @@ class PreviewRoutes:
         routes.get(PREVIEW_ROUTE)(self.preview)
 
     def get_app(self) -> web.Application:
-        """A standalone application serving only the preview route (tests)."""
-        app = web.Application()
-        routes = web.RouteTableDef()
-        self.setup_routes(routes)
-        app.add_routes(routes)
+        app = super().get_app()
         app.on_cleanup.append(lambda _app: self.close())
         return app
 

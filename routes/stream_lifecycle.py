@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ..streams.config import StreamConfig
 from .responses import json_errors
+from .route_group import RouteGroup
 from .security import HostAllowlist, requires_token
 from .settings import TrickleSettings
 
@@ -36,7 +37,7 @@ class LifecycleRegistry(Protocol):
         ...
 
 
-class StreamLifecycleRoutes:
+class StreamLifecycleRoutes(RouteGroup):
     def __init__(self, registry: LifecycleRegistry, settings: TrickleSettings | None = None) -> None:
         self.registry = registry
         self.settings = settings or TrickleSettings.from_env()
@@ -45,13 +46,6 @@ class StreamLifecycleRoutes:
     def setup_routes(self, routes: web.RouteTableDef) -> None:
         routes.post("/stream/{stream_id}/restart")(self.restart)
         routes.delete("/stream/{stream_id}")(self.dismiss)
-
-    def get_app(self) -> web.Application:
-        app = web.Application()
-        routes = web.RouteTableDef()
-        self.setup_routes(routes)
-        app.add_routes(routes)
-        return app
 
     @json_errors
     @requires_token

@@ -33,6 +33,7 @@ from ..streams.config import StreamConfig, parse_start_request
 from ..streams.errors import ApiError
 from ..streams.limits import StreamLimits
 from .responses import json_errors
+from .route_group import RouteGroup
 from .security import HostAllowlist, read_json_body, requires_token
 from .settings import TrickleSettings
 
@@ -78,7 +79,7 @@ class StartHooks(Protocol):
         ...
 
 
-class StreamRoutes:
+class StreamRoutes(RouteGroup):
     """Handlers of the stream REST API, bound to one registry and one set of settings.
 
     Production attaches them to ``PromptServer.instance.routes`` with ``setup_routes``; tests may serve
@@ -106,14 +107,6 @@ class StreamRoutes:
         routes.get("/stream/limits")(self.limits)
         routes.post("/stream/{stream_id}/update")(self.update)
         routes.post("/stream/params")(self.byoc_params)
-
-    def get_app(self) -> web.Application:
-        """A standalone application serving only these routes (tests, embedding)."""
-        app = web.Application()
-        routes = web.RouteTableDef()
-        self.setup_routes(routes)
-        app.add_routes(routes)
-        return app
 
     @json_errors
     @requires_token

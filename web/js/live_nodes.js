@@ -5,7 +5,7 @@
 // ignores, and still adds a slot for `socketless` inputs; hence this extension.)
 import { app } from "../../../scripts/app.js";
 
-const LIVE_NODES = new Set(["TrickleInput", "TrickleOutput"]);
+const LIVE_NODES = new Set(["TrickleInput", "TrickleOutput", "TrickleTextOutput"]);
 
 function hiddenInputNames(nodeData) {
   const names = new Set();
