@@ -179,7 +179,8 @@ class StreamRegistry:
         existing = self._sessions.get(stream_id)
         if stream_id in self._reserved or (existing is not None and existing.state.active):
             raise StreamExists(f"Stream {stream_id!r} is already running.")
-        if self._active_count() + len(self._reserved) >= self.max_streams:
+        # a stream being launched is both reserved and an active session: count each id once
+        if len(self._active_ids() | self._reserved) >= self.max_streams:
             raise StreamLimitReached(
                 f"{self.max_streams} streams are already running (the limit); stop one first."
             )
@@ -249,8 +250,8 @@ class StreamRegistry:
         load; higher: fewer drops): ``params.max_backlog_s``, checked by config parsing, or our default."""
         return self._max_backlog_s if config.max_backlog_s is None else config.max_backlog_s
 
-    def _active_count(self) -> int:
-        return sum(1 for s in self._sessions.values() if s.state.active)
+    def _active_ids(self) -> set[str]:
+        return {stream_id for stream_id, s in self._sessions.items() if s.state.active}
 
     def _inert_nodes_for(self, stream_id: str) -> dict[str, Any]:
         """What this stream's prompts carry inert (cache keep-alive, see ``streams.keepalive``)."""

@@ -324,6 +324,16 @@ CONSTANT_BRANCH = {
 }
 
 
+async def test_streams_started_together_fill_every_slot(engine):
+    # a stream being launched is reserved and already a session: it must take one slot, not two
+    registry, _runner, _media, _frames = engine
+    statuses = await asyncio.gather(registry.start(make_config("a")), registry.start(make_config("b")))
+    assert [status["request_id"] for status in statuses] == ["a", "b"]  # max_streams is 2
+    with pytest.raises(StreamLimitReached):
+        await registry.start(make_config("c"))
+    await registry.stop_all()
+
+
 async def test_prompts_carry_only_other_streams_frame_independent_nodes(engine):
     registry, runner, media, frames = engine
     frames["a"] = frames["b"] = [frame_of(i) for i in range(300)]
