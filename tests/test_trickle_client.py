@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -253,6 +254,9 @@ def slow_sink_server(read_delay_s: float) -> Iterator[tuple[str, dict[str, int]]
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     sock = _bind("127.0.0.1", 0)
+    # a fixed receive buffer: with Linux's autotuning (tcp_rmem max up to 32 MiB) the kernel alone could
+    # hold more than the bound this test checks (accepted connections inherit the listener's size)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
 
     async def sink(request: web.Request) -> web.Response:
         counters["posts"] += 1
