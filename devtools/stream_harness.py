@@ -17,6 +17,14 @@ from comfy_trickle.media.types import AudioPacket, DecodedFrame
 from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.subscriber import TrickleSubscriber
 
+
+def stream_channels(relay: Any, name: str) -> tuple[str, str]:
+    """Create ``{name}-in`` and ``{name}-out`` on a running dev relay; returns (subscribe, publish) URLs."""
+    relay.relay.create_channel(f"{name}-in", "video/MP2T")
+    relay.relay.create_channel(f"{name}-out", "video/MP2T")
+    return relay.channel_url(f"{name}-in"), relay.channel_url(f"{name}-out")
+
+
 # a stream in these states holds one of ComfyUI's stream slots
 ACTIVE_STATES = ("starting", "waiting", "running", "stopping")
 

@@ -4,6 +4,7 @@
 ``comfyui_factory``: ``comfyui_factory(extra_args=(), env=None) -> ComfyUIServer`` for tests needing a
 differently configured server; one server per distinct configuration, shared within the session.
 Tests using either fixture are marked ``comfyui`` automatically.
+``api``: a ``StreamAPI`` on ``comfyui`` that stops every stream still active when the test ends.
 ``relay``: our dev trickle relay on a free 127.0.0.1 port, one per test. A module or test configures it
 with ``pytest.mark.relay(channels=[(name, mime_type)], autocreate=..., **TrickleRelay options)``.
 
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 import pytest
 from comfy_trickle.devtools.comfyui_server import ComfyUIError, ComfyUIServer, start_comfyui
+from comfy_trickle.devtools.stream_harness import StreamAPI
 from comfy_trickle.trickle.relay_server import RunningRelay, serve_relay
 from support.comfyui import comfyui_log_dir, node_packs_for_tests
 
@@ -96,6 +98,15 @@ def comfyui_factory(
 def comfyui(comfyui_factory: ComfyUIFactory) -> ComfyUIServer:
     """The shared default ComfyUI with the pack (and tests/custom_nodes/*) loaded."""
     return comfyui_factory()
+
+
+@pytest.fixture
+async def api(comfyui: ComfyUIServer) -> AsyncIterator[StreamAPI]:
+    """The stream API of the shared ComfyUI; streams a test leaves active are stopped (they hold slots)."""
+    client = StreamAPI(comfyui.base_url)
+    yield client
+    await client.stop_active()
+    await client.close()
 
 
 @pytest.fixture

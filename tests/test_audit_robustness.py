@@ -27,16 +27,6 @@ logger = logging.getLogger(__name__)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300), pytest.mark.relay(autocreate=True)]
 
 
-@pytest.fixture
-async def api(comfyui) -> AsyncIterator[StreamAPI]:
-    client = StreamAPI(comfyui.base_url)
-    yield client
-    _, streams = await client.call("GET", "/streams")
-    for stream_id, status in (streams or {}).get("streams", {}).items():
-        if status["state"] in ("starting", "waiting", "running"):
-            await client.stop(stream_id)
-    await client.close()
-
 
 def thread_count(pid: int) -> int:
     """Threads of process ``pid`` right now (Linux: one folder per thread)."""

@@ -13,6 +13,7 @@ from comfy_trickle.devtools.stream_harness import (
     StreamAPI,
     collect_output,
     publish_synthetic,
+    stream_channels,
 )
 from comfy_trickle.media.synthetic import make_test_frame, psnr, read_frame_index
 from comfy_trickle.routes.security import HostAllowlist
@@ -33,13 +34,6 @@ SLOW_INVERT = {
 }
 MAGENTA = 0xFF00FF
 
-
-@pytest.fixture
-async def api(comfyui):
-    client = StreamAPI(comfyui.base_url)
-    yield client
-    await client.stop_active()
-    await client.close()
 
 
 class LocalServer:
@@ -179,11 +173,6 @@ async def protected_api(comfyui_factory):
     await client.close()
 
 
-def channels(relay, name: str) -> tuple[str, str]:
-    relay.relay.create_channel(f"{name}-in", "video/MP2T")
-    relay.relay.create_channel(f"{name}-out", "video/MP2T")
-    return relay.channel_url(f"{name}-in"), relay.channel_url(f"{name}-out")
-
 
 async def queue_prompt(api, workflow: dict) -> str:
     """POST /prompt as anyone who reaches ComfyUI can: the queue's front, no token needed."""
@@ -229,7 +218,7 @@ async def test_item2_a_prompt_queued_by_hand_neither_reads_nor_injects_a_protect
     protected_api, relay
 ):
     api, frame_count = protected_api, 60
-    sub_url, pub_url = channels(relay, "guarded")
+    sub_url, pub_url = stream_channels(relay, "guarded")
     status, body = await api.start("guarded", sub_url, pub_url, SLOW_INVERT, 128, 128, max_backlog_s=60.0)
     assert status == 200, body
     collector = asyncio.create_task(collect_output(pub_url))
@@ -278,7 +267,7 @@ async def test_item2_a_prompt_queued_by_hand_neither_reads_nor_injects_a_protect
 
 
 async def test_item2_without_a_token_a_users_own_prompt_reads_the_newest_frame(api, relay):
-    sub_url, pub_url = channels(relay, "open")
+    sub_url, pub_url = stream_channels(relay, "open")
     status, body = await api.start("open", sub_url, pub_url, SLOW_INVERT, 128, 128)
     assert status == 200, body
     collector = asyncio.create_task(collect_output(pub_url))
@@ -331,7 +320,7 @@ async def test_item10_stopping_with_prompts_in_flight_logs_no_traceback(api, rel
         "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0], "stream_id": ""}},
     }
     log_before = len(comfyui.log_text())
-    sub_url, pub_url = channels(relay, "busy")
+    sub_url, pub_url = stream_channels(relay, "busy")
     for attempt in range(3):  # three stops, each with a prompt in flight
         stream_id = f"busy-{attempt}"
         status, body = await api.start(stream_id, sub_url, pub_url, slow, 128, 128)

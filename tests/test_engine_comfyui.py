@@ -15,9 +15,9 @@ from comfy_trickle.devtools.stream_harness import (
     INVERT,
     SEED_PASSTHROUGH,
     TWO_NODE_CHAIN,
-    StreamAPI,
     collect_output,
     publish_synthetic,
+    stream_channels,
 )
 from comfy_trickle.media.synthetic import (
     SyntheticConfig,
@@ -36,18 +36,6 @@ SIZE = 128
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180), pytest.mark.relay(autocreate=True)]
 
 
-@pytest.fixture
-async def api(comfyui):
-    client = StreamAPI(comfyui.base_url)
-    yield client
-    await client.stop_active()
-    await client.close()
-
-
-def channels(relay, name: str) -> tuple[str, str]:
-    relay.relay.create_channel(f"{name}-in", "video/MP2T")
-    relay.relay.create_channel(f"{name}-out", "video/MP2T")
-    return relay.channel_url(f"{name}-in"), relay.channel_url(f"{name}-out")
 
 
 # The tests count every frame, so the hand-off may hold a long backlog instead of dropping frames when
@@ -57,7 +45,7 @@ NO_DROPS = 60.0
 
 async def run_stream(api, relay, name, workflow, frame_count, max_backlog_s=NO_DROPS, **publish):
     """Start a stream, publish frames in real time, return (decoded output, final status)."""
-    sub_url, pub_url = channels(relay, name)
+    sub_url, pub_url = stream_channels(relay, name)
     status, body = await api.start(name, sub_url, pub_url, workflow, SIZE, SIZE, max_backlog_s=max_backlog_s)
     assert status == 200, body
     assert body["state"] == "running"
@@ -225,7 +213,7 @@ async def test_node_error_stops_only_its_stream(api, relay):
 
 async def test_stop_while_a_prompt_runs_is_quick_and_frees_everything(api, relay, comfyui):
     tag = f"busy{time.monotonic_ns()}"
-    sub_url, pub_url = channels(relay, "busy")
+    sub_url, pub_url = stream_channels(relay, "busy")
     status, body = await api.start("busy", sub_url, pub_url, hold_workflow(tag, hold_at=1), SIZE, SIZE)
     assert status == 200, body
     publisher = asyncio.create_task(publish_synthetic(sub_url, 300, width=SIZE, height=SIZE, end=False))
@@ -307,7 +295,7 @@ async def test_long_stream_leaves_no_history_or_temp_files_and_shares_the_execut
 
 
 async def test_invalid_workflows_answer_400_naming_node_type_input_and_reason(api, relay):
-    sub_url, pub_url = channels(relay, "bad")
+    sub_url, pub_url = stream_channels(relay, "bad")
     missing_input = {
         "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
         "2": {"class_type": "ImageBlend", "inputs": {"image1": ["1", 0], "blend_factor": 0.5}},
@@ -426,7 +414,7 @@ async def test_an_output_the_encoder_cannot_take_ends_the_stream_in_error(api, r
         "2": {"class_type": "ImageCrop", "inputs": crop},
         "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0], "stream_id": ""}},
     }
-    sub_url, pub_url = channels(relay, "tiny")
+    sub_url, pub_url = stream_channels(relay, "tiny")
     status, body = await api.start("tiny", sub_url, pub_url, tiny, SIZE, SIZE)
     assert status == 200, body
     # 10 s of input that never ends by itself: only the failure can end the stream

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from comfy_trickle.devtools.stream_harness import (
     INVERT,
-    StreamAPI,
     collect_output_timed,
     publish_synthetic,
+    stream_channels,
 )
 from comfy_trickle.media.synthetic import make_test_frame, read_frame_index
 from comfy_trickle.trickle.publisher import TricklePublisher
@@ -32,18 +32,6 @@ PASSTHROUGH = {
 }
 
 
-@pytest.fixture
-async def api(comfyui):
-    client = StreamAPI(comfyui.base_url)
-    yield client
-    await client.stop_active()
-    await client.close()
-
-
-def channels(relay, name: str) -> tuple[str, str]:
-    relay.relay.create_channel(f"{name}-in", "video/MP2T")
-    relay.relay.create_channel(f"{name}-out", "video/MP2T")
-    return relay.channel_url(f"{name}-in"), relay.channel_url(f"{name}-out")
 
 
 def unmarked(rgb: np.ndarray) -> np.ndarray:
@@ -83,7 +71,7 @@ async def wait_status(api, stream_id: str, check, timeout: float = 60.0) -> dict
 
 
 async def start_stream(api, relay, name, workflow, **params):
-    sub_url, pub_url = channels(relay, name)
+    sub_url, pub_url = stream_channels(relay, name)
     status, body = await api.start(name, sub_url, pub_url, workflow, SIZE, SIZE, max_backlog_s=NO_DROPS,
                                    **params)
     assert status == 200, body
@@ -211,7 +199,7 @@ async def test_byoc_params_route_updates_the_stream_named_by_x_stream_id(api, re
 async def test_control_channel_snapshots_keepalive_replay_big_and_invalid_messages(api, relay):
     relay.relay.create_channel("ctl-control", "application/json")
     control_url = relay.channel_url("ctl-control")
-    sub_url, pub_url = channels(relay, "ctl")
+    sub_url, pub_url = stream_channels(relay, "ctl")
     status, body = await api.call("POST", "/stream/start", {
         "gateway_request_id": "ctl", "subscribe_url": sub_url, "publish_url": pub_url,
         "control_url": control_url,
