@@ -242,9 +242,8 @@ class StreamSession:
         self.counters.frame_processed()
         if self.updates is not None:
             self.updates.output_seen(frame.extra.get("generation", 1))
-        if not self._cover.claim(frame):
-            pass  # covered while its generation warmed up: its placeholder is already in the output
-        elif not self._egress.submit(frame, images):
+        # a frame covered while its generation warmed up already has its placeholder in the output
+        if self._cover.claim(frame) and not self._egress.submit(frame, images):
             self.counters.frame_dropped()
         if self._pump is not None:
             self._pump.output_arrived(ticket)
