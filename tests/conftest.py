@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
@@ -26,6 +27,11 @@ from comfy_trickle.devtools.comfyui_server import ComfyUIError, ComfyUIServer, s
 from comfy_trickle.devtools.stream_harness import StreamAPI
 from comfy_trickle.trickle.relay_server import RunningRelay, serve_relay
 from support.comfyui import comfyui_log_dir, node_packs_for_tests
+
+# hypothesis keeps its caches in ./.hypothesis unless told otherwise: tests write only to temporary folders
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "comfy-trickle-hypothesis")
+)
 
 ComfyUIFactory = Callable[..., ComfyUIServer]
 
