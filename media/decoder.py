@@ -5,10 +5,11 @@ Threading: :meth:`StreamDecoder.feed` and :meth:`StreamDecoder.end_of_input` are
 decoder demuxes and decodes, and calls ``on_frame`` / ``on_audio`` on that thread, so those callbacks must
 be quick and thread-safe (e.g. ``loop.call_soon_threadsafe`` or a bounded ``queue.Queue``).
 
-Latency: a frame is emitted as soon as the demuxer returns its packet, which is one frame interval after
-its own bytes arrived: MPEG-TS video PES packets carry no length, so the demuxer knows a PES is complete only
-when the next one starts. libavformat's H.264 parser, which would add a second frame of delay, is switched
-off (see ``_DEMUX_OPTIONS``). The input's end, or the next trickle segment's start, flushes the last frame.
+Latency: a frame is emitted as soon as its last byte is read. MPEG-TS video PES packets carry no length,
+so libavformat alone would know a PES complete only when the next one starts (one frame interval later);
+``CompletingReader`` (media/pes_release.py) writes the length in once the muxer's closing stuffing shows the
+end. libavformat's H.264 parser, which would add another frame of delay, is switched off (see
+``open_live_demuxer``). The input's end, or the next trickle segment's start, flushes the last frame.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import av
 
 from .adts import parse_adts
 from .bytefeed import ByteFeed
+from .pes_release import open_live_demuxer
 from .resize import FrameConverter, FrameRateCap, validate_target_size
 from .types import MPEGTS_TIME_BASE, AudioPacket, DecodedFrame, DecoderStats
 
@@ -31,19 +33,6 @@ logger = logging.getLogger(__name__)
 FrameCallback = Callable[[DecodedFrame], None]
 AudioCallback = Callable[[AudioPacket], None]
 
-# Demuxer options: the format is known, so skip format probing, and keep stream probing minimal so the
-# first frame is not held back by analysis (the decoder learns sizes from the bitstream anyway; without the
-# parser, a larger probe would read up to probesize bytes before the first frame).
-# fflags noparse+nofillin: hand each PES to the decoder as demuxed. With libavformat's H.264 parser in the
-# way, a frame leaves the demuxer only once the *next* frame's first bytes arrived (the parser looks for
-# the next access unit), on top of the PES itself ending only when the next one starts: two frame intervals
-# at live rates. Without the parser it is one (bench/run.py: glass-to-glass p50 at 30 fps 79 -> 47 ms).
-_DEMUX_OPTIONS = {
-    "probesize": "32",
-    "analyzeduration": "0",
-    "fpsprobesize": "0",
-    "fflags": "+noparse+nofillin",
-}
 # Without a video packet for this many input bytes and seconds, the demuxer is replaced by a fresh one.
 _STARVED_BYTES = 256 * 1024
 _STARVED_SECONDS = 2.0
@@ -179,7 +168,7 @@ class StreamDecoder:
             self._feed.next_stream()
             self._mark_video_progress()
             try:
-                container = av.open(self._feed, mode="r", format="mpegts", options=dict(_DEMUX_OPTIONS))
+                container = open_live_demuxer(self._feed)
             except (av.FFmpegError, EOFError, ValueError) as exc:
                 if self._feed.exhausted:
                     break

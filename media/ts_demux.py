@@ -15,17 +15,10 @@ from dataclasses import dataclass
 import av
 
 from .bytefeed import ByteFeed
+from .pes_release import open_live_demuxer
 
 logger = logging.getLogger(__name__)
 
-# The same minimal probing as the stream decoder (media/decoder.py explains why): without the H.264
-# parser a packet leaves the demuxer one frame interval after its bytes, not two.
-_DEMUX_OPTIONS = {
-    "probesize": "32",
-    "analyzeduration": "0",
-    "fpsprobesize": "0",
-    "fflags": "+noparse+nofillin",
-}
 _MAX_FAILED_OPENS = 50
 _MAX_BUFFERED_BYTES = 4 * 1024 * 1024
 
@@ -72,7 +65,7 @@ class AccessUnitDemuxer:
         while not self._stopped and not self._feed.exhausted and failed_opens <= _MAX_FAILED_OPENS:
             self._feed.next_stream()
             try:
-                container = av.open(self._feed, mode="r", format="mpegts", options=dict(_DEMUX_OPTIONS))
+                container = open_live_demuxer(self._feed)
             except (av.FFmpegError, EOFError, ValueError):
                 failed_opens += 1
                 continue

@@ -11,11 +11,12 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from comfy_trickle.media.decoder import decode_bytes
+from comfy_trickle.media.decoder import StreamDecoder, decode_bytes
 from comfy_trickle.media.encoder import EncoderSettings, SegmentEncoder
 from comfy_trickle.media.synthetic import SyntheticConfig, SyntheticSource, psnr
 
@@ -218,3 +219,51 @@ def test_aac_input_leaves_as_opus_with_pts_carried(tmp_path):
     by_type = {s["codec_type"]: s for s in info["streams"]}
     assert float(by_type["audio"]["duration"]) > SECONDS - 0.2  # the audio covers the video, in sync
     assert int(by_type["audio"]["nb_read_packets"]) >= SECONDS * 50 - 5  # 20 ms Opus packets
+
+
+def ffmpeg_packet_starts(path: Path) -> list[int]:
+    """Byte offset of each video packet's first TS packet, in file order (ffprobe's own demuxer)."""
+    packets = ffprobe(path, "-select_streams", "v", "-show_entries", "packet=pos", "-show_packets")["packets"]
+    return [int(p["pos"]) for p in packets]
+
+
+@pytest.mark.parametrize("b_frames", [0, 3])
+def test_each_frame_of_an_ffmpeg_stream_leaves_once_its_own_bytes_are_in(tmp_path, b_frames):
+    """An OBS-style low-latency stream (no B-frames) fed up to just before each next frame: that frame
+    is decoded without waiting for the next one's bytes. With B-frames the decoder may hold a few for
+    reordering, but frames still leave in display order and nothing is lost."""
+    path = tmp_path / "live.ts"
+    run(
+        "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={W}x{H}:rate={FPS}",
+        "-frames:v", str(FPS), "-c:v", "libx264", "-preset", "veryfast", "-g", str(FPS),
+        "-bf", str(b_frames), "-pix_fmt", "yuv420p", "-f", "mpegts", str(path),
+    )  # fmt: skip
+    data = path.read_bytes()
+    starts = ffmpeg_packet_starts(path)
+    assert len(starts) == FPS
+    decoded: list[int] = []
+    ready = threading.Condition()
+
+    def on_frame(frame) -> None:
+        with ready:
+            decoded.append(frame.pts)
+            ready.notify_all()
+
+    decoder = StreamDecoder(on_frame, max_fps=None)
+    decoder.start()
+    try:
+        cuts = [0, *starts[1:], len(data)]  # tables and frame 0, then each next frame's packets
+        for index, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
+            decoder.feed(data[start:end])  # frame `index` whole, and not a byte of the next one
+            if b_frames == 0:
+                with ready:
+                    assert ready.wait_for(lambda n=index + 1: len(decoded) >= n, timeout=5), (
+                        f"frame {index} not decoded from its own bytes ({len(decoded)} out)"
+                    )
+        decoder.end_of_input()
+        assert decoder.join(10)
+    finally:
+        decoder.stop()
+    assert len(decoded) == FPS
+    assert decoded == sorted(decoded)
+    assert all(b - a == 90000 // FPS for a, b in zip(decoded, decoded[1:], strict=False))

@@ -38,14 +38,13 @@ def test_frames_are_emitted_before_their_segment_ends():
     try:
         for chunk in source.chunks(20):  # one chunk per encoded frame, as a publisher trickles them
             decoder.feed(chunk.data)
-            if chunk.frame_index >= 2:
-                # After frame k's bytes, frame k-2 is out (the TS demuxer and the H.264 parser each wait
-                # for the next frame's start; see media/decoder.py) - long before the 1 s segment ends.
-                assert counter.wait_for(chunk.frame_index - 1) >= chunk.frame_index - 1
-        assert counter.frames[:18] == list(range(18))
+            # After frame k's bytes, frame k itself is out: the decoder does not wait for frame k+1's
+            # start (media/pes_release.py), long before the 1 s segment ends.
+            assert counter.wait_for(chunk.frame_index + 1) == chunk.frame_index + 1
+        assert counter.frames == list(range(20))
         decoder.end_of_input()
         assert decoder.join(5)
-        assert counter.frames == list(range(20))  # the end of input flushes the last one
+        assert counter.frames == list(range(20))
     finally:
         decoder.stop()
 
