@@ -47,6 +47,10 @@ class ExecutorFairness:
         self._max_wait_s = max_wait_s
         self._lock = threading.Lock()  # charges come from ComfyUI's worker thread
         self._charges: dict[str, collections.deque[tuple[float, float]]] = {}  # stream -> (at, seconds)
+        # running sums of the charges in the window, so a share costs O(1): must_wait runs every STEP_S
+        # for every waiting stream, and summing the deques made that O(streams^2) work on the event loop
+        self._window_sums: dict[str, float] = {}
+        self._window_total = 0.0
         self._busy_totals: dict[str, float] = {}
         self._backlogs: dict[str, Backlog] = {}
         self._at_gate: set[str] = set()
@@ -56,11 +60,13 @@ class ExecutorFairness:
     def add(self, stream_id: str) -> None:
         with self._lock:
             self._charges.setdefault(stream_id, collections.deque())
+            self._window_sums.setdefault(stream_id, 0.0)
             self._busy_totals.setdefault(stream_id, 0.0)
 
     def remove(self, stream_id: str) -> None:
         with self._lock:
             self._charges.pop(stream_id, None)
+            self._window_total -= self._window_sums.pop(stream_id, 0.0)
             self._busy_totals.pop(stream_id, None)
             self._backlogs.pop(stream_id, None)
             self._at_gate.discard(stream_id)
@@ -81,6 +87,8 @@ class ExecutorFairness:
             if charges is None:
                 return
             charges.append((done_at, busy))
+            self._window_sums[stream_id] += busy
+            self._window_total += busy
             self._busy_totals[stream_id] += busy
             self._prune(done_at)
 
@@ -125,13 +133,17 @@ class ExecutorFairness:
         return any(other != stream_id and backlog() > 0 for other, backlog in self._backlogs.items())
 
     def _share_locked(self, stream_id: str) -> float:
-        total = sum(seconds for charges in self._charges.values() for _, seconds in charges)
-        if total <= 0.0:
+        if self._window_total <= 1e-12:  # (float sums of removed charges leave dust, never a share)
             return 0.0
-        return sum(seconds for _, seconds in self._charges.get(stream_id, ())) / total
+        return min(1.0, max(0.0, self._window_sums.get(stream_id, 0.0) / self._window_total))
 
     def _prune(self, now: float) -> None:
         oldest = now - self._window_s
-        for charges in self._charges.values():
+        for stream_id, charges in self._charges.items():
             while charges and charges[0][0] < oldest:
-                charges.popleft()
+                _, seconds = charges.popleft()
+                self._window_sums[stream_id] -= seconds
+                self._window_total -= seconds
+            if not charges:  # reset exactly: no float dust stays behind an empty window
+                self._window_total -= self._window_sums[stream_id]
+                self._window_sums[stream_id] = 0.0

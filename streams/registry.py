@@ -23,7 +23,7 @@ from .errors import ApiError, StreamExists, StreamLimitReached, StreamNotFound, 
 from .executor import PromptRunner
 from .fairness import ExecutorFairness
 from .gc_pause import PROCESS_GC_FREEZE, CollectorFreeze
-from .heap import release_memory
+from .heap import CoalescedRelease
 from .input_wait import input_wait_of
 from .keepalive import CacheKeepAlive
 from .limits import DEFAULT_BACKLOG_S, DEFAULT_MAX_STREAMS, StreamLimits
@@ -62,6 +62,7 @@ class StreamRegistry:
         self._address_check = address_check  # the host allowlist at connect time (trickle.address_guard)
         self.keepalive = keepalive if keepalive is not None else CacheKeepAlive()
         self._gc_freeze = gc_freeze
+        self._memory_release = CoalescedRelease()
         self._media_factory = media_factory
         self._max_backlog_s = max_backlog_s
         self._context = SessionContext(
@@ -262,8 +263,9 @@ class StreamRegistry:
             self.keepalive.remove_stream(session.stream_id)
             self._context.fairness.remove(session.stream_id)
         self._gc_freeze.release(session)
-        # collect its cyclic garbage and give free heap pages back (off the loop; see heap.py)
-        asyncio.get_running_loop().run_in_executor(None, release_memory)
+        # collect its cyclic garbage and give free heap pages back (off the loop, one at a time; heap.py)
+        if self._memory_release.request():
+            asyncio.get_running_loop().run_in_executor(None, self._memory_release.run)
         self._finished_order.append(session.stream_id)
         while len(self._finished_order) > KEEP_FINISHED:
             old_id = self._finished_order.popleft()

@@ -121,6 +121,25 @@ def test_executor_time_is_charged_exclusively_and_shares_add_up():
     assert fairness.share("heavy") == 0.0
 
 
+def test_shares_follow_the_sliding_window_as_charges_age_out_and_streams_leave():
+    clock = Clock()
+    fairness = ExecutorFairness(clock, window_s=10.0)
+    for stream in ("a", "b", "c"):
+        fairness.add(stream)
+    fairness.charge("a", 100.0, 102.0)  # 2 s, ages out first
+    fairness.charge("b", 102.0, 103.0)  # 1 s
+    fairness.charge("c", 103.0, 104.0)  # 1 s
+    clock.now = 104.0
+    assert math.isclose(fairness.share("a"), 0.5)
+    clock.now = 112.5  # a's charge (done at 102) left the window, the others' did not
+    assert fairness.share("a") == 0.0
+    assert math.isclose(fairness.share("b"), 0.5) and math.isclose(fairness.share("c"), 0.5)
+    fairness.remove("c")
+    assert math.isclose(fairness.share("b"), 1.0)
+    clock.now = 200.0
+    assert fairness.share("b") == 0.0 and fairness.busy_s("b") == 1.0
+
+
 async def test_a_stream_over_its_share_waits_only_while_another_has_a_frame_ready():
     clock = Clock()
     fairness = ExecutorFairness(clock, max_wait_s=0.05)

@@ -6,12 +6,14 @@ collected once the last stream ends."""
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 
 import pytest
 from comfy_trickle.streams.bridge import BridgeDirectory
 from comfy_trickle.streams.config import StreamConfig
 from comfy_trickle.streams.gc_pause import CollectorFreeze
+from comfy_trickle.streams.heap import CoalescedRelease
 from comfy_trickle.streams.registry import StreamRegistry
 from engine_fakes import FakeEgress, FakeIngest, FakeRunner, frame_of
 
@@ -72,3 +74,32 @@ async def test_registry_freezes_while_a_stream_runs_and_unfreezes_when_it_ends()
         assert not freeze.frozen and gc.get_freeze_count() == 0
     finally:
         runner.close()
+
+
+def test_streams_ending_together_get_one_collection_at_a_time_and_none_is_lost():
+    """Eight requests while a release runs fold into exactly one more run after it; later ones start anew."""
+    started, proceed = threading.Event(), threading.Event()
+    concurrent, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_release() -> None:
+        with lock:
+            concurrent[0] += 1
+            most[0] = max(most[0], concurrent[0])
+        started.set()
+        proceed.wait(5)
+        with lock:
+            concurrent[0] -= 1
+
+    release = CoalescedRelease(slow_release)
+    assert release.request()
+    worker = threading.Thread(target=release.run)
+    worker.start()
+    assert started.wait(5)
+    assert [release.request() for _ in range(8)] == [False] * 8  # folded into the running one
+    proceed.set()
+    worker.join(5)
+    assert release.runs == 2 and most[0] == 1
+    assert release.request()  # idle again: the next stream's end starts a release of its own
+    release.run()
+    assert release.runs == 3
