@@ -8,7 +8,7 @@ visible in the bytes. :class:`PesLengthFiller` holds the packets of an open unbo
 last packet arrives, writes the PES's real length into its header (legal for video whenever it fits in 16
 bits) and releases them; libavformat's demuxer then hands the frame out the moment its last byte is read.
 
-Nothing else changes: bytes are only held (never dropped or reordered), and a PES that does not fit, ends
+Nothing else changes: TS packets are only held (never dropped or reordered), and a PES that does not fit, ends
 without stuffing, or belongs to a muxer that stuffs mid-PES (detected, and that PID is left alone from then
 on) goes through as before, completed by the next PES.
 """
@@ -64,6 +64,8 @@ def _is_stuffed(packet: bytes | bytearray) -> bool:
     length = packet[4]
     if length == 0:
         return True  # an empty adaptation field is exactly one byte of stuffing
+    if length > PACKET_SIZE - 5:
+        return False  # corrupt: the demuxer will judge this packet
     flags = packet[5]
     needed = 1 + 6 * bool(flags & 0x10) + 6 * bool(flags & 0x08) + bool(flags & 0x04)
     for flag in (0x02, 0x01):  # transport private data, then the extension: each has a length byte
