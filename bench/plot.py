@@ -11,8 +11,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .report import _case, sizes_of
+from .report import sizes_of
 from .suite import LATENCY_FPS, SCALING_FPS, THROUGHPUT_FEED_FPS
+from .targets import case_median
 
 PANEL_W, PANEL_H = 640, 380
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 60, 20, 40, 70
@@ -96,7 +97,7 @@ def render_png(results: dict[str, Any], path: Path) -> None:
     def get(
         kind: str, pipeline: str, workflow: str, size: str, fps: float, key: str, streams: int = 1
     ) -> Any:
-        return (_case(results, kind, pipeline, workflow, size, fps, streams) or {}).get(key)
+        return (case_median(results, kind, pipeline, workflow, size, fps, streams) or {}).get(key)
 
     thr = [
         (
