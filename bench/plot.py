@@ -243,7 +243,7 @@ def _line_panel(
     for label, value in lines or []:
         y = y_of(value)
         draw.line([(x0, y), (x1, y)], fill=COLOURS["target"], width=1)
-        draw.text((x1 - 6 * len(label) - 4, y - 12), label, fill=COLOURS["target"], font=font)
+        draw.text((x0 + 4, y - 12), label, fill=COLOURS["target"], font=font)  # left: clear of the points
     lx = x0
     for k, (name, points) in enumerate(series.items()):
         colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]

@@ -57,6 +57,7 @@ def _throughput_rows(
                 [
                     size,
                     f"{feed_fps:g}",
+                    _fmt(m.get("in_fps_mean")),
                     workflow,
                     pipeline,
                     _fmt(m.get("out_fps_mean")),
@@ -120,6 +121,7 @@ def render(results: dict[str, Any]) -> str:
         [
             "size",
             "fed fps",
+            "in fps",
             "workflow",
             "pipeline",
             "out fps",

@@ -158,6 +158,10 @@ def test_unpaced_goal_is_not_measured_when_the_feed_is_slower_than_the_floor():
     met, measured, note = verdict(goals_by_name(results), ["unpaced"])
     assert (met, measured) == (None, None)
     assert "not unpaced" in note and "not unpaced" in render(results)
+    # nominally fed above the floor, but the loaded feeder reached less than the floor's rate
+    slow_feed = fake_results({name: _figures(out_fps_mean=140.0, in_fps_mean=150.0)}, floor_fps=160.0)
+    met, measured, note = verdict(goals_by_name(slow_feed), ["unpaced"])
+    assert (met, measured) == (None, None) and "fed 150 fps" in note
 
 
 def test_scaling_plot_renders_with_missing_points(tmp_path):
