@@ -21,6 +21,7 @@ RUN = REPO_ROOT / "bench" / "run.py"
 EXPECTED_CASES = {
     "throughput-ours-passthrough-512x512-120fps",
     "throughput-ours-invert-512x512-120fps",
+    "unpaced-ours-passthrough-512x512-360fps",
     "latency-ours-passthrough-512x512-30fps",
     "latency-pytrickle-passthrough-512x512-30fps",
     "startup-ours-passthrough-512x512-30fps",
@@ -68,6 +69,9 @@ def test_quick_suite_runs_every_part_and_writes_results(comfyui, tmp_path):
     with Image.open(out / "results.png") as image:
         assert image.format == "PNG"
         assert image.size[0] >= 640 and image.size[1] >= 380
+    with Image.open(out / "scaling.png") as image:
+        assert image.format == "PNG"
+    assert str(out / "scaling.png") in proc.stdout  # listed in the "written:" line
 
 
 # --- report and plot over a results document (pure logic: no ComfyUI, no network) ---
