@@ -2,12 +2,13 @@
 side by side with the codec floor and pytrickle 0.1.6.
 
     source scripts/env.sh
-    $COMFY_TRICKLE_PY bench/run.py              # full suite: 512x512 and 1280x720, 3 repeats (~25 min)
+    $COMFY_TRICKLE_PY bench/run.py              # full suite: 512x512 and 1280x720, 3 repeats (~35 min)
     $COMFY_TRICKLE_PY bench/run.py --quick      # smoke run: 512x512, short cases, 1 repeat (~2 min)
 
-Prints a table and writes ``artifacts/bench/results.json`` (plus a timestamped copy) and
-``artifacts/bench/results.png``. Everything runs on 127.0.0.1: a dev relay process, a real ComfyUI with the
-pack, pytrickle peers from ``$PYTRICKLE_PY``. See bench/README.md for what each figure means.
+Prints a table and writes ``artifacts/bench/results.json`` (plus a timestamped copy),
+``artifacts/bench/results.png`` and ``artifacts/bench/scaling.png``. Everything runs on 127.0.0.1: a dev
+relay process, a real ComfyUI with the pack, pytrickle peers from ``$PYTRICKLE_PY``. See bench/README.md
+for what each figure means.
 """
 
 from __future__ import annotations
@@ -46,8 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short smoke run (512x512, 1 repeat)")
     parser.add_argument("--repeat", type=int, help="runs per case (medians are reported)")
     parser.add_argument("--sizes", help="comma-separated WxH list, e.g. 512x512,1280x720")
-    parser.add_argument("--parts", help="comma-separated subset of throughput,latency,startup,scaling,floor")
-    parser.add_argument("--scaling", help="comma-separated stream counts, e.g. 1,2,4,8")
+    parser.add_argument(
+        "--parts", help="comma-separated subset of throughput,unpaced,latency,startup,scaling,floor,live"
+    )
+    parser.add_argument("--scaling", help="comma-separated stream counts, e.g. 1,2,4,8,12,16")
+    parser.add_argument(
+        "--pytrickle-max-streams", type=int, help="run pytrickle's scaling cases up to this many streams only"
+    )
     parser.add_argument("--seconds", type=float, help="seconds per case (all kinds)")
     parser.add_argument("--no-pytrickle", action="store_true", help="skip the pytrickle side by side")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench", help="output folder")
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)  # fmt: skip
     _ensure_importable()
-    from comfy_trickle.bench.plot import render_png  # noqa: PLC0415 - after the import root is set
+    from comfy_trickle.bench.plot import render_png, render_scaling_png  # noqa: PLC0415 - after the import root
     from comfy_trickle.bench.report import render  # noqa: PLC0415
     from comfy_trickle.bench.suite import SuitePlan, run_suite, summarize_cases  # noqa: PLC0415
 
@@ -82,11 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         plan.seconds = dict.fromkeys(plan.seconds, args.seconds)
     if args.no_pytrickle:
         plan.pytrickle = False
+    if args.pytrickle_max_streams is not None:
+        plan.pytrickle_max_streams = args.pytrickle_max_streams
 
     if args.render:
         results = json.loads(args.render.read_text())
         summarize_cases(results["cases"])
         render_png(results, args.render.with_suffix(".png"))
+        render_scaling_png(results, args.render.with_name("scaling.png"))
         print(render(results))
         return 0
     if args.comfyui_url and not args.comfyui_pid:
@@ -99,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(text)
     (args.out / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(text)
     render_png(results, args.out / "results.png")
+    render_scaling_png(results, args.out / "scaling.png")
     table = render(results)
     (args.out / "results.txt").write_text(table + "\n")
     print(table)
-    print(f"\nwritten: {args.out / 'results.json'}, {args.out / 'results.png'}, {args.out / 'results.txt'}")
+    written = [args.out / name for name in ("results.json", "results.png", "scaling.png", "results.txt")]
+    print(f"\nwritten: {', '.join(str(path) for path in written)}")
     return 0
 
 

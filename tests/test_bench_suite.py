@@ -21,6 +21,7 @@ RUN = REPO_ROOT / "bench" / "run.py"
 EXPECTED_CASES = {
     "throughput-ours-passthrough-512x512-120fps",
     "throughput-ours-invert-512x512-120fps",
+    "unpaced-ours-passthrough-512x512-360fps",
     "latency-ours-passthrough-512x512-30fps",
     "latency-pytrickle-passthrough-512x512-30fps",
     "startup-ours-passthrough-512x512-30fps",
@@ -68,3 +69,155 @@ def test_quick_suite_runs_every_part_and_writes_results(comfyui, tmp_path):
     with Image.open(out / "results.png") as image:
         assert image.format == "PNG"
         assert image.size[0] >= 640 and image.size[1] >= 380
+    with Image.open(out / "scaling.png") as image:
+        assert image.format == "PNG"
+    assert str(out / "scaling.png") in proc.stdout  # listed in the "written:" line
+
+
+# --- report and plot over a results document (pure logic: no ComfyUI, no network) ---
+
+from comfy_trickle.bench.plot import render_png, render_scaling_png, scaling_series  # noqa: E402
+from comfy_trickle.bench.report import render  # noqa: E402
+from comfy_trickle.bench.suite import UNPACED_FEED_FPS, SuitePlan, comfyui_env  # noqa: E402
+from comfy_trickle.bench.targets import evaluate_goals  # noqa: E402
+
+COUNTS = [1, 2, 4, 8, 12, 16]
+
+
+def _figures(**overrides):
+    base = {
+        "out_fps_mean": 24.0, "out_fps_min": 23.5, "drop_pct": 0.0, "latency_p50_ms": 40.0,
+        "latency_p95_ms": 45.0, "latency_max_ms": 60.0, "pipeline_cpu_percent": 50.0,
+        "pipeline_cpu_ms_per_frame": 5.0, "pipeline_rss_peak_mib": 900.0, "first_output_s": 0.1,
+    }  # fmt: skip
+    return {**base, **overrides}
+
+
+def fake_results(cases, floor_fps=250.0, floor_cpu_ms=4.0, counts=COUNTS):
+    """A results document as ``run_suite`` writes it, with ``cases`` as {name: median figures}."""
+    return {
+        "started": "2026-11-29T00:00:00",
+        "seconds": 60.0,
+        "machine": {"cpus": 2, "python": "3.12"},
+        "plan": {"sizes": [[512, 512], [1280, 720]], "repeat": 1, "scaling_streams": counts},
+        "floor": {"512x512": {"median": {"fps": floor_fps, "cpu_ms_per_frame": floor_cpu_ms}}},
+        "cases": {name: {"median": m, "runs": [{}], "failed_runs": 0} for name, m in cases.items()},
+        "live": {},
+    }
+
+
+def goals_by_name(results):
+    return {row["target"]: row for row in evaluate_goals(results)}
+
+
+def verdict(goals, words):
+    (row,) = [row for name, row in goals.items() if all(w in name for w in words)]
+    return row["met"], row["measured"], row.get("note", "")
+
+
+def test_issue16_goals_met_missed_and_not_measured():
+    results = fake_results(
+        {
+            "latency-ours-passthrough-512x512-30fps": _figures(latency_p50_ms=18.0, latency_p95_ms=31.0),
+            "latency-ours-passthrough-1280x720-30fps": _figures(latency_p50_ms=25.0, latency_p95_ms=29.0),
+            "scaling-ours-passthrough-512x512-24fps-x12": _figures(drop_pct=0.5, latency_p50_ms=120.0),
+            # 5.0 / 4.0 ms = 1.25x the floor's CPU per frame; 210 / 250 fps = 0.84x its rate
+            "throughput-ours-passthrough-512x512-120fps": _figures(pipeline_cpu_ms_per_frame=5.0),
+            f"unpaced-ours-passthrough-512x512-{UNPACED_FEED_FPS:g}fps": _figures(out_fps_mean=210.0),
+        }
+    )
+    goals = goals_by_name(results)
+    assert verdict(goals, ["p50 <= 20", "512x512"])[:2] == (True, 18.0)
+    assert verdict(goals, ["p95 <= 30", "512x512"])[:2] == (False, 31.0)
+    assert verdict(goals, ["p50 <= 20", "1280x720", "same gain"])[:2] == (False, 25.0)
+    assert verdict(goals, ["p95 <= 30", "1280x720", "same gain"])[:2] == (True, 29.0)
+    assert verdict(goals, ["12 x 24 fps", "dropped"])[:2] == (True, 0.5)
+    assert verdict(goals, ["12 x 24 fps", "p50 <= 100"])[:2] == (False, 120.0)
+    assert verdict(goals, ["per-frame CPU", "1.2x"])[:2] == (False, 1.25)
+    assert verdict(goals, ["unpaced", "0.8x"])[:2] == (True, 0.84)
+
+    table = render(results)
+    assert "goals of issue 16" in table and "targets (512x512)" in table  # the old targets stay
+    goal_lines = table.split("goals of issue 16")[1].splitlines()
+    assert any("12 x 24 fps" in line and "p50" in line and line.endswith("MISSED") for line in goal_lines)
+    assert any("1280x720" in line and "25.00" in line and "MISSED" in line for line in goal_lines)
+
+
+def test_issue16_goals_without_their_cases_read_not_measured():
+    latency = _figures(latency_p50_ms=15.0, latency_p95_ms=25.0)
+    results = fake_results({"latency-ours-passthrough-512x512-30fps": latency})
+    results["floor"] = {}
+    goals = evaluate_goals(results)
+    measured = [row for row in goals if "512x512" in row["target"] and "glass" in row["target"]]
+    assert [row["met"] for row in measured] == [True, True]
+    missing = [row for row in goals if "glass" not in row["target"] or "1280x720" in row["target"]]
+    assert len(missing) == 6 and all(row["met"] is None and row["measured"] is None for row in missing)
+    goal_lines = render(results).split("goals of issue 16")[1].splitlines()
+    assert sum("not measured" in line for line in goal_lines) == 6
+
+
+def test_unpaced_goal_is_not_measured_when_the_feed_is_slower_than_the_floor():
+    name = f"unpaced-ours-passthrough-512x512-{UNPACED_FEED_FPS:g}fps"
+    results = fake_results({name: _figures(out_fps_mean=350.0)}, floor_fps=UNPACED_FEED_FPS + 40)
+    met, measured, note = verdict(goals_by_name(results), ["unpaced"])
+    assert (met, measured) == (None, None)
+    assert "not unpaced" in note and "not unpaced" in render(results)
+    # nominally fed above the floor, but the loaded feeder reached less than the floor's rate
+    slow_feed = fake_results({name: _figures(out_fps_mean=140.0, in_fps_mean=150.0)}, floor_fps=160.0)
+    met, measured, note = verdict(goals_by_name(slow_feed), ["unpaced"])
+    assert (met, measured) == (None, None) and "fed 150 fps" in note
+
+
+def test_scaling_plot_renders_with_missing_points(tmp_path):
+    # ours at every count except 12 (a failed case), pytrickle only up to 8 (capped), no 1280x720 at all
+    cases = {
+        f"scaling-ours-passthrough-512x512-24fps{'-x' + str(n) if n > 1 else ''}": _figures(
+            out_fps_mean=24.0 - n, drop_pct=float(n), latency_p50_ms=30.0 * n, pipeline_cpu_percent=12.0 * n
+        )
+        for n in COUNTS
+        if n != 12
+    }
+    cases.update(
+        {
+            f"scaling-pytrickle-passthrough-512x512-24fps{'-x' + str(n) if n > 1 else ''}": _figures(
+                out_fps_mean=20.0, drop_pct=None, latency_p50_ms=5000.0, pipeline_cpu_percent=95.0 * n
+            )
+            for n in (1, 2, 4, 8)
+        }
+    )
+    results = fake_results(cases)
+    fps = scaling_series(results, "out_fps_mean")
+    assert set(fps) == {"ours 512x512", "pytrickle 512x512"}  # no series for a size without figures
+    assert dict(fps["ours 512x512"])[12] is None and dict(fps["ours 512x512"])[16] == 8.0
+    assert [n for n, v in fps["pytrickle 512x512"] if v is not None] == [1, 2, 4, 8]
+    assert set(scaling_series(results, "drop_pct")) == {"ours 512x512"}  # a series with no figure at all
+
+    path = tmp_path / "scaling.png"
+    render_scaling_png(results, path)
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (1280, 790)
+        colours = {colour for _, colour in image.convert("RGB").getcolors(maxcolors=1 << 20)}
+    assert (33, 102, 172) in colours and (214, 96, 77) in colours  # both series are drawn
+
+    render_png(results, tmp_path / "results.png")  # the bar page copes with the same gaps
+    empty = fake_results({})
+    render_scaling_png(empty, tmp_path / "empty.png")  # no scaling case at all: axes only, no error
+    assert (tmp_path / "empty.png").stat().st_size > 0
+
+
+def test_full_plan_scales_to_16_streams_with_pytrickle_beside_us():
+    plan = SuitePlan.full()
+    names = {spec.name for spec in plan.cases()}
+    for n in (12, 16):
+        assert f"scaling-ours-passthrough-512x512-24fps-x{n}" in names
+        assert f"scaling-pytrickle-passthrough-512x512-24fps-x{n}" in names
+    assert f"unpaced-ours-passthrough-512x512-{UNPACED_FEED_FPS:g}fps" in names
+    assert f"unpaced-pytrickle-passthrough-512x512-{UNPACED_FEED_FPS:g}fps" in names
+    assert int(comfyui_env(max(plan.scaling_streams))["COMFY_TRICKLE_MAX_STREAMS"]) >= 16
+
+    plan.pytrickle_max_streams = 8
+    capped = {spec.name for spec in plan.cases()}
+    assert "scaling-pytrickle-passthrough-512x512-24fps-x8" in capped
+    assert "scaling-pytrickle-passthrough-512x512-24fps-x12" not in capped
+    assert "scaling-ours-passthrough-512x512-24fps-x16" in capped
+    assert max(SuitePlan.quick().scaling_streams) <= 2  # the smoke run stays small
