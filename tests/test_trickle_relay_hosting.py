@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 
 import aiohttp
@@ -121,3 +122,30 @@ async def test_port_in_use_fails_without_leaving_a_sweeper_running() -> None:
                 pass
     sweepers = [task for task in asyncio.all_tasks() if "_sweep_loop" in repr(task.get_coro())]
     assert sweepers == []
+
+
+async def test_a_subscriber_leaving_as_its_segment_ends_logs_no_traceback(caplog) -> None:
+    """The relay's last write to a subscriber that just left (the end-of-body marker) is an expected race:
+    it used to escape as aiohttp's 'Error handling request' traceback (bench/soak.py logged eight)."""
+    relay = TrickleRelay(disconnect_poll_s=30.0)  # the GET must not notice the leave by polling
+    relay.create_channel("cam", "video/MP2T")
+    more = asyncio.Event()
+
+    async def body():
+        yield b"first bytes"
+        await more.wait()  # then the segment ends with no more bytes: the relay only writes the end marker
+
+    async with serve_relay(relay) as running, aiohttp.ClientSession() as http:
+        url = running.channel_url("cam")
+        posting = asyncio.create_task(http.post(f"{url}/0", data=body()))
+        response = await http.get(f"{url}/0")
+        assert await response.content.readexactly(len(b"first bytes")) == b"first bytes"
+        response.connection.transport.abort()  # the subscriber goes away mid-segment
+        response.release()
+        await asyncio.sleep(0.1)
+        with caplog.at_level(logging.DEBUG):
+            more.set()  # the segment ends: the relay writes its end marker to nobody
+            assert (await asyncio.wait_for(posting, 5)).status == 200
+            await asyncio.sleep(0.2)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]

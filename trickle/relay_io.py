@@ -42,16 +42,16 @@ async def stream_segment(
             if not await _wait_change(request, segment, position, disconnect_poll_s):
                 logger.debug("trickle relay: subscriber of %s/%d went away", channel.name, segment.idx)
                 return response if response is not None else web.Response(status=499)
+        if response is None:
+            # Zero bytes: how a waiting subscriber learns about a dropped segment or end of stream.
+            headers = {SEQ_HEADER: str(segment.idx), LATEST_HEADER: str(channel.next_write)}
+            if channel.closed:
+                headers[CLOSED_HEADER] = CLOSED_VALUE
+            return web.Response(status=200, headers=headers)
+        await response.write_eof()  # (a subscriber that left just now makes this fail like a write)
     except ConnectionError:
         logger.debug("trickle relay: subscriber of %s/%d disconnected", channel.name, segment.idx)
         return response if response is not None else web.Response(status=499)
-    if response is None:
-        # Zero bytes: how a waiting subscriber learns about a dropped segment or end of stream.
-        headers = {SEQ_HEADER: str(segment.idx), LATEST_HEADER: str(channel.next_write)}
-        if channel.closed:
-            headers[CLOSED_HEADER] = CLOSED_VALUE
-        return web.Response(status=200, headers=headers)
-    await response.write_eof()
     return response
 
 
