@@ -4,8 +4,9 @@ id, stopped from its card, then started again with the same id at once keeps run
 
 Before the fix the page still held the previous stream's final state ("stopped") under that id when the
 new test source started, read it as the new stream's end and stopped the new source: the new stream
-"completed" after a couple of frames (2 of 3 tries in the audit). A second stream runs beside it all
-along: its status events change the page's store every second, the moment the old rule misread.
+"completed" after a couple of frames (2 of 3 tries in the audit). Two other streams run beside it all
+along: their status events change the page's store every second each, and a change while the new source
+waits for its stream's first event is what the old rule misread.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ ui = page_setup.ui  # the module-scoped browser page on the session's ComfyUI (a
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
-REUSES = 3  # starts with the same id after the first one
+REUSES = 5  # starts with the same id after the first one
+NEIGHBOURS = 2
 # frames_out the reused stream must pass, and then grow beyond, while the test watches: the bug ended
 # the stream after 2 frames
 RUNNING_FRAMES = 30
@@ -57,9 +59,10 @@ def wait_frames_out(ui, stream_id: str, started_at: float, at_least: int) -> dic
 
 
 def test_a_reused_stream_id_keeps_running_after_stop_in_the_ui(ui):
-    neighbour = unique_id("neighbour")
-    ui.start_rest_stream(neighbour)
-    ui.wait_card_state(neighbour, "running")
+    neighbours = [unique_id(f"neighbour{index}") for index in range(NEIGHBOURS)]
+    for neighbour in neighbours:
+        ui.start_rest_stream(neighbour)
+        ui.wait_card_state(neighbour, "running")
     stream_id = unique_id("reuse")
     ui.started_streams.add(stream_id)
     ui.load_workflow(INVERT_WORKFLOW, "invert.json")
@@ -97,7 +100,8 @@ def test_a_reused_stream_id_keeps_running_after_stop_in_the_ui(ui):
             assert time.monotonic() < deadline, "the page did not stop the test source of the stopped stream"
             ui.wait_ms(50)
         previous_start = started_at
-    assert ui.status(neighbour)[1]["state"] == "running"  # the neighbour's events went on all along
-    ui.page.click(f"{card(neighbour)} .trickle-stop")
-    ui.wait_card_state(neighbour, "stopped", timeout_ms=15_000)
-    ui.server.request("DELETE", f"/trickle/test-source/{neighbour}")
+    for neighbour in neighbours:  # their events went on all along
+        assert ui.status(neighbour)[1]["state"] == "running"
+        ui.page.click(f"{card(neighbour)} .trickle-stop")
+        ui.wait_card_state(neighbour, "stopped", timeout_ms=15_000)
+        ui.server.request("DELETE", f"/trickle/test-source/{neighbour}")
