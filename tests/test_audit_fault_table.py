@@ -102,7 +102,6 @@ from test_ui_browser import INVERT_WORKFLOW, UI_TIMEOUT_MS, source_body, unique_
 
 logger = logging.getLogger(__name__)
 pytestmark = [pytest.mark.timeout(120), pytest.mark.relay(autocreate=True)]
-ui = page_setup.ui  # the module-scoped browser page (tests/test_ui_browser.py), for 7d only
 
 SIZE = 128
 INTERNAL_SECRET = "INTERNAL-SERVICE-ANSWER-4711"
@@ -171,6 +170,14 @@ async def wait_status(api: StreamAPI, stream_id: str, predicate, timeout: float 
 
 def frames_out(at_least: int):
     return lambda body: body["counters"]["frames_out"] >= at_least or body["state"] in ("completed", "error")
+
+
+@pytest.fixture
+def ui(comfyui):
+    """The browser page of tests/test_ui_browser.py for one test (7d): that module shares one page per
+    module, but a Playwright page keeps its event loop running on this thread while it is open, and this
+    module's async tests cannot run after it then."""
+    yield from page_setup.ui.__wrapped__(comfyui)
 
 
 @pytest.fixture
