@@ -147,7 +147,22 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await api.close()
             server.stop()
-    return {"part": "soak", "cache_args": args.cache_args, "samples": samples, "finals": finals}
+    summary = soak_summary(samples)
+    print(json.dumps(summary), flush=True)
+    result = {"part": "soak", "cache_args": args.cache_args, "summary": summary, "samples": samples}
+    return {**result, "finals": finals}
+
+
+def soak_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """First, last and max of RSS and of the output cache's entries and bookkeeping over the soak."""
+    series = {"rss_mb": [sample["rss_mb"] for sample in samples]}
+    for name in ("entries", "used_generation", "timestamps"):
+        series[name] = [sample["caches"].get("outputs", {}).get(name, 0) for sample in samples]
+    summary: dict[str, Any] = {"frames_processed": samples[-1]["frames"] if samples else None}
+    for name, values in series.items():
+        if values:
+            summary[name] = {"first": values[0], "last": values[-1], "max": max(values)}
+    return summary
 
 
 async def floor(args: argparse.Namespace) -> dict[str, Any]:
