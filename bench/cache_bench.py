@@ -37,6 +37,8 @@ from comfy_trickle.devtools.tiny_models import (
     taesd_workflow,
     upscale_workflow,
 )
+from comfy_trickle.media.synthetic import SyntheticConfig, SyntheticSource
+from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.relay_server import serve_relay
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,6 +123,53 @@ async def scaling(args: argparse.Namespace) -> dict[str, Any]:
     return {"part": "scaling", "pack_dir": str(args.pack_dir or REPO), "rows": rows}
 
 
+class ProcessedGate:
+    """Closed-loop pacing for the soak: a source may run at most ``ahead`` frames ahead of the slowest
+    stream's handled frames (out or dropped; while a stream warms up its frames go out as placeholders),
+    so a loaded machine slows the source instead of dropping frames at the hand-off (the soak is about
+    every frame going through the cache)."""
+
+    def __init__(self, api, stream_ids: list[str], ahead: int) -> None:
+        self._api, self._stream_ids, self._ahead = api, stream_ids, ahead
+        self.slowest = 0
+
+    async def wait_for(self, frame_index: int) -> None:
+        while frame_index - self.slowest > self._ahead:
+            counters = [(await self._api.status(s))["counters"] for s in self._stream_ids]
+            self.slowest = min(c["frames_out"] + c["frames_dropped"] for c in counters)
+            if frame_index - self.slowest > self._ahead:
+                await asyncio.sleep(0.1)
+
+
+async def publish_gated(url: str, frames: int, size: int, fps: float, gate: ProcessedGate) -> None:
+    """The synthetic source at most at ``fps`` (real time), each segment held back by ``gate``."""
+    source = SyntheticSource(SyntheticConfig(width=size, height=size, fps=fps, audio=None))
+    publisher = TricklePublisher(url)
+    segment = None
+    started = time.monotonic()
+    held_s = 0.0
+    try:
+        for chunk in source.chunks(frames):
+            if chunk.starts_segment or segment is None:
+                if segment is not None:
+                    await segment.close()
+                waited = time.monotonic()
+                await gate.wait_for(chunk.frame_index)
+                held_s += time.monotonic() - waited
+                segment = await publisher.open_segment()
+            delay = chunk.media_time + held_s - (time.monotonic() - started)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await segment.write(chunk.data)
+            if chunk.ends_segment:
+                await segment.close()
+                segment = None
+        if segment is not None:
+            await segment.close()
+    finally:
+        await publisher.close(delete_channel=True)
+
+
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     samples = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,9 +179,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             async with serve_relay(autocreate=True) as relay:
                 workflows = {"soak-taesd": taesd_workflow(), "soak-upscale": upscale_workflow()}
                 await start_streams(api, relay, workflows, 64)
-                run = asyncio.create_task(
-                    feed_streams(api, relay, list(workflows), args.frames, args.fps, 64)
-                )
+                gate = ProcessedGate(api, list(workflows), ahead=int(args.fps * 3))
+                run = asyncio.create_task(gated_run(api, relay, list(workflows), args.frames, args.fps, gate))
                 began = time.monotonic()
                 while not run.done():
                     status, probe = await api.call("GET", "/cache-probe")
@@ -163,6 +211,13 @@ def soak_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         if values:
             summary[name] = {"first": values[0], "last": values[-1], "max": max(values)}
     return summary
+
+
+async def gated_run(api, relay, stream_ids: list[str], frames: int, fps: float, gate: ProcessedGate) -> dict:
+    await asyncio.gather(
+        *(publish_gated(relay.channel_url(f"{s}-in"), frames, 64, fps, gate) for s in stream_ids)
+    )
+    return {s: await api.wait_state(s, {"completed", "error", "stopped"}, timeout=600) for s in stream_ids}
 
 
 async def floor(args: argparse.Namespace) -> dict[str, Any]:
