@@ -2,7 +2,7 @@
 
     $COMFY_TRICKLE_PY bench/cache_bench.py scaling [--streams 1,2,4] [--pack-dir DIR]
     $COMFY_TRICKLE_PY bench/cache_bench.py soak [--frames 10000] [--cache-args=--cache-ram]
-    $COMFY_TRICKLE_PY bench/cache_bench.py floor [--frames 120] [--size 256]
+    $COMFY_TRICKLE_PY bench/cache_bench.py floor [--frames 120] [--size 256] [--pack-dir DIR]
 
 - scaling: one simple (invert) stream's ``executor_queue`` and ``workflow`` stage p50 while 0..N-1 other
   streams run a workflow with a 40-node constant branch, 64 per-frame nodes and 300 nodes no output
@@ -227,7 +227,7 @@ async def gated_run(api, relay, stream_ids: list[str], frames: int, fps: float, 
 async def floor(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        server = start(Path(tmp), [])
+        server = start(Path(tmp), [], pack_dir=args.pack_dir)
         api = StreamAPI(server.base_url)
         frame_names = write_source_frames(Path(server.base_directory) / "input", args.frames, args.size)
         try:
@@ -246,7 +246,7 @@ async def floor(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await api.close()
             server.stop()
-    return {"part": "floor", "rows": rows}
+    return {"part": "floor", "pack_dir": str(args.pack_dir or REPO), "rows": rows}
 
 
 async def stream_rate(api, relay, name: str, workflow: dict, frames: int, size: int) -> tuple[float, dict]:
