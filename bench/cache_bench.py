@@ -252,6 +252,10 @@ async def floor(args: argparse.Namespace) -> dict[str, Any]:
 async def stream_rate(api, relay, name: str, workflow: dict, frames: int, size: int) -> tuple[float, dict]:
     """Frames out per second between the first and the last output, input published faster than that;
     and the stream's per-stage p50 (ms), to see where a frame's time goes."""
+    # a short stream first: model loads and torch start-up out of the way (a slow first frame would make
+    # the measured stream cover its first frames with warm-up placeholders, which never reach the models)
+    warm_id = f"warm-{name}-{time.monotonic_ns() % 10**6}"
+    await run_streams(api, relay, {warm_id: workflow}, 5, 30.0, size)
     stream_id = f"floor-{name}-{time.monotonic_ns() % 10**6}"
     await start_streams(api, relay, {stream_id: workflow}, size)
     run = asyncio.create_task(feed_streams(api, relay, [stream_id], frames, 240.0, size))
