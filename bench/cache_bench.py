@@ -2,7 +2,7 @@
 
     $COMFY_TRICKLE_PY bench/cache_bench.py scaling [--streams 1,2,4] [--pack-dir DIR]
     $COMFY_TRICKLE_PY bench/cache_bench.py soak [--frames 10000] [--cache-args=--cache-ram]
-    $COMFY_TRICKLE_PY bench/cache_bench.py floor [--frames 120] [--size 256]
+    $COMFY_TRICKLE_PY bench/cache_bench.py floor [--frames 120] [--size 256] [--pack-dir DIR]
 
 - scaling: one simple (invert) stream's ``executor_queue`` and ``workflow`` stage p50 while 0..N-1 other
   streams run a workflow with a 40-node constant branch, 64 per-frame nodes and 300 nodes no output
@@ -11,8 +11,10 @@
 - soak: 2 model streams (TAESD and the compact upscaler, 64x64) for ``--frames`` frames each under a cache
   mode, sampling ComfyUI's RSS and its cache bookkeeping (``tests/custom_nodes/cache_probe``) along the way.
 - floor: each model workflow's fps through a stream versus ComfyUI executing the same workflow
-  back-to-back (one prompt at a time, EmptyImage of a new mid-tone colour per prompt so nothing is cached,
-  PreviewAny as the output) with no streaming: the ratio is the streaming efficiency.
+  back-to-back on the same frames with no streaming (every prompt queued at once, LoadImage of the
+  source's frames as PNG instead of the live input, PreviewAny as the output): the ratio is the
+  streaming efficiency. Also the execution-only rate (each prompt's start -> success summed) and the
+  stream's stage p50s.
 
 Models are the tiny random-weight ones of ``devtools/tiny_models.py`` (real formats, no download).
 """
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +40,10 @@ from comfy_trickle.devtools.tiny_models import (
     taesd_workflow,
     upscale_workflow,
 )
+from comfy_trickle.media.synthetic import SyntheticConfig, SyntheticSource, make_test_frame
+from comfy_trickle.trickle.publisher import TricklePublisher
 from comfy_trickle.trickle.relay_server import serve_relay
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("cache_bench")
@@ -121,6 +127,53 @@ async def scaling(args: argparse.Namespace) -> dict[str, Any]:
     return {"part": "scaling", "pack_dir": str(args.pack_dir or REPO), "rows": rows}
 
 
+class ProcessedGate:
+    """Closed-loop pacing for the soak: a source may run at most ``ahead`` frames ahead of the slowest
+    stream's handled frames (out or dropped; while a stream warms up its frames go out as placeholders),
+    so a loaded machine slows the source instead of dropping frames at the hand-off (the soak is about
+    every frame going through the cache)."""
+
+    def __init__(self, api, stream_ids: list[str], ahead: int) -> None:
+        self._api, self._stream_ids, self._ahead = api, stream_ids, ahead
+        self.slowest = 0
+
+    async def wait_for(self, frame_index: int) -> None:
+        while frame_index - self.slowest > self._ahead:
+            counters = [(await self._api.status(s))["counters"] for s in self._stream_ids]
+            self.slowest = min(c["frames_out"] + c["frames_dropped"] for c in counters)
+            if frame_index - self.slowest > self._ahead:
+                await asyncio.sleep(0.1)
+
+
+async def publish_gated(url: str, frames: int, size: int, fps: float, gate: ProcessedGate) -> None:
+    """The synthetic source at most at ``fps`` (real time), each segment held back by ``gate``."""
+    source = SyntheticSource(SyntheticConfig(width=size, height=size, fps=fps, audio=None))
+    publisher = TricklePublisher(url)
+    segment = None
+    started = time.monotonic()
+    held_s = 0.0
+    try:
+        for chunk in source.chunks(frames):
+            if chunk.starts_segment or segment is None:
+                if segment is not None:
+                    await segment.close()
+                waited = time.monotonic()
+                await gate.wait_for(chunk.frame_index)
+                held_s += time.monotonic() - waited
+                segment = await publisher.open_segment()
+            delay = chunk.media_time + held_s - (time.monotonic() - started)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await segment.write(chunk.data)
+            if chunk.ends_segment:
+                await segment.close()
+                segment = None
+        if segment is not None:
+            await segment.close()
+    finally:
+        await publisher.close(delete_channel=True)
+
+
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     samples = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,9 +183,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             async with serve_relay(autocreate=True) as relay:
                 workflows = {"soak-taesd": taesd_workflow(), "soak-upscale": upscale_workflow()}
                 await start_streams(api, relay, workflows, 64)
-                run = asyncio.create_task(
-                    feed_streams(api, relay, list(workflows), args.frames, args.fps, 64)
-                )
+                gate = ProcessedGate(api, list(workflows), ahead=int(args.fps * 3))
+                run = asyncio.create_task(gated_run(api, relay, list(workflows), args.frames, args.fps, gate))
                 began = time.monotonic()
                 while not run.done():
                     status, probe = await api.call("GET", "/cache-probe")
@@ -147,32 +199,63 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await api.close()
             server.stop()
-    return {"part": "soak", "cache_args": args.cache_args, "samples": samples, "finals": finals}
+    summary = soak_summary(samples)
+    print(json.dumps(summary), flush=True)
+    result = {"part": "soak", "cache_args": args.cache_args, "summary": summary, "samples": samples}
+    return {**result, "finals": finals}
+
+
+def soak_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """First, last and max of RSS and of the output cache's entries and bookkeeping over the soak."""
+    series = {"rss_mb": [sample["rss_mb"] for sample in samples]}
+    for name in ("entries", "used_generation", "timestamps"):
+        series[name] = [sample["caches"].get("outputs", {}).get(name, 0) for sample in samples]
+    summary: dict[str, Any] = {"frames_processed": samples[-1]["frames"] if samples else None}
+    for name, values in series.items():
+        if values:
+            summary[name] = {"first": values[0], "last": values[-1], "max": max(values)}
+    return summary
+
+
+async def gated_run(api, relay, stream_ids: list[str], frames: int, fps: float, gate: ProcessedGate) -> dict:
+    await asyncio.gather(
+        *(publish_gated(relay.channel_url(f"{s}-in"), frames, 64, fps, gate) for s in stream_ids)
+    )
+    return {s: await api.wait_state(s, {"completed", "error", "stopped"}, timeout=600) for s in stream_ids}
 
 
 async def floor(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        server = start(Path(tmp), [])
+        server = start(Path(tmp), [], pack_dir=args.pack_dir)
         api = StreamAPI(server.base_url)
+        frame_names = write_source_frames(Path(server.base_directory) / "input", args.frames, args.size)
         try:
             async with serve_relay(autocreate=True) as relay:
                 for name, workflow in (("taesd", taesd_workflow()), ("upscale", upscale_workflow())):
-                    stream_fps = await stream_rate(api, relay, name, workflow, args.frames, args.size)
-                    floor_fps = executor_rate(server, workflow, args.frames, args.size)
+                    stream_fps, stages = await stream_rate(api, relay, name, workflow, args.frames, args.size)
+                    floor = executor_rate(server, workflow, frame_names)
                     rows.append({
                         "workflow": name, "size": args.size, "stream_fps": round(stream_fps, 2),
-                        "executor_floor_fps": round(floor_fps, 2), "ratio": round(stream_fps / floor_fps, 3),
+                        "executor_floor_fps": round(floor["back_to_back_fps"], 2),
+                        "ratio": round(stream_fps / floor["back_to_back_fps"], 3),
+                        "execute_only_fps": round(floor["execute_only_fps"], 2),
+                        "stream_stage_p50_ms": stages, "loadavg": round(os.getloadavg()[0], 2),
                     })  # fmt: skip
                     print(rows[-1], flush=True)
         finally:
             await api.close()
             server.stop()
-    return {"part": "floor", "rows": rows}
+    return {"part": "floor", "pack_dir": str(args.pack_dir or REPO), "rows": rows}
 
 
-async def stream_rate(api, relay, name: str, workflow: dict, frames: int, size: int) -> float:
-    """Frames out per second between the first and the last output, input published faster than that."""
+async def stream_rate(api, relay, name: str, workflow: dict, frames: int, size: int) -> tuple[float, dict]:
+    """Frames out per second between the first and the last output, input published faster than that;
+    and the stream's per-stage p50 (ms), to see where a frame's time goes."""
+    # a short stream first: model loads and torch start-up out of the way (a slow first frame would make
+    # the measured stream cover its first frames with warm-up placeholders, which never reach the models)
+    warm_id = f"warm-{name}-{time.monotonic_ns() % 10**6}"
+    await run_streams(api, relay, {warm_id: workflow}, 5, 30.0, size)
     stream_id = f"floor-{name}-{time.monotonic_ns() % 10**6}"
     await start_streams(api, relay, {stream_id: workflow}, size)
     run = asyncio.create_task(feed_streams(api, relay, [stream_id], frames, 240.0, size))
@@ -188,29 +271,45 @@ async def stream_rate(api, relay, name: str, workflow: dict, frames: int, size: 
         await asyncio.sleep(0.02)
     final = (await run)[stream_id]["counters"]
     last = last or time.monotonic()
-    return (final["frames_processed"] - first_count) / (last - first)
+    stages = {stage: (value or {}).get("p50") for stage, value in final["stage_ms"].items()}
+    return (final["frames_processed"] - first_count) / (last - first), stages
 
 
-def executor_rate(server, workflow: dict, frames: int, size: int) -> float:
-    """The same workflow with an EmptyImage in place of the live input, queued back-to-back: frames per
-    second of ComfyUI's own execution time (each prompt's ``execution_start`` -> ``execution_success``
-    timestamps from its history, so neither the HTTP posting of this script nor the gaps between prompts
-    are counted)."""
+def write_source_frames(input_dir: Path, frames: int, size: int) -> list[str]:
+    """The synthetic source's frames as PNG files in ComfyUI's input folder: the floor runs on the same
+    pictures as the stream (a flat colour instead ran TAESD faster: content changes conv speed on CPU)."""
+    input_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for index in range(frames):
+        name = f"floor-frame-{index:05d}.png"
+        Image.fromarray(make_test_frame(index, size, size)).save(input_dir / name)
+        names.append(name)
+    return names
+
+
+def executor_rate(server, workflow: dict, frame_names: list[str]) -> dict[str, float]:
+    """The same workflow with ``LoadImage`` of the stream's frames in place of the live input and
+    ``PreviewAny`` as the output, every prompt queued at once (back-to-back, as ComfyUI runs a batch of
+    prompts): frames per second from the first prompt's ``execution_start`` to the last one's
+    ``execution_success`` (ComfyUI's own history timestamps), and of the execution time alone (the sum of
+    each prompt's start -> success: no worker loop, queue or history work between prompts)."""
     prompt = json.loads(json.dumps(workflow))
-    prompt["1"] = {
-        "class_type": "EmptyImage",
-        "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0},
-    }
+    prompt["1"] = {"class_type": "LoadImage", "inputs": {"image": frame_names[0]}}
     image = prompt["3"]["inputs"]["images"]
     prompt["3"] = {"class_type": "PreviewAny", "inputs": {"source": image}}
     server.wait_for_history(server.queue_prompt(prompt), 120)  # warm: models loaded, like the stream's
-    executing_ms = 0.0
-    for index in range(frames):  # one at a time: posting (validation on ComfyUI's loop) never overlaps
-        # mid tones: near-black flat frames make random-weight convolutions crawl (denormal floats)
-        prompt["1"]["inputs"]["color"] = 0x808080 + index * 0x010101
-        stamps = dict(server.wait_for_history(server.queue_prompt(prompt), 600)["status"]["messages"])
-        executing_ms += stamps["execution_success"]["timestamp"] - stamps["execution_start"]["timestamp"]
-    return frames / (executing_ms / 1000.0)
+    prompt_ids = []
+    for name in frame_names:
+        prompt["1"]["inputs"]["image"] = name
+        prompt_ids.append(server.queue_prompt(prompt))
+    stamps = [dict(server.wait_for_history(prompt_id, 600)["status"]["messages"]) for prompt_id in prompt_ids]
+    starts = [stamp["execution_start"]["timestamp"] for stamp in stamps]
+    ends = [stamp["execution_success"]["timestamp"] for stamp in stamps]
+    executing_ms = sum(end - begin for begin, end in zip(starts, ends, strict=True))
+    return {
+        "back_to_back_fps": len(stamps) / ((max(ends) - min(starts)) / 1000.0),
+        "execute_only_fps": len(stamps) / (executing_ms / 1000.0),
+    }
 
 
 def main() -> None:

@@ -203,27 +203,34 @@ async def cache_sizes(comfy) -> dict:
     return probe["outputs"]
 
 
-SOAK_FRAMES = 150
+SOAK_FRAMES = 150  # per stream
 
 
-@pytest.mark.parametrize("cache_mode", ["classic", "ram"])
+@pytest.mark.parametrize("cache_mode", ["classic", "lru", "ram"])
 async def test_two_model_streams_keep_cache_bookkeeping_bounded(api, relay, comfy, cache_mode):
-    """The CI version of ``bench/cache_bench.py soak``: two model streams, then ComfyUI's output cache is
-    sampled. Classic: only the latest results are kept. RAM-pressure: ComfyUI keeps every executed
-    result until RAM runs short (per-frame ones included, by its design), but the keys it tracks without
-    a result (nodes our prompts carry inert) stay bounded: nothing of ours adds a key per frame."""
-    results = await asyncio.gather(
+    """The CI version of ``bench/cache_bench.py soak``: two model streams, a few hundred frames, then
+    ComfyUI's output cache is sampled. Every frame's own results (live input and downstream: fresh keys
+    every frame) leave the cache and its bookkeeping once the frame's prompt is done
+    (``host/frame_cache.py``), so under every cache mode the output cache holds a bounded number of
+    entries and keys, not some per frame; and the streams' models stayed cached (loaded once)."""
+    # warm-up streams first: on a loaded machine the first prompt (model load, torch start-up) can outlast
+    # a short input, whose frames then all go out as warm-up placeholders without reaching the cache
+    await asyncio.gather(
+        run_counted(api, relay, comfy, unique("warm-taesd"), taesd_workflow(), 10, timeout=400),
+        run_counted(api, relay, comfy, unique("warm-up"), upscale_workflow(), 10, timeout=400),
+    )
+    (_, taesd, taesd_exec), (_, up, up_exec) = await asyncio.gather(
         run_counted(api, relay, comfy, unique("soak-taesd"), taesd_workflow(), SOAK_FRAMES, timeout=400),
         run_counted(api, relay, comfy, unique("soak-up"), upscale_workflow(), SOAK_FRAMES, timeout=400),
     )
-    processed = sum(final["counters"]["frames_processed"] for _, final, _ in results)
-    # (a loaded 2-core machine drops some frames at the hand-off: not what this test is about)
-    assert processed >= SOAK_FRAMES, [final["counters"] for _, final, _ in results]
+    processed = taesd["counters"]["frames_processed"] + up["counters"]["frames_processed"]
+    # Enough frames went through the models that a per-frame leak would show: about 4 entries and keys per
+    # frame processed under LRU / RAM-pressure before the release, so >= 160 here. (A loaded 2-core machine
+    # covers many frames with warm-up placeholders or drops them at the hand-off: not this test's matter.)
+    assert processed >= 40, [taesd["counters"], up["counters"]]
     sizes = await cache_sizes(comfy)
-    if cache_mode == "classic":
-        assert sizes["entries"] < 40, sizes  # one result per node of the last prompts, not per frame
-    else:
-        # every per-frame node result is kept (at most 5 per frame here), no key without a result
-        assert sizes["entries"] <= 5 * processed + 40, sizes
-        assert sizes["used_generation"] - sizes["entries"] < 40, sizes
-        assert sizes["timestamps"] <= sizes["entries"] + 40, sizes
+    assert sizes["entries"] < 40, sizes
+    assert sizes["used_generation"] < 40 and sizes["timestamps"] < 40 and sizes["children"] < 40, sizes
+    # the frame-independent nodes were still served from the cache: each model loaded at most once (none
+    # when still cached from the warm-up streams)
+    assert taesd_exec.counts["10"] <= 1 and up_exec.counts["20"] <= 1, (taesd_exec.counts, up_exec.counts)
