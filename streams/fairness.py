@@ -113,13 +113,16 @@ class ExecutorFairness:
 
     async def turn(self, stream_id: str) -> float:
         """Wait (bounded) while the stream is over its fair share and another has work; returns seconds."""
+        started = time.monotonic()
         waited = 0.0
         with self._lock:
             self._at_gate.add(stream_id)
         try:
+            # bounded by elapsed time, not by steps: on a busy event loop a 5 ms sleep takes far longer
+            # (counting steps let a 1 s bound last about 4 s per frame)
             while waited < self._max_wait_s and self.must_wait(stream_id):
                 await asyncio.sleep(STEP_S)
-                waited += STEP_S
+                waited = time.monotonic() - started
         finally:
             with self._lock:
                 self._at_gate.discard(stream_id)
