@@ -22,7 +22,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from .audio_out import AacToOpus, AudioBuffer, EncodedAudio, add_aac_stream, add_opus_stream
-from .types import MPEGTS_CLOCK_HZ, MPEGTS_TIME_BASE, AudioPacket, rescale
+from .types import MPEGTS_CLOCK_HZ, MPEGTS_TIME_BASE, SWSCALE_THREADS, AudioPacket, rescale
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +198,9 @@ class SegmentEncoder:
             raise RuntimeError("encoder state lost")  # unreachable: both were just opened
         # One reformatter for all frames: VideoFrame.reformat() would build a scaler context per frame.
         frame = self._reformatter.reformat(
-            av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"), format="yuv420p"
+            av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"),
+            format="yuv420p",
+            threads=SWSCALE_THREADS,
         )
         frame.pts = pts_90k
         frame.time_base = MPEGTS_TIME_BASE

@@ -8,6 +8,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from .types import SWSCALE_THREADS
+
 # A pts step this many times the nominal interval (or any step back) means the timeline restarted.
 _RESET_AFTER_INTERVALS = 150
 
@@ -56,7 +58,10 @@ class FrameConverter:
         return np.ascontiguousarray(rgb[top : top + dst_h, left : left + dst_w])
 
     def _rgb(self, frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-        return self._reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
+        scaled = self._reformatter.reformat(
+            frame, width=width, height=height, format="rgb24", threads=SWSCALE_THREADS
+        )
+        return scaled.to_ndarray()
 
 
 class FrameRateCap:
