@@ -103,8 +103,12 @@ async def collect_output(url: str, timeout: float = 60.0) -> Output:
 
     async def read() -> None:
         async for segment in subscriber:
+            # each segment is a TS of its own, as gateways read them: a track that starts in a later
+            # segment (audio whose first packet came after the first frame) is seen from there on
+            first = True
             while chunk := await segment.read_chunk():
-                decoder.feed(chunk)
+                decoder.feed(chunk, segment_start=first)
+                first = False
 
     try:
         await asyncio.wait_for(read(), timeout)

@@ -24,6 +24,7 @@ import av
 
 from .adts import parse_adts
 from .bytefeed import ByteFeed
+from .first_audio import FirstAudioGate
 from .pes_release import open_live_demuxer
 from .resize import FrameConverter, FrameRateCap, validate_target_size
 from .types import MPEGTS_TIME_BASE, AudioPacket, DecodedFrame, DecoderStats
@@ -67,6 +68,8 @@ class StreamDecoder:
     ) -> None:
         self._target = validate_target_size(width, height)
         self._on_frame = on_frame
+        self._first_audio = FirstAudioGate(self._deliver)  # the output starts with its sound (first_audio.py)
+        self._audio_expected = False
         self._on_audio = on_audio
         self._on_finished = on_finished
         self._threads = max(1, int(threads))
@@ -193,12 +196,15 @@ class StreamDecoder:
                 break
         if decoder is not None and not self._stop_requested:
             self._decode_packet(decoder, None, MPEGTS_TIME_BASE)
+        if not self._stop_requested:
+            self._first_audio.flush()
 
     def _demux(
         self, container: av.container.InputContainer, decoder: av.CodecContext | None
     ) -> av.CodecContext | None:
         video = next((s for s in container.streams if s.type == "video"), None)
         audio = next((s for s in container.streams if s.type == "audio"), None)
+        self._audio_expected = audio is not None and self._on_audio is not None
         if video is None and audio is None:
             return decoder
         wanted = [s for s in (video, audio) if s is not None]
@@ -278,6 +284,9 @@ class StreamDecoder:
         )
         self._next_index += 1
         self._stats.emitted += 1
+        self._first_audio.frame(decoded, self._audio_expected)
+
+    def _deliver(self, decoded: DecodedFrame) -> None:
         try:
             self._on_frame(decoded)
         except Exception:
@@ -335,6 +344,7 @@ class StreamDecoder:
         except Exception:
             self._stats.callback_errors += 1
             logger.exception("on_audio callback failed")
+        self._first_audio.audio_arrived()
 
 
 def decode_bytes(
