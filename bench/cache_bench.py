@@ -40,8 +40,7 @@ from comfy_trickle.devtools.tiny_models import (
     taesd_workflow,
     upscale_workflow,
 )
-from comfy_trickle.media.synthetic import SyntheticConfig, SyntheticSource, make_test_frame
-from comfy_trickle.trickle.publisher import TricklePublisher
+from comfy_trickle.media.synthetic import make_test_frame
 from comfy_trickle.trickle.relay_server import serve_relay
 from PIL import Image
 
@@ -145,35 +144,6 @@ class ProcessedGate:
                 await asyncio.sleep(0.1)
 
 
-async def publish_gated(url: str, frames: int, size: int, fps: float, gate: ProcessedGate) -> None:
-    """The synthetic source at most at ``fps`` (real time), each segment held back by ``gate``."""
-    source = SyntheticSource(SyntheticConfig(width=size, height=size, fps=fps, audio=None))
-    publisher = TricklePublisher(url)
-    segment = None
-    started = time.monotonic()
-    held_s = 0.0
-    try:
-        for chunk in source.chunks(frames):
-            if chunk.starts_segment or segment is None:
-                if segment is not None:
-                    await segment.close()
-                waited = time.monotonic()
-                await gate.wait_for(chunk.frame_index)
-                held_s += time.monotonic() - waited
-                segment = await publisher.open_segment()
-            delay = chunk.media_time + held_s - (time.monotonic() - started)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await segment.write(chunk.data)
-            if chunk.ends_segment:
-                await segment.close()
-                segment = None
-        if segment is not None:
-            await segment.close()
-    finally:
-        await publisher.close(delete_channel=True)
-
-
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     samples = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,7 +189,13 @@ def soak_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def gated_run(api, relay, stream_ids: list[str], frames: int, fps: float, gate: ProcessedGate) -> dict:
     await asyncio.gather(
-        *(publish_gated(relay.channel_url(f"{s}-in"), frames, 64, fps, gate) for s in stream_ids)
+        *(
+            publish_synthetic(
+                relay.channel_url(f"{s}-in"), frames, width=64, height=64, fps=fps,
+                before_segment=gate.wait_for,
+            )
+            for s in stream_ids
+        )
     )
     return {s: await api.wait_state(s, {"completed", "error", "stopped"}, timeout=600) for s in stream_ids}
 

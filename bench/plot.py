@@ -174,17 +174,11 @@ def render_png(results: dict[str, Any], path: Path) -> None:
         ),
         _bar_panel("5. CPU ms per frame (passthrough, fed at 120 fps) vs codec floor", "ms", cost),
     ]
-    page = Image.new("RGB", (PANEL_W * 2, PANEL_H * 2 + 30), "white")
-    ImageDraw.Draw(page).text(
-        (10, 8),
+    _save_page(
+        panels,
         f"comfy-trickle benchmark {results['started']} (medians of {results['plan']['repeat']} runs)",
-        fill="black",
-        font=_font(),
+        path,
     )
-    for i, panel in enumerate(panels):
-        page.paste(panel, ((i % 2) * PANEL_W, 30 + (i // 2) * PANEL_H))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.save(path)
 
 
 SERIES_COLOURS = [COLOURS["ours"], COLOURS["pytrickle"], COLOURS["ours invert"], (244, 165, 130)]
@@ -315,14 +309,18 @@ def render_scaling_png(results: dict[str, Any], path: Path) -> None:
             [(f"all {cores / 100:g} cores", cores)],
         ),
     ]
-    page = Image.new("RGB", (PANEL_W * 2, PANEL_H * 2 + 30), "white")
-    ImageDraw.Draw(page).text(
-        (10, 8),
+    _save_page(
+        panels,
         f"comfy-trickle scaling: concurrent {SCALING_FPS:g} fps passthrough streams, {results['started']} "
         f"(medians of {results['plan']['repeat']} runs)",
-        fill="black",
-        font=_font(),
+        path,
     )
+
+
+def _save_page(panels: list[Image.Image], title: str, path: Path) -> None:
+    """Four panels, two by two, under a title line, written to ``path``."""
+    page = Image.new("RGB", (PANEL_W * 2, PANEL_H * 2 + 30), "white")
+    ImageDraw.Draw(page).text((10, 8), title, fill="black", font=_font())
     for i, panel in enumerate(panels):
         page.paste(panel, ((i % 2) * PANEL_W, 30 + (i // 2) * PANEL_H))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,19 +63,30 @@ async def publish_synthetic(
     audio: str | None = None,
     realtime: bool = True,
     end: bool = True,
+    before_segment: Callable[[int], Awaitable[None]] | None = None,
 ) -> SyntheticSource:
-    """Publish ``frame_count`` frames of the test pattern (paced in real time), then end the channel."""
+    """Publish ``frame_count`` frames of the test pattern (paced in real time), then end the channel.
+
+    ``before_segment(frame_index)`` is awaited before each segment opens (e.g. a bench holding the source
+    back); the time it takes shifts the real-time pacing of everything after it.
+    """
     source = SyntheticSource(SyntheticConfig(width=width, height=height, fps=fps, audio=audio))
     publisher = TricklePublisher(url)
     started = time.monotonic()
+    held_s = 0.0
     segment = None
     try:
         for chunk in source.chunks(frame_count):
+            opens = chunk.starts_segment or segment is None
+            if opens and before_segment is not None:
+                waited = time.monotonic()
+                await before_segment(chunk.frame_index)
+                held_s += time.monotonic() - waited
             if realtime:
-                delay = chunk.media_time - (time.monotonic() - started)
+                delay = chunk.media_time + held_s - (time.monotonic() - started)
                 if delay > 0:
                     await asyncio.sleep(delay)
-            if chunk.starts_segment or segment is None:
+            if opens:
                 segment = await publisher.open_segment()
             await segment.write(chunk.data)
             if chunk.ends_segment:
