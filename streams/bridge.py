@@ -38,6 +38,8 @@ _TICKETS = itertools.count(1)
 
 # (ticket, the ticket's input frame, the images TrickleOutput received); called on ComfyUI's worker thread
 OutputCallback = Callable[[int, InputFrame, Any], None]
+# asked once, on ComfyUI's worker thread, when a ticket's prompt starts: True withdraws the frame
+WithdrawCheck = Callable[[], bool]
 
 
 class FrameBridge:
@@ -50,16 +52,21 @@ class FrameBridge:
         self._changed = threading.Condition()
         self._pending: dict[int, InputFrame] = {}
         self._secrets: dict[int, str] = {}
+        self._withdraw_checks: dict[int, WithdrawCheck] = {}
         self._latest: InputFrame | None = None
         self._closed = False
 
     # --- session side -------------------------------------------------------------------------------
-    def open_ticket(self, frame: InputFrame) -> int:
-        """Register the frame a prompt is about to be queued for; returns its ticket."""
+    def open_ticket(self, frame: InputFrame, withdraw_if: WithdrawCheck | None = None) -> int:
+        """Register the frame a prompt is about to be queued for; returns its ticket. ``withdraw_if``:
+        asked when the prompt starts (a frame queued behind another of its stream's prompts is withdrawn
+        if that one failed: ComfyUI records the failure before it starts the next prompt)."""
         ticket = next(_TICKETS)
         with self._changed:
             self._pending[ticket] = frame
             self._secrets[ticket] = secrets.token_urlsafe(24)
+            if withdraw_if is not None:
+                self._withdraw_checks[ticket] = withdraw_if
             self._latest = frame
             self._changed.notify_all()
         return ticket
@@ -73,6 +80,7 @@ class FrameBridge:
         with self._changed:
             self._pending.pop(ticket, None)
             self._secrets.pop(ticket, None)
+            self._withdraw_checks.pop(ticket, None)
 
     def note_latest(self, frame: InputFrame) -> None:
         """Remember the newest decoded frame (served to UI-queued prompts that name this stream)."""
@@ -86,6 +94,7 @@ class FrameBridge:
             self._closed = True
             self._pending.clear()
             self._secrets.clear()
+            self._withdraw_checks.clear()
             self._latest = None
             self._changed.notify_all()
 
@@ -101,6 +110,11 @@ class FrameBridge:
         deadline = time.monotonic() + timeout
         with self._changed:
             self._check_access(ticket, secret)
+            withdraw_if = self._withdraw_checks.pop(ticket, None)
+        # (asked outside the lock: it may take the host's queue lock)
+        if withdraw_if is not None and withdraw_if():
+            self.close_ticket(ticket)
+        with self._changed:
             while True:
                 if self._closed:
                     raise StreamNotBound(f"Stream {self.stream_id!r} stopped.")

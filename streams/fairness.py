@@ -111,6 +111,11 @@ class ExecutorFairness:
             self._prune(self._clock())
             return self._share_locked(stream_id) > 1.0 / streams + SHARE_SLACK
 
+    def others_ready(self, stream_id: str) -> bool:
+        """Whether another stream has a frame ready and not yet queued (it would use the executor)."""
+        with self._lock:
+            return self._others_ready(stream_id)
+
     async def turn(self, stream_id: str) -> float:
         """Wait (bounded) while the stream is over its fair share and another has work; returns seconds."""
         started = time.monotonic()

@@ -108,19 +108,35 @@ class FrameHandoff:
 
     async def get(self) -> InputFrame | None:
         """The oldest frame still within the backlog bound, or None at end of input / after close."""
+        while await self.wait_for_frame():
+            frame = self.take_nowait()
+            if frame is not None:
+                return frame
+        return None
+
+    def take_nowait(self) -> InputFrame | None:
+        """The oldest frame still within the backlog bound (older ones are dropped), or None if none."""
+        with self._lock:
+            if self._closed:
+                return None
+            while len(self._frames) > 1 and (
+                self._frames[-1].media_time - self._frames[0].media_time > self._max_backlog_s
+            ):
+                self._frames.popleft()
+                self.dropped += 1
+            return self._frames.popleft() if self._frames else None
+
+    async def wait_for_frame(self) -> bool:
+        """Until a frame is queued (True) or none will come any more (False: ended and drained, or
+        closed); takes nothing."""
         while True:
             with self._lock:
                 if self._closed:
-                    return None
-                while len(self._frames) > 1 and (
-                    self._frames[-1].media_time - self._frames[0].media_time > self._max_backlog_s
-                ):
-                    self._frames.popleft()
-                    self.dropped += 1
+                    return False
                 if self._frames:
-                    return self._frames.popleft()
+                    return True
                 if self._ended:
-                    return None
+                    return False
                 self._ready.clear()
             await self._ready.wait()
 

@@ -1,4 +1,14 @@
-"""The loop that feeds one stream's frames into ComfyUI's queue: one prompt per frame, one at a time.
+"""The loop that feeds one stream's frames into ComfyUI's queue: one prompt per frame.
+
+Look-ahead (decision): while a frame's prompt runs, the stream's next frame, once it is in hand, gets its
+prompt queued behind it, so ComfyUI starts it the moment the running one ends instead of idling until
+the event loop has seen that output and queued the next. At most one prompt waits ahead, and only while
+no other stream has a frame ready (their prompts keep the executor busy anyway, and a deeper queue would
+only add latency), never while a slow warm-up is being covered. The frame queued ahead is the one the
+stream would take next anyway (the hand-off is FIFO within its backlog bound), so nothing gets older. If
+the prompt it waits behind fails, it is withdrawn: ComfyUI records the failure in its history before it
+starts the next prompt, and the frame's ``TrickleInput`` asks for it (``FrameBridge.open_ticket``'s
+``withdraw_if``), so a failing stream never runs a frame past the failure.
 
 Completion detection (decision):
 - Fast path: ``TrickleOutput`` hands its frame to the session on the worker thread, which wakes this
@@ -20,6 +30,7 @@ import collections
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .bridge import FrameBridge
 from .context import SessionContext
@@ -48,6 +59,16 @@ def _pixels(frame: InputFrame) -> int:
     if shape is None or len(shape) < 2:
         return INLINE_PREPARE_MAX_PIXELS + 1  # unknown size: keep it off the loop
     return int(shape[0]) * int(shape[1])
+
+
+@dataclass(slots=True)
+class QueuedFrame:
+    """A frame whose prompt is in ComfyUI's queue."""
+
+    frame: InputFrame
+    ticket: int
+    prompt_id: str
+    waiter: asyncio.Future[None]
 
 
 class PromptPump:
@@ -82,8 +103,10 @@ class PromptPump:
         self._waiters: dict[int, asyncio.Future[None]] = {}
         # prompts whose output arrived but which ComfyUI may still be finishing: (prompt id, ticket)
         self._finishing: collections.deque[tuple[str, int]] = collections.deque()
-        self._in_flight: tuple[str, int] | None = None
+        self._current: QueuedFrame | None = None  # the frame whose output the pump waits for
+        self._ahead: QueuedFrame | None = None  # the next frame, queued behind it (see the docstring)
         self.prompts_submitted = 0
+        self.prompts_ahead = 0  # of those, queued ahead (tests, bench)
 
     # --- any thread -------------------------------------------------------------------------------------
     def output_arrived(self, ticket: int) -> None:
@@ -111,12 +134,13 @@ class PromptPump:
             failure = self._reap_finishing()
             if failure is not None:
                 return failure
-            frame = await self._handoff.get()
-            if frame is None:
-                break
-            self._switch_generation()
-            await self._prepare(frame)
-            failure = await self._run_frame(frame)
+            queued, self._ahead = self._ahead, None
+            if queued is None:
+                frame = await self._handoff.get()
+                if frame is None:
+                    break
+                queued = await self._queue_frame(frame)
+            failure = await self._finish_frame(queued)
             if failure is not None:
                 return failure
         return await self._drain()
@@ -142,23 +166,45 @@ class PromptPump:
         else:
             await asyncio.to_thread(prepare_frame, frame)
 
-    async def _run_frame(self, frame: InputFrame) -> PromptOutcome | None:
-        """Queue the frame's prompt and wait for its output or its end; a node's failure is returned."""
+    async def _queue_frame(self, frame: InputFrame, behind: str | None = None) -> QueuedFrame:
+        """Prepare the frame and queue its prompt (``behind``: the id of the stream's prompt it follows)."""
         assert self._loop is not None  # noqa: S101 - set by run()
-        ticket = self._bridge.open_ticket(frame)
+        self._switch_generation()
+        await self._prepare(frame)
+        withdraw_if = None
+        if behind is not None:
+            runner = self._runner
+
+            def withdraw_if() -> bool:
+                return runner.outcome(behind).state is PromptState.ERROR
+
+        ticket = self._bridge.open_ticket(frame, withdraw_if)
         waiter = self._loop.create_future()
         self._waiters[ticket] = waiter
         try:
             await self._context.fairness.turn(self._builder.stream_id)  # fair share (streams.fairness)
             prompt_id = self._submit(frame, ticket)
-            outcome = await self._await_frame(prompt_id, ticket, waiter, frame)
-        finally:
+        except BaseException:
             self._waiters.pop(ticket, None)
+            self._bridge.close_ticket(ticket)
+            raise
+        return QueuedFrame(frame, ticket, prompt_id, waiter)
+
+    async def _finish_frame(self, queued: QueuedFrame) -> PromptOutcome | None:
+        """Wait for the frame's output or its prompt's end; a node's failure is returned."""
+        self._current = queued
+        try:
+            outcome = await self._await_frame(queued)
+        finally:
+            self._waiters.pop(queued.ticket, None)
         # (left set if cancelled: ``abandon`` then forgets the prompt)
-        self._in_flight = None
+        self._current = None
+        prompt_id, ticket = queued.prompt_id, queued.ticket
         if outcome is None:
             self._finishing.append((prompt_id, ticket))
             return None
+        if outcome.state is PromptState.ERROR:
+            self._withdraw_ahead()  # before the failed prompt's history goes (its check reads it)
         self._bridge.close_ticket(ticket)
         self._runner.forget(prompt_id)
         if outcome.state is PromptState.ERROR:
@@ -179,31 +225,64 @@ class PromptPump:
             prompt, self._builder.output_ids, self._client_id, self._bridge.ticket_secret(ticket)
         )
         self.prompts_submitted += 1
-        self._in_flight = (prompt_id, ticket)
         return prompt_id
 
-    async def _await_frame(
-        self, prompt_id: str, ticket: int, waiter: asyncio.Future[None], frame: InputFrame
-    ) -> PromptOutcome | None:
-        """None once the output arrived; otherwise the outcome of a prompt that ended without one."""
+    async def _await_frame(self, queued: QueuedFrame) -> PromptOutcome | None:
+        """None once the output arrived; otherwise the outcome of a prompt that ended without one.
+        Meanwhile the stream's next frame may be queued ahead (see the module docstring)."""
         delay = POLL_FIRST_S
-        queued = time.monotonic()
-        while True:
-            covering = self._cover is not None and self._warming is not None and self._warming()
-            try:
+        started = time.monotonic()
+        waiter, next_frame = queued.waiter, None
+        look_ahead = True  # until the input has no more frames
+        try:
+            while True:
+                covering = self._cover is not None and self._warming is not None and self._warming()
                 wait = min(delay, COVER_TICK_S) if covering else delay
-                await asyncio.wait_for(asyncio.shield(waiter), wait)
-                return None
-            except asyncio.TimeoutError:  # noqa: UP041 - distinct from TimeoutError on Python 3.10
-                pass
-            if covering and time.monotonic() - queued >= COVER_AFTER_S:
-                self._cover_waiting(frame)
-            outcome = self._runner.outcome(prompt_id)
-            if outcome.finished:
-                # the output may have been scheduled between the timeout and the look-up
-                await asyncio.sleep(0)
-                return None if waiter.done() else outcome
-            delay = min(delay * 2, POLL_MAX_S)
+                if look_ahead and next_frame is None and self._may_look_ahead(covering):
+                    next_frame = asyncio.ensure_future(self._handoff.wait_for_frame())
+                waits = {waiter} if next_frame is None else {waiter, next_frame}
+                await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                if waiter.done():
+                    return None
+                if next_frame is not None and next_frame.done():
+                    look_ahead, next_frame = next_frame.result(), None
+                    if look_ahead and self._may_look_ahead(covering):
+                        await self._queue_ahead(queued)
+                    continue  # the output may have come meanwhile; the timeout starts again
+                if covering and time.monotonic() - started >= COVER_AFTER_S:
+                    self._cover_waiting(queued.frame)
+                outcome = self._runner.outcome(queued.prompt_id)
+                if outcome.finished:
+                    # the output may have been scheduled between the timeout and the look-up
+                    await asyncio.sleep(0)
+                    return None if waiter.done() else outcome
+                delay = min(delay * 2, POLL_MAX_S)
+        finally:
+            if next_frame is not None:
+                next_frame.cancel()
+
+    def _may_look_ahead(self, covering: bool) -> bool:
+        return (
+            self._ahead is None
+            and not covering
+            and not self._context.fairness.others_ready(self._builder.stream_id)
+        )
+
+    async def _queue_ahead(self, behind: QueuedFrame) -> None:
+        frame = self._handoff.take_nowait()
+        if frame is None:
+            return
+        self._ahead = await self._queue_frame(frame, behind=behind.prompt_id)
+        self.prompts_ahead += 1
+
+    def _withdraw_ahead(self) -> None:
+        """The prompt the ahead frame waits behind failed: that frame never runs (see the docstring)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            self._waiters.pop(ahead.ticket, None)
+            self._bridge.close_ticket(ahead.ticket)
+            self._runner.forget(ahead.prompt_id)
+            self._counters.frame_dropped()
 
     def _cover_waiting(self, frame: InputFrame) -> None:
         """The warming generation is slow: ``frame`` and every newer frame go out as placeholders."""
@@ -221,10 +300,11 @@ class PromptPump:
             if not outcome.finished:
                 break
             self._finishing.popleft()
+            if outcome.state is PromptState.ERROR and failure is None:
+                self._withdraw_ahead()  # before the failed prompt's history goes (its check reads it)
+                failure = outcome
             self._bridge.close_ticket(ticket)
             self._runner.forget(prompt_id)
-            if outcome.state is PromptState.ERROR and failure is None:
-                failure = outcome
         return failure
 
     async def _drain(self) -> PromptOutcome | None:
@@ -241,8 +321,12 @@ class PromptPump:
         """On stop: forget every prompt of ours (queued ones leave the queue; a running one's history
         entry is deleted when it finishes)."""
         pending = list(self._finishing)
-        if self._in_flight is not None:
-            pending.append(self._in_flight)
+        if self._current is not None:
+            pending.append((self._current.prompt_id, self._current.ticket))
+        if self._ahead is not None:  # queued, never to come out (like the frames left in the hand-off)
+            pending.append((self._ahead.prompt_id, self._ahead.ticket))
+            self._counters.frame_dropped()
+        self._current = self._ahead = None
         self._finishing.clear()
         for prompt_id, ticket in pending:
             self._bridge.close_ticket(ticket)

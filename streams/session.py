@@ -3,7 +3,8 @@
 Threads and tasks of a session (all freed by ``stop``):
 - the ingest's decode thread calls ``_on_frame``/``_on_audio`` (frames go to the ``FrameHandoff``,
   audio straight to the egress so it stays on the input timeline);
-- the pump task (on the event loop) queues each frame's prompt into ComfyUI's own queue, one in flight;
+- the pump task (on the event loop) queues each frame's prompt into ComfyUI's own queue (at most one
+  more waits behind the running one: ``pump``'s look-ahead);
 - ComfyUI's worker thread runs the prompt; ``TrickleOutput`` calls ``_on_output`` (never blocks);
 - the egress thread converts, encodes (output pts = input pts) and publishes;
 - the supervisor task turns how the pump ended into the final state.

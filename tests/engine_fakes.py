@@ -43,6 +43,9 @@ class FakeRunner:
         self.interrupt_on: set[int] = set()
         self.slow_on: dict[int, float] = {}
         self.validation_errors: dict = {}
+        self.inputs_taken: list[int] = []  # pixel values of the frames the prompts' inputs received
+        self.waiting_when_started: list[int] = []  # prompts queued behind each prompt as it started
+        self.successor_queued: list[bool] = []  # per finished prompt: another one was already queued
         self._queue: queue.Queue = queue.Queue()
         self._running: str | None = None
         self._queued: set[str] = set()
@@ -99,10 +102,12 @@ class FakeRunner:
                     continue  # forgotten while queued
                 self._queued.discard(prompt_id)
                 self._running = prompt_id
+                self.waiting_when_started.append(len(self._queued))
             outcome = self._execute(prompt, outputs, secret)
             with self._lock:
                 self._running = None
                 self.history[prompt_id] = {"outcome": outcome}
+                self.successor_queued.append(bool(self._queued))
 
     def _execute(self, prompt, outputs, secret):
         input_id = next(
@@ -117,6 +122,7 @@ class FakeRunner:
         except Exception as err:
             return PromptOutcome(PromptState.ERROR, input_id, "TrickleInput", str(err))
         value = int(frame.image[0, 0, 0])
+        self.inputs_taken.append(value)
         time.sleep(self.slow_on.get(value, 0.001))
         if value in self.interrupt_on:
             return PromptOutcome(PromptState.INTERRUPTED, input_id, "TrickleInput", "interrupted")

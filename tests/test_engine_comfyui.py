@@ -211,6 +211,48 @@ async def test_node_error_stops_only_its_stream(api, relay):
     assert len(broken_out.frames) == 9  # frames before the failure went out, then the channel ended
 
 
+async def test_next_frame_waits_in_comfyuis_queue_and_is_withdrawn_when_the_one_before_fails(api, relay):
+    """While a frame's prompt runs, the stream's next frame (already decoded) waits in ComfyUI's queue, so
+    the executor starts it without a round trip through the event loop; when the running prompt fails,
+    that next frame is withdrawn and never reaches a node."""
+    tag = f"ahead{time.monotonic_ns()}"
+    workflow = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+        "2": {"class_type": "TrickleTestHoldAt", "inputs": {"image": ["1", 0], "tag": tag, "hold_at": 3}},
+        "3": {"class_type": "TrickleTestFailAt", "inputs": {"image": ["2", 0], "tag": tag, "fail_at": 5}},
+        "4": {"class_type": "TrickleOutput", "inputs": {"images": ["3", 0], "stream_id": ""}},
+    }
+    sub_url, pub_url = stream_channels(relay, "ahead")
+    status, body = await api.start("ahead", sub_url, pub_url, workflow, SIZE, SIZE, max_backlog_s=NO_DROPS)
+    assert status == 200, body
+    collector = asyncio.create_task(collect_output(pub_url))
+    # every frame at once: the stream always has its next frame in hand
+    publisher = asyncio.create_task(publish_synthetic(sub_url, 30, width=SIZE, height=SIZE, fps=1000.0))
+    try:
+        await wait_for_count(api, f"hold:{tag}:started")  # frame 3's prompt is running, held
+        client_id = "comfy-trickle:ahead"
+        deadline = time.monotonic() + 10
+        while True:
+            _, queue = await api.call("GET", "/queue")
+            running = [item for item in queue["queue_running"] if item[3].get("client_id") == client_id]
+            pending = [item for item in queue["queue_pending"] if item[3].get("client_id") == client_id]
+            if pending or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert len(running) == 1 and len(pending) == 1, queue  # one frame ahead, no more
+    finally:
+        await api.call("POST", f"/trickle-test/release/{tag}")
+    final = await api.wait_state("ahead", {"completed", "error"})
+    await publisher
+    output = await asyncio.wait_for(collector, 60)
+    assert final["state"] == "error"
+    assert final["error"]["node_type"] == "TrickleTestFailAt"
+    _, counts = await api.call("GET", "/trickle-test/counts")
+    # frame 5 failed; frame 6, queued behind it, never ran (without the withdrawal it ran and failed too)
+    assert counts[f"fail:{tag}"] == 5, counts
+    assert [read_frame_index(frame.rgb) for frame in output.frames] == [0, 1, 2, 3]
+
+
 async def test_stop_while_a_prompt_runs_is_quick_and_frees_everything(api, relay, comfyui):
     tag = f"busy{time.monotonic_ns()}"
     sub_url, pub_url = stream_channels(relay, "busy")

@@ -254,6 +254,51 @@ async def test_node_error_puts_stream_in_error_with_node_and_message(engine):
     assert media["a"][1].closed
 
 
+async def test_a_backlogged_stream_keeps_one_prompt_waiting_behind_the_running_one(engine):
+    registry, runner, media, frames = engine
+    frames["a"] = [frame_of(i) for i in range(10)]  # all decoded long before the prompts finish
+    runner.slow_on.update(dict.fromkeys(range(10), 0.1))
+    await registry.start(make_config("a"))
+    assert await registry.session("a").wait_finished(10)
+    assert registry.status("a")["state"] == "completed"
+    assert [w[0] for w in media["a"][1].written] == [255 - i for i in range(10)]  # in order, none lost
+    # the executor found the next frame's prompt already queued as each one ended (the first frames may
+    # be slower on a loaded machine), and never more than one
+    assert sum(runner.successor_queued[:-1]) >= 7, runner.successor_queued
+    assert max(runner.waiting_when_started) <= 1, runner.waiting_when_started
+
+
+async def test_the_frame_queued_behind_a_failing_prompt_never_runs(engine):
+    registry, runner, media, frames = engine
+    frames["a"] = [frame_of(i) for i in range(10)]
+    runner.slow_on.update(dict.fromkeys(range(10), 0.05))
+    runner.fail_on[3] = ("ct1_7", "Boom", "frame three broke")
+    await registry.start(make_config("a"))
+    assert await registry.session("a").wait_finished(10)
+    status = registry.status("a")
+    assert status["state"] == "error" and status["error"]["message"] == "frame three broke"
+    assert runner.successor_queued[3] is True  # frame 4 was waiting behind frame 3 ...
+    assert runner.inputs_taken == [0, 1, 2, 3]  # ... and never reached its input node
+    assert [w[0] for w in media["a"][1].written] == [255, 254, 253]
+
+
+def test_bridge_asks_a_tickets_withdraw_check_once_after_the_access_check():
+    bridge = FrameBridge("s", lambda *args: None)
+    asked = []
+    keep = bridge.open_ticket(input_frame(1, 0.0), lambda: asked.append("keep") or False)
+    drop = bridge.open_ticket(input_frame(2, 0.0), lambda: asked.append("drop") or True)
+    with pytest.raises(StreamAccessDenied):  # a prompt without the secret learns nothing, asks nothing
+        bridge.input_frame(drop, 0.1, "guess")
+    assert asked == []
+    assert bridge.input_frame(keep, 0.1, bridge.ticket_secret(keep)).index == 1
+    assert bridge.input_frame(keep, 0.1, bridge.ticket_secret(keep)).index == 1  # asked once only
+    secret = bridge.ticket_secret(drop)
+    with pytest.raises(StreamNotBound, match=f"Frame {drop} of stream 's' was withdrawn"):
+        bridge.input_frame(drop, 30.0, secret)
+    assert asked == ["keep", "drop"]
+    assert bridge.deliver(drop, "x", secret) is False  # nothing of a withdrawn frame goes out
+
+
 async def test_interrupted_frame_is_dropped_and_stream_goes_on(engine):
     registry, runner, media, _ = engine
     runner.interrupt_on.add(3)
