@@ -19,27 +19,41 @@ What is carried, and why only that:
 - In the other direction, the host adds every live stream's frame-independent nodes to each user prompt
   (``for_user_prompt``), so a click on Run does not evict a stream's loaded models.
 
+Fingerprints are pinned: ComfyUI computes a node's fingerprint (``IS_CHANGED``) for every node of every
+prompt unless the node object already holds one (``is_changed``, which ComfyUI writes into it). For
+``LoadImage`` that is a SHA-256 of the image file: a user prompt loading a 2048x2048 PNG, carried in every
+frame's prompt, halved a 256x256 stream's rate (122 -> 61 fps, compact upscaler). So a stream's carried
+nodes are copies made once and reused by its prompts (``PromptBuilder.build`` does not copy them again):
+ComfyUI fingerprints each copy on its first prompt, and later prompts reuse that. The copies are renewed
+every ``PIN_REFRESH_S``, so a file changed on disk is seen within that time (until then the carried key
+keeps the entry of the previous contents alive, which is what it is carried for).
+
 Thread model: everything here runs on the event loop that serves ComfyUI (the pump, and ComfyUI's
 on-prompt handlers inside ``POST /prompt``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 # a stream's frame-independent nodes (namespaced), read when needed so a workflow update is seen at once
 NodesSource = Callable[[], dict[str, Any]]
 
+PIN_REFRESH_S = 1.0
+
 
 class CacheKeepAlive:
     """The nodes to carry inert in each prompt: per live stream, and the last user prompt."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._streams: dict[str, NodesSource] = {}
         self._user_nodes: dict[str, Any] = {}
-        # per stream: (what the merge was built from, the merged nodes); rebuilt when a source changed
-        self._merged: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        # per stream: (what the merge was built from, when, the merged copies); rebuilt when a source
+        # changed or the copies are older than PIN_REFRESH_S (see the module docstring)
+        self._merged: dict[str, tuple[tuple[Any, ...], float, dict[str, Any]]] = {}
 
     def add_stream(self, stream_id: str, source: NodesSource) -> None:
         """Carry this stream's frame-independent nodes in others' prompts from now on."""
@@ -55,20 +69,18 @@ class CacheKeepAlive:
 
     def for_stream(self, stream_id: str) -> dict[str, Any]:
         """Inert nodes for one frame of ``stream_id``: other streams' frame-independent nodes and the last
-        user prompt's nodes (the stream's own nodes, added by its builder, win on an id clash)."""
+        user prompt's nodes (the stream's own nodes, added by its builder, win on an id clash). The node
+        objects are this stream's own copies, shared by its prompts until renewed (pinned fingerprints)."""
         sources = [(other, source()) for other, source in self._streams.items() if other != stream_id]
         key = (*(nodes for _other, nodes in sources), self._user_nodes)  # compared by identity
+        now = self._clock()
         cached = self._merged.get(stream_id)
-        if (
-            cached is not None
-            and len(cached[0]) == len(key)
-            and all(a is b for a, b in zip(cached[0], key, strict=True))
-        ):
-            return cached[1]
-        merged: dict[str, Any] = dict(self._user_nodes)
-        for _other, nodes in sources:
-            merged.update(nodes)
-        self._merged[stream_id] = (key, merged)
+        if cached is not None and now - cached[1] < PIN_REFRESH_S and _same_objects(cached[0], key):
+            return cached[2]
+        merged: dict[str, Any] = {}
+        for nodes in (self._user_nodes, *(nodes for _other, nodes in sources)):
+            merged.update((node_id, dict(node)) for node_id, node in nodes.items())
+        self._merged[stream_id] = (key, now, merged)
         return merged
 
     def for_user_prompt(self, prompt: dict[str, Any]) -> dict[str, Any]:

@@ -201,8 +201,10 @@ class PromptBuilder:
 
     def build(self, ticket: int, inert: dict[str, Any] | None = None) -> dict[str, Any]:
         """The prompt for one frame: this stream's nodes bound to ``ticket``, plus ``inert`` nodes."""
-        # one copy per node: ComfyUI writes each node's fingerprint (``is_changed``) into the prompt's nodes
-        prompt: dict[str, Any] = {node_id: dict(node) for node_id, node in inert.items()} if inert else {}
+        # The inert nodes are the keep-alive's copies, used as they are: ComfyUI writes each node's
+        # fingerprint (``is_changed``) into it once and reuses it (``streams.keepalive``). This stream's
+        # own nodes are copied per frame, so their fingerprints are taken afresh, as for any prompt.
+        prompt: dict[str, Any] = dict(inert) if inert else {}
         for node_id, node in self._template.items():
             prompt[node_id] = {**node, "inputs": dict(node["inputs"])}
         for live_id in self._live_ids:

@@ -9,7 +9,7 @@ import time
 
 from comfy_trickle.host.on_prompt import install_keepalive_handler, keepalive_handler
 from comfy_trickle.streams.fairness import ExecutorFairness
-from comfy_trickle.streams.keepalive import CacheKeepAlive
+from comfy_trickle.streams.keepalive import PIN_REFRESH_S, CacheKeepAlive
 from comfy_trickle.streams.workflow import PromptBuilder, prepare_workflow
 
 LIVE = {
@@ -57,6 +57,36 @@ def test_a_stream_carries_others_frame_independent_nodes_and_the_last_user_promp
     assert "is_changed" not in a.build(2)["ct1_5"]
     keepalive.remove_stream("a")
     assert "ct1_5" not in keepalive.for_stream("b")
+
+
+def test_carried_copies_keep_the_fingerprint_comfyui_wrote_until_renewed():
+    """ComfyUI fingerprints a node (e.g. LoadImage: a SHA-256 of its file) unless the node object holds
+    ``is_changed`` already; a stream's carried copies are shared by its prompts, so that happens once per
+    PIN_REFRESH_S instead of every frame."""
+    now = [100.0]
+    keepalive = CacheKeepAlive(clock=lambda: now[0])
+    a, b = builder("ct1_", "a"), builder("ct2_", "b")
+    keepalive.add_stream("a", a.frame_independent_nodes)
+    keepalive.add_stream("b", b.frame_independent_nodes)
+    keepalive.remember_user_prompt({"u1": {"class_type": "LoadImage", "inputs": {"image": "big.png"}}})
+    first = b.build(1, keepalive.for_stream("b"))
+    first["u1"]["is_changed"] = ["sha256 of big.png"]  # as ComfyUI's IsChangedCache does
+    first["ct1_5"]["is_changed"] = ["a's loader"]
+    first["ct2_5"]["is_changed"] = ["b's own loader"]
+    now[0] += PIN_REFRESH_S / 2
+    second = b.build(2, keepalive.for_stream("b"))
+    assert second["u1"]["is_changed"] == ["sha256 of big.png"]  # carried: pinned
+    assert second["ct1_5"]["is_changed"] == ["a's loader"]
+    assert "is_changed" not in second["ct2_5"]  # the stream's own nodes: fingerprinted every frame
+    assert second["ct2_1"] is not first["ct2_1"] and second["ct2_1"]["inputs"]["frame_ticket"] == 2
+    # the sources never see what ComfyUI wrote: a's own prompts, other streams' copies, a new user prompt
+    assert "is_changed" not in a.build(3, keepalive.for_stream("a"))["ct1_5"]
+    assert "is_changed" not in keepalive.for_stream("a")["u1"]
+    now[0] += PIN_REFRESH_S
+    renewed = b.build(4, keepalive.for_stream("b"))
+    assert "is_changed" not in renewed["u1"] and "is_changed" not in renewed["ct1_5"]
+    keepalive.remember_user_prompt({"u1": {"class_type": "LoadImage", "inputs": {"image": "other.png"}}})
+    assert b.build(5, keepalive.for_stream("b"))["u1"]["inputs"] == {"image": "other.png"}  # at once
 
 
 def test_the_on_prompt_handler_adds_streams_constants_and_remembers_known_user_nodes():

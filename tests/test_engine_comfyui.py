@@ -27,6 +27,7 @@ from comfy_trickle.media.synthetic import (
     read_frame_index,
 )
 from comfy_trickle.streams.handoff import InputFrame
+from comfy_trickle.streams.keepalive import PIN_REFRESH_S
 from comfy_trickle.streams.trickle_ingest import TrickleIngest
 from comfy_trickle.streams.trickle_io import TrickleEgress
 from comfy_trickle.trickle.publisher import TricklePublisher
@@ -251,6 +252,37 @@ async def test_next_frame_waits_in_comfyuis_queue_and_is_withdrawn_when_the_one_
     # frame 5 failed; frame 6, queued behind it, never ran (without the withdrawal it ran and failed too)
     assert counts[f"fail:{tag}"] == 5, counts
     assert [read_frame_index(frame.rgb) for frame in output.frames] == [0, 1, 2, 3]
+
+
+async def test_a_users_carried_nodes_are_fingerprinted_about_once_a_second_not_every_frame(api, relay):
+    """A user's last prompt rides inert in every frame's prompt (so its cache survives); ComfyUI asks each
+    node's IS_CHANGED in every prompt unless the node holds the answer, and for LoadImage that hashes the
+    whole file. The carried copies keep ComfyUI's answer for PIN_REFRESH_S."""
+    tag = f"pin{time.monotonic_ns()}"
+    sub_url, pub_url = stream_channels(relay, "pinned")
+    status, body = await api.start("pinned", sub_url, pub_url, INVERT, SIZE, SIZE, max_backlog_s=NO_DROPS)
+    assert status == 200, body
+    collector = asyncio.create_task(collect_output(pub_url))
+    publisher = asyncio.create_task(publish_synthetic(sub_url, 120, width=SIZE, height=SIZE))
+    await wait_for_frames_out(api, "pinned", 10)
+    user = {
+        "1": {"class_type": "TrickleTestCountFingerprints", "inputs": {"tag": tag}},
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+    }
+    began = time.monotonic()
+    status, queued = await api.call("POST", "/prompt", {"prompt": user, "client_id": "pin-user"})
+    assert status == 200, queued
+    seen = (await api.status("pinned"))["counters"]["frames_processed"]
+    await publisher
+    final = await api.wait_state("pinned", {"completed", "error"})
+    elapsed = time.monotonic() - began
+    await asyncio.wait_for(collector, 60)
+    assert final["state"] == "completed"
+    frames_carrying = final["counters"]["frames_processed"] - seen
+    assert frames_carrying >= 60
+    _, counts = await api.call("GET", "/trickle-test/counts")
+    # the user's own prompt asks once; the frames' carried copy once per renewal (not once per frame)
+    assert counts[f"fingerprint:{tag}"] <= 2 + elapsed / PIN_REFRESH_S, (counts, elapsed, frames_carrying)
 
 
 async def test_stop_while_a_prompt_runs_is_quick_and_frees_everything(api, relay, comfyui):

@@ -2,6 +2,8 @@
 
 - ``TrickleTestCountRuns(tag)``: a frame-independent node that counts how often it really executes
   (``GET /trickle-test/counts``), for the cache test.
+- ``TrickleTestCountFingerprints(tag)``: a constant whose ``IS_CHANGED`` counts how often ComfyUI asks it
+  (``fingerprint:{tag}``), as ``LoadImage`` hashes its file each time.
 - ``TrickleTestTagImage(image, tag)``: passes ``image`` through; depends on a ``TrickleTestCountRuns``.
 - ``TrickleTestFailAt(image, tag, fail_at)``: passes through, raises on its ``fail_at``-th run (1-based).
 - ``TrickleTestSlow(image, seconds)``: sleeps, then passes through.
@@ -49,6 +51,24 @@ class TrickleTestCountRuns:
 
     def run(self, tag):
         _bump(f"count:{tag}")
+        return (tag,)
+
+
+class TrickleTestCountFingerprints:
+    CATEGORY = "trickle/testing"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802
+        return {"required": {"tag": ("STRING", {"default": "x"})}}
+
+    @classmethod
+    def IS_CHANGED(cls, tag):  # noqa: N802
+        _bump(f"fingerprint:{tag}")
+        return tag
+
+    def run(self, tag):
         return (tag,)
 
 
@@ -146,6 +166,7 @@ class TrickleTestHoldAt:
 
 NODE_CLASS_MAPPINGS = {
     "TrickleTestCountRuns": TrickleTestCountRuns,
+    "TrickleTestCountFingerprints": TrickleTestCountFingerprints,
     "TrickleTestTagImage": TrickleTestTagImage,
     "TrickleTestFailAt": TrickleTestFailAt,
     "TrickleTestSlow": TrickleTestSlow,
