@@ -106,7 +106,6 @@ class PromptPump:
         self._current: QueuedFrame | None = None  # the frame whose output the pump waits for
         self._ahead: QueuedFrame | None = None  # the next frame, queued behind it (see the docstring)
         self.prompts_submitted = 0
-        self.prompts_ahead = 0  # of those, queued ahead (tests, bench)
 
     # --- any thread -------------------------------------------------------------------------------------
     def output_arrived(self, ticket: int) -> None:
@@ -273,7 +272,6 @@ class PromptPump:
         if frame is None:
             return
         self._ahead = await self._queue_frame(frame, behind=behind.prompt_id)
-        self.prompts_ahead += 1
 
     def _withdraw_ahead(self) -> None:
         """The prompt the ahead frame waits behind failed: that frame never runs (see the docstring)."""
