@@ -43,6 +43,8 @@ from .warmup import COVER_AFTER_S, COVER_TICK_S, WarmupCover
 from .workflow import PromptBuilder
 
 GENERATION_KEY = "generation"
+# the client id of a stream's frame prompts is this prefix + the stream id (``host.frame_messages``)
+FRAME_CLIENT_PREFIX = "comfy-trickle:"
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ class PromptPump:
         self._bridge = bridge
         self._handoff = handoff
         self._counters = counters
-        self._client_id = f"comfy-trickle:{builder.stream_id}"
+        self._client_id = FRAME_CLIENT_PREFIX + builder.stream_id
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[int, asyncio.Future[None]] = {}
         # prompts whose output arrived but which ComfyUI may still be finishing: (prompt id, ticket)
