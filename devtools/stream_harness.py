@@ -213,15 +213,21 @@ class StreamAPI:
             raise RuntimeError(f"status of {stream_id} answered {status}: {body}")
         return body
 
-    async def wait_state(self, stream_id: str, states: set[str], timeout: float = 30.0) -> dict:
+    async def wait_status(
+        self, stream_id: str, predicate: Callable[[dict], bool], timeout: float = 60.0, poll_s: float = 0.05
+    ) -> dict:
+        """Poll the stream's status until ``predicate(status)``; raises TimeoutError with the last one."""
         deadline = time.monotonic() + timeout
         while True:
             body = await self.status(stream_id)
-            if body["state"] in states:
+            if predicate(body):
                 return body
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"{stream_id} still {body['state']} after {timeout} s: {body}")
-            await asyncio.sleep(0.1)
+                raise TimeoutError(f"{stream_id}: condition not reached after {timeout} s: {body}")
+            await asyncio.sleep(poll_s)
+
+    async def wait_state(self, stream_id: str, states: set[str], timeout: float = 30.0) -> dict:
+        return await self.wait_status(stream_id, lambda body: body["state"] in states, timeout, poll_s=0.1)
 
     async def stop(self, stream_id: str) -> tuple[int, Any]:
         return await self.call("POST", f"/stream/{stream_id}/stop")

@@ -157,17 +157,6 @@ async def refusing_server(status: int) -> AsyncIterator[tuple[str, list[str]]]:
         yield f"http://127.0.0.1:{server.port}", server.requests
 
 
-async def wait_status(api: StreamAPI, stream_id: str, predicate, timeout: float = 60.0) -> dict:
-    """Poll a stream's status until ``predicate(status)``; fails with the last status otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        body = await api.status(stream_id)
-        if predicate(body):
-            return body
-        assert time.monotonic() < deadline, f"{stream_id}: condition not reached: {body}"
-        await asyncio.sleep(0.05)
-
-
 def frames_out(at_least: int):
     return lambda body: body["counters"]["frames_out"] >= at_least or body["state"] in ("completed", "error")
 
@@ -460,7 +449,7 @@ async def test_item3_4_websocket_status_events_carry_nothing_secret(protected_ap
             )
             assert status == 200, body
             publisher = asyncio.create_task(publish_synthetic(sub_url, 30 * 60, width=SIZE, height=SIZE))
-            running = await wait_status(api, "ws-run", frames_out(10))
+            running = await api.wait_status("ws-run", frames_out(10))
             assert running["state"] == "running", running
             status, final = await api.stop("ws-run")
             assert status == 200 and final["state"] == "stopped", final
@@ -533,7 +522,7 @@ async def test_item5_start_stop_cycles_free_threads_at_once_and_bound_memory(api
         for cycle in range(WARMUP_CYCLES + CYCLES):
             status, body = await api.start("cycle", in_url, out_url, INVERT, SIZE, SIZE)
             assert status == 200, body
-            running = await wait_status(api, "cycle", frames_out(5))
+            running = await api.wait_status("cycle", frames_out(5))
             assert running["state"] == "running", running
             status, final = await api.stop("cycle")
             assert status == 200 and final["state"] == "stopped", final
@@ -564,7 +553,7 @@ async def test_item6_output_refusing_every_segment_ends_the_stream_in_error_with
         try:
             status, body = await api.start("refused", in_url, f"{base}/refused-out", INVERT, SIZE, SIZE)
             assert status == 200, body
-            final = await wait_status(api, "refused", lambda b: b["state"] not in ("starting", "running"))
+            final = await api.wait_status("refused", lambda b: b["state"] not in ("starting", "running"))
         finally:
             source.cancel()
             with contextlib.suppress(BaseException):
@@ -588,7 +577,7 @@ async def test_item7_stream_started_before_its_publisher_waits_then_runs(api, re
     assert waiting["state"] == "waiting" and waiting["error"] is None, waiting
     source = asyncio.create_task(publish_synthetic(in_url, 30 * 60, width=SIZE, height=SIZE))
     try:
-        running = await wait_status(api, "late", frames_out(15))
+        running = await api.wait_status("late", frames_out(15))
         assert running["state"] == "running", running
     finally:
         source.cancel()
@@ -603,7 +592,7 @@ async def test_item7_stream_whose_publisher_never_comes_errors_after_the_wait(ap
     status, body = await api.start("never", in_url, out_url, INVERT, SIZE, SIZE, input_wait_s=1.5)
     assert status == 200, body
     assert body["state"] == "waiting", body
-    final = await wait_status(api, "never", lambda b: b["state"] not in ("waiting", "running"))
+    final = await api.wait_status("never", lambda b: b["state"] not in ("waiting", "running"))
     assert final["state"] == "error", final
     message = final["error"]["message"]
     assert "no input" in message and "1.5 s" in message and "never-in" in message, message
@@ -672,7 +661,7 @@ async def test_item8_reused_stream_id_with_the_local_test_source_keeps_running(a
                                        SIZE, SIZE)
         assert status == 200, (cycle, body)
         # a second of video beyond the first frames: the new stream does not end with the old one
-        running = await wait_status(api, stream_id, frames_out(45))
+        running = await api.wait_status(stream_id, frames_out(45))
         assert running["state"] == "running", (cycle, running)
         # what the UI does on Stop: stop the stream, then its test source
         status, final = await api.stop(stream_id)

@@ -60,16 +60,6 @@ def is_marked(rgb: np.ndarray) -> bool:
     return bool(amber > 0.25 and dark > 0.25)
 
 
-async def wait_status(api, stream_id: str, check, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await api.status(stream_id)
-        if check(status):
-            return status
-        assert time.monotonic() < deadline, f"condition not reached: {status}"
-        await asyncio.sleep(0.05)
-
-
 async def start_stream(api, relay, name, workflow, **params):
     sub_url, pub_url = stream_channels(relay, name)
     status, body = await api.start(name, sub_url, pub_url, workflow, SIZE, SIZE, max_backlog_s=NO_DROPS,
@@ -101,7 +91,7 @@ def assert_in_order(output, final: dict, frame_count: int) -> list[bool]:
 async def test_swap_invert_to_passthrough_mid_stream(api, relay):
     sub_url, collector = await start_stream(api, relay, "swap", INVERT)
     publisher = asyncio.create_task(publish_synthetic(sub_url, 120, width=SIZE, height=SIZE))
-    await wait_status(api, "swap", lambda s: s["counters"]["frames_out"] >= 30)
+    await api.wait_status("swap", lambda s: s["counters"]["frames_out"] >= 30)
     status, body = await api.update("swap", {"prompt": PASSTHROUGH})
     assert status == 200, body
     assert body["status"] == "success" and body["applied"] is True and body["generation"] == 2
@@ -137,7 +127,7 @@ async def test_blur_radius_change_applies_and_unchanged_nodes_stay_cached(api, r
     tag = f"blur{time.monotonic_ns()}"
     sub_url, collector = await start_stream(api, relay, "blur", blur_workflow(tag, 1))
     publisher = asyncio.create_task(publish_synthetic(sub_url, 90, width=SIZE, height=SIZE))
-    await wait_status(api, "blur", lambda s: s["counters"]["frames_out"] >= 20)
+    await api.wait_status("blur", lambda s: s["counters"]["frames_out"] >= 20)
     status, body = await api.update("blur", {"prompt": json.dumps(blur_workflow(tag, 12))})  # a JSON string
     assert status == 200 and body["applied"] is True, body
     # the same params again: a no-op (no new generation)
@@ -159,7 +149,7 @@ async def test_blur_radius_change_applies_and_unchanged_nodes_stay_cached(api, r
 async def test_invalid_update_is_refused_and_the_old_workflow_keeps_running(api, relay):
     sub_url, collector = await start_stream(api, relay, "bad-update", INVERT)
     publisher = asyncio.create_task(publish_synthetic(sub_url, 60, width=SIZE, height=SIZE))
-    await wait_status(api, "bad-update", lambda s: s["counters"]["frames_out"] >= 10)
+    await api.wait_status("bad-update", lambda s: s["counters"]["frames_out"] >= 10)
     broken = {**INVERT, "2": {"class_type": "ImageBlur",
                               "inputs": {"image": ["1", 0], "blur_radius": 999, "sigma": 1.0}}}
     status, body = await api.update("bad-update", {"prompt": broken})
@@ -184,7 +174,7 @@ async def test_invalid_update_is_refused_and_the_old_workflow_keeps_running(api,
 async def test_byoc_params_route_updates_the_stream_named_by_x_stream_id(api, relay):
     sub_url, collector = await start_stream(api, relay, "byoc", INVERT)
     publisher = asyncio.create_task(publish_synthetic(sub_url, 60, width=SIZE, height=SIZE))
-    await wait_status(api, "byoc", lambda s: s["counters"]["frames_out"] >= 15)
+    await api.wait_status("byoc", lambda s: s["counters"]["frames_out"] >= 15)
     async with api.http.post(f"{api.base_url}/api/stream/params", json={"prompt": PASSTHROUGH},
                              headers={"X-Stream-Id": "byoc"}) as response:
         body = await response.json()
@@ -210,25 +200,25 @@ async def test_control_channel_snapshots_keepalive_replay_big_and_invalid_messag
     source = asyncio.create_task(publish_synthetic(sub_url, 240, width=SIZE, height=SIZE))
     control = TricklePublisher(control_url, mime_type="application/json")
     try:
-        await wait_status(api, "ctl", lambda s: s["counters"]["frames_out"] >= 10
+        await api.wait_status("ctl", lambda s: s["counters"]["frames_out"] >= 10
                           and s["control"]["state"] == "listening")
         big = "A" * (1024 * 1024)  # a 1 MiB param (base64 images travel like this)
         snapshot = {"prompt": PASSTHROUGH, "width": SIZE, "height": SIZE, "max_backlog_s": NO_DROPS,
                     "reference_image": big}
         await control.write_segment(json.dumps(snapshot).encode())
-        await wait_status(api, "ctl", lambda s: s["generation"] == 2)
+        await api.wait_status("ctl", lambda s: s["generation"] == 2)
         await control.write_segment(b'{"keep":"alive"}')
         await control.write_segment(json.dumps(snapshot).encode())  # a replay
-        await wait_status(api, "ctl", lambda s: s["counters"]["updates_noop"] == 1)
+        await api.wait_status("ctl", lambda s: s["counters"]["updates_noop"] == 1)
         await control.write_segment(b"this is not json")
-        await wait_status(api, "ctl", lambda s: s["control"]["rejected"] == 1)
+        await api.wait_status("ctl", lambda s: s["control"]["rejected"] == 1)
         await control.write_segment(json.dumps({**snapshot, "width": 3}).encode())
-        status = await wait_status(api, "ctl", lambda s: s["control"]["rejected"] == 2)
+        status = await api.wait_status("ctl", lambda s: s["control"]["rejected"] == 2)
         assert "params.width" in status["control"]["last_error"]
         assert status["control"]["messages"] == 4 and status["generation"] == 2, status["control"]
     finally:
         await control.close(delete_channel=True)  # the channel ends: the stream goes on
-    status = await wait_status(api, "ctl", lambda s: s["control"]["state"] == "ended")
+    status = await api.wait_status("ctl", lambda s: s["control"]["state"] == "ended")
     assert status["state"] == "running"
     await source
     output = await asyncio.wait_for(collector, 60)
@@ -278,7 +268,7 @@ def probe_video(path) -> tuple[int, str, dict]:
 async def test_size_change_takes_effect_at_the_next_segment(api, relay, tmp_path):
     sub_url, collector = await start_stream(api, relay, "size", PASSTHROUGH)
     publisher = asyncio.create_task(publish_synthetic(sub_url, 120, width=SIZE, height=SIZE))
-    await wait_status(api, "size", lambda s: s["counters"]["frames_out"] >= 20)
+    await api.wait_status("size", lambda s: s["counters"]["frames_out"] >= 20)
     status, body = await api.update("size", {"width": 192, "height": 96})
     assert status == 200 and body["config"]["width"] == 192 and body["config"]["height"] == 96, body
     await publisher
@@ -308,10 +298,10 @@ async def test_swap_to_a_slow_workflow_keeps_the_output_moving(api, relay):
     }
     sub_url, collector = await start_stream(api, relay, "slowswap", INVERT)
     publisher = asyncio.create_task(publish_synthetic(sub_url, 210, width=SIZE, height=SIZE))
-    await wait_status(api, "slowswap", lambda s: s["counters"]["frames_out"] >= 30)
+    await api.wait_status("slowswap", lambda s: s["counters"]["frames_out"] >= 30)
     status, body = await api.update("slowswap", {"prompt": slow})
     assert status == 200 and body["generation"] == 2, body
-    status = await wait_status(api, "slowswap", lambda s: s["counters"]["frames_covered"] > 0)
+    status = await api.wait_status("slowswap", lambda s: s["counters"]["frames_covered"] > 0)
     assert status["generation"] == 2 and status["state"] == "running"
     await publisher
     output = await asyncio.wait_for(collector, 60)
