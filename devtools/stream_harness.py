@@ -144,9 +144,12 @@ class TimedOutput:
         return max((b - a for a, b in zip(self.arrivals, self.arrivals[1:], strict=False)), default=0.0)
 
 
-async def collect_output_timed(url: str, timeout: float = 60.0) -> TimedOutput:
-    """Like ``collect_output``, also timing each frame's arrival and keeping each segment's bytes."""
-    output = TimedOutput([], [], [])
+async def collect_output_timed(
+    url: str, timeout: float = 60.0, output: TimedOutput | None = None
+) -> TimedOutput:
+    """Like ``collect_output``, also timing each frame's arrival and keeping each segment's bytes; pass
+    ``output`` to watch frames arrive while it runs."""
+    output = output if output is not None else TimedOutput([], [], [])
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 
