@@ -73,13 +73,13 @@ def scaling_workflow() -> dict[str, Any]:
     return big_workflow(nodes=450, leaves=32, constants=40)
 
 
-async def start_streams(api, relay, workflows: dict[str, dict], size: int) -> None:
+async def start_streams(api, relay, workflows: dict[str, dict], size: int, **params: Any) -> None:
     for stream_id, workflow in workflows.items():
         relay.relay.create_channel(f"{stream_id}-in", "video/MP2T")
         relay.relay.create_channel(f"{stream_id}-out", "video/MP2T")
         status, body = await api.start(
             stream_id, relay.channel_url(f"{stream_id}-in"), relay.channel_url(f"{stream_id}-out"), workflow,
-            size, size, max_backlog_s=120.0,
+            size, size, max_backlog_s=120.0, **params,
         )  # fmt: skip
         if status != 200:
             raise RuntimeError(f"start {stream_id}: {status} {body}")
@@ -229,7 +229,8 @@ async def floor_rounds(server, api, relay, name: str, workflow: dict, frame_name
     frames = len(frame_names)
     rounds = []
     for _ in range(args.rounds):
-        stream_fps, stages = await stream_rate(api, relay, name, workflow, frames, args.size)
+        stream_fps, stages = await stream_rate(api, relay, name, workflow, frames, args.size,
+                                               max_frames_per_prompt=args.frames_per_prompt)
         floor = executor_rate(server, workflow, frame_names)
         rounds.append({
             "stream_fps": round(stream_fps, 2), "executor_floor_fps": round(floor["back_to_back_fps"], 2),
@@ -251,7 +252,9 @@ async def floor_rounds(server, api, relay, name: str, workflow: dict, frame_name
 RATE_SAMPLE_S = 0.25
 
 
-async def stream_rate(api, relay, name: str, workflow: dict, frames: int, size: int) -> tuple[float, dict]:
+async def stream_rate(
+    api, relay, name: str, workflow: dict, frames: int, size: int, **params: Any
+) -> tuple[float, dict]:
     """Frames processed per second while the stream had work (input published far faster than it runs),
     and the stream's per-stage p50 and mean (ms), to see where a frame's time goes."""
     # a short stream first: model loads and torch start-up out of the way (a slow first frame would make
@@ -259,7 +262,7 @@ async def stream_rate(api, relay, name: str, workflow: dict, frames: int, size: 
     warm_id = f"warm-{name}-{time.monotonic_ns() % 10**6}"
     await run_streams(api, relay, {warm_id: workflow}, 5, 30.0, size)
     stream_id = f"floor-{name}-{time.monotonic_ns() % 10**6}"
-    await start_streams(api, relay, {stream_id: workflow}, size)
+    await start_streams(api, relay, {stream_id: workflow}, size, **params)
     run = asyncio.create_task(feed_streams(api, relay, [stream_id], frames, 240.0, size))
     samples = []  # (time, frames processed) while 0 < processed < frames
     while not run.done():
@@ -332,6 +335,8 @@ def main() -> None:
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument("--cache-args", default="--cache-ram")
     parser.add_argument("--pack-dir", type=Path, default=None)
+    parser.add_argument("--frames-per-prompt", type=int, default=1,
+                        help="floor: the stream's params.max_frames_per_prompt")
     parser.add_argument("--rounds", type=int, default=3, help="floor: stream/floor alternations")
     args = parser.parse_args()
     args.frames = args.frames or {"scaling": 240, "soak": 10000, "floor": 120}[args.part]

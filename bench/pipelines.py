@@ -47,9 +47,10 @@ class OursPipeline:
 
     name = "ours"
 
-    def __init__(self, base_url: str, pid: int) -> None:
+    def __init__(self, base_url: str, pid: int, frames_per_prompt: int = 1) -> None:
         self.base_url = base_url.rstrip("/")
         self.pid = pid
+        self.frames_per_prompt = frames_per_prompt  # params.max_frames_per_prompt (streams.pump)
 
     def pids(self) -> dict[str, int]:
         return {"comfyui": self.pid}
@@ -73,6 +74,8 @@ class OursPipeline:
             "events_url": urls["events"],
             "params": {"width": width, "height": height, "prompt": WORKFLOWS[workflow]},
         }
+        if self.frames_per_prompt > 1:
+            body["params"]["max_frames_per_prompt"] = self.frames_per_prompt
         sent = time.monotonic()
         async with session.post(f"{self.base_url}/stream/start", json=body) as response:
             answer = await response.text()

@@ -82,7 +82,8 @@ def render(results: dict[str, Any]) -> str:
     plan = results["plan"]
     lines = [
         f"comfy-trickle benchmark - {results['started']}, {results['machine']['cpus']} CPUs, "
-        f"medians of {plan['repeat']} run(s), {results['seconds']:.0f} s in all",
+        f"medians of {plan['repeat']} run(s), {results['seconds']:.0f} s in all"
+        + (f", up to {batch} frames per prompt" if (batch := plan.get("frames_per_prompt", 1)) > 1 else ""),
         "",
     ]
     sizes = sizes_of(results)

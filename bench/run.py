@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--pytrickle-max-streams", type=int, help="run pytrickle's scaling cases up to this many streams only"
     )
     parser.add_argument("--seconds", type=float, help="seconds per case (all kinds)")
+    parser.add_argument("--frames-per-prompt", type=int, default=1,
+                        help="params.max_frames_per_prompt of our streams (default 1)")
     parser.add_argument("--no-pytrickle", action="store_true", help="skip the pytrickle side by side")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench", help="output folder")
     default_cache = REPO_ROOT / "artifacts" / "bench" / "cache"
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         plan.seconds = dict.fromkeys(plan.seconds, args.seconds)
     if args.no_pytrickle:
         plan.pytrickle = False
+    plan.frames_per_prompt = args.frames_per_prompt
     if args.pytrickle_max_streams is not None:
         plan.pytrickle_max_streams = args.pytrickle_max_streams
 

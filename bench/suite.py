@@ -59,6 +59,9 @@ class SuitePlan:
     # wait_ready's 90 s, so by default it runs beside us at every count
     pytrickle_max_streams: int | None = None
 
+    # params.max_frames_per_prompt of our streams (1: one prompt per frame, the default)
+    frames_per_prompt: int = 1
+
     PARTS = ("throughput", "unpaced", "latency", "startup", "scaling", "floor", "live")
     live_seconds: float = 12.0  # the live-control case (bench_live_update.py)
 
@@ -212,12 +215,14 @@ async def run_suite(
     try:
         if any(s.pipeline == "ours" for s in specs) or "live" in plan.parts:
             if comfyui is not None:
-                ours = OursPipeline(*comfyui)
+                ours = OursPipeline(*comfyui, frames_per_prompt=plan.frames_per_prompt)
             else:
                 most = max(plan.scaling_streams, default=1)
                 comfy = await asyncio.to_thread(start_our_comfyui, work_dir, most)
                 logger.info("ComfyUI ready at %s (pid %d)", comfy.base_url, comfy.process.pid)
-                ours = OursPipeline(comfy.base_url, comfy.process.pid)
+                ours = OursPipeline(
+                    comfy.base_url, comfy.process.pid, frames_per_prompt=plan.frames_per_prompt
+                )
             if sources:  # (the live case alone needs none: it publishes the synthetic source itself)
                 await _warm_up(ours, relay, sources)
         longest = max((s.seconds for s in specs), default=10.0)
@@ -273,6 +278,7 @@ async def run_suite(
             "pytrickle": plan.pytrickle,
             "pytrickle_scaling_sizes": plan.pytrickle_scaling_sizes,
             "pytrickle_max_streams": plan.pytrickle_max_streams,
+            "frames_per_prompt": plan.frames_per_prompt,
         },
         "floor": floor,
         "cases": results,

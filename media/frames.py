@@ -19,6 +19,7 @@ their device (CUDA in, CUDA out); numpy arrays become CPU tensors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -101,20 +102,29 @@ def rgb_uint8_to_comfy_image(rgb: np.ndarray, device: str | torch.device | None 
 
     With a CUDA ``device`` the uint8 array is copied first (a quarter of the bytes) and converted there.
     """
+    return rgb_uint8_batch_to_comfy_image([rgb], device)
+
+
+def rgb_uint8_batch_to_comfy_image(
+    rgbs: Sequence[np.ndarray], device: str | torch.device | None = None
+) -> torch.Tensor:
+    """Like ``rgb_uint8_to_comfy_image`` for several frames of one size: ``[B,H,W,3]``, image i = rgbs[i]."""
     import torch
 
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
+    for rgb in rgbs:
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape != rgbs[0].shape:
+            raise ValueError(f"expected uint8 HxWx3 frames of one size, got {rgb.dtype} {rgb.shape}")
     if device is None or torch.device(device).type == "cpu":
         # numpy, single pass: torch's elementwise ops cost 8x the CPU here (1.6 vs 0.2 ms at 512x512 on
         # the 2-core reference machine, intra-op thread dispatch); same values as torch's div
-        out = np.empty((1, *rgb.shape), dtype=np.float32)
-        np.divide(rgb, np.float32(255.0), out=out[0], dtype=np.float32)
+        out = np.empty((len(rgbs), *rgbs[0].shape), dtype=np.float32)
+        for i, rgb in enumerate(rgbs):
+            np.divide(rgb, np.float32(255.0), out=out[i], dtype=np.float32)
         return torch.from_numpy(out)
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb))
+    tensor = torch.from_numpy(np.stack(rgbs))
     if device is not None:
         tensor = tensor.to(device)
-    return tensor.unsqueeze(0).to(torch.float32).div_(255.0)
+    return tensor.to(torch.float32).div_(255.0)
 
 
 def comfy_image_to_frames(image: Any) -> list[np.ndarray]:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import torch
 
-from ..media.frames import rgb_uint8_to_comfy_image
-from ..streams.handoff import IMAGE_TENSOR_KEY, InputFrame
+from ..media.frames import rgb_uint8_batch_to_comfy_image
+from ..streams.handoff import IMAGE_TENSOR_KEY, InputFrame, frames_of
 
 
 def frame_to_image(frame: InputFrame) -> torch.Tensor:
-    """IMAGE ``[1, H, W, 3]`` float32 in 0..1; computed once per frame even with several input nodes."""
+    """IMAGE ``[B, H, W, 3]`` float32 in 0..1, one image per frame of the prompt (``frame`` and its
+    followers, B = 1 unless batched); computed once per prompt even with several input nodes."""
     cached = frame.extra.get(IMAGE_TENSOR_KEY)
     if cached is not None:
         return cached
-    image = rgb_uint8_to_comfy_image(frame.image)
+    image = rgb_uint8_batch_to_comfy_image([batched.image for batched in frames_of(frame)])
     frame.extra[IMAGE_TENSOR_KEY] = image
     return image

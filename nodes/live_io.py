@@ -67,7 +67,8 @@ def _bridge(stream_id: str) -> FrameBridge:
 
 
 class TrickleInput(io.ComfyNode):
-    """The current frame of a live trickle stream, as IMAGE ``[1, H, W, 3]`` float32 in 0..1."""
+    """The current frame of a live trickle stream, as IMAGE ``[1, H, W, 3]`` float32 in 0..1 (``[B, ...]``:
+    the B frames of a batch, ``params.max_frames_per_prompt``)."""
 
     @classmethod
     def define_schema(cls) -> io.Schema:

@@ -67,7 +67,7 @@ class FrameBridge:
             self._secrets[ticket] = secrets.token_urlsafe(24)
             if withdraw_if is not None:
                 self._withdraw_checks[ticket] = withdraw_if
-            self._latest = frame
+            self._latest = frame.followers[-1] if frame.followers else frame  # (newest of a batch)
             self._changed.notify_all()
         return ticket
 

@@ -10,6 +10,7 @@ Accepted body (the seed's, plus ai-runner's optional fields, see docs/ARCHITECTU
      "publish_url": "http://127.0.0.1:8188/trickle/relay/out",
      "gateway_request_id": "my-stream",          # the stream id ("request_id" is accepted too)
      "params": {"width": 512, "height": 512, "max_backlog_s": 1.0,   # optional
+                "max_frames_per_prompt": 1,                           # optional, see streams.pump
                 "prompt": {...} or "<the same as a JSON string>"},
      "control_url": "", "events_url": "", "manifest_id": "", "stream_id": ""}
 """
@@ -31,6 +32,7 @@ from .limits import DEFAULT_DIMENSION, DEFAULT_LIMITS, StreamLimits
 STREAM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 Workflow = dict[str, Any]
+FRAMES_PER_PROMPT_PARAM = "max_frames_per_prompt"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,12 @@ class StreamConfig:
     runner_stream_id: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     max_backlog_s: float | None = None  # params.max_backlog_s, checked; None: the registry's default
+
+    @property
+    def frames_per_prompt(self) -> int:
+        """``params.max_frames_per_prompt`` (checked by ``parse_start_request``): the most frames a prompt
+        takes as one batch when frames wait (``streams.pump``); 1 when not given."""
+        return int(self.params.get(FRAMES_PER_PROMPT_PARAM, 1))
 
     def trickle_urls(self) -> dict[str, str]:
         """The non-empty trickle URLs by field name (what the host allowlist checks)."""
@@ -111,6 +119,7 @@ def parse_start_request(body: Any, limits: StreamLimits = DEFAULT_LIMITS) -> Str
     width = _dimension(params, "width", limits)
     height = _dimension(params, "height", limits)
     max_backlog_s = _backlog(params, limits)
+    _check_frames_per_prompt(params, limits)
     workflow = parse_workflow(params.get("prompt"), field_name="params.prompt")
     if len(workflow) > limits.max_workflow_nodes:
         raise ApiError(
@@ -318,6 +327,18 @@ def _backlog(params: dict[str, Any], limits: StreamLimits) -> float | None:
             {"field": "params.max_backlog_s"},
         )
     return float(value)
+
+
+def _check_frames_per_prompt(params: dict[str, Any], limits: StreamLimits) -> None:
+    value = params.get(FRAMES_PER_PROMPT_PARAM, 1)
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if not whole or not 1 <= value <= limits.max_frames_per_prompt:
+        raise ApiError(
+            400,
+            f"params.{FRAMES_PER_PROMPT_PARAM} must be a whole number in 1..{limits.max_frames_per_prompt}, "
+            f"got {_shown(value)}",
+            {"field": f"params.{FRAMES_PER_PROMPT_PARAM}"},
+        )
 
 
 def _json_type(value: Any) -> str:

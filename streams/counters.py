@@ -93,6 +93,7 @@ class StreamCounters:
         self.frames_in = 0
         self.frames_processed = 0
         self.frames_out = 0
+        self.prompts = 0  # frame prompts queued (fewer than frames_processed when frames share prompts)
         self._dropped_elsewhere = 0
         self._dropped_sources: list[Callable[[], int]] = []
         self._fps_in = FrameRateMeter(clock)
@@ -114,9 +115,14 @@ class StreamCounters:
             self.frames_in += 1
             self._fps_in.tick(media_time)
 
-    def frame_processed(self) -> None:
+    def prompt_queued(self) -> None:
         with self._lock:
-            self.frames_processed += 1
+            self.prompts += 1
+
+    def frame_processed(self, count: int = 1) -> None:
+        """``count`` frames came out of their prompt (one batch)."""
+        with self._lock:
+            self.frames_processed += count
 
     def frame_dropped(self, count: int = 1) -> None:
         with self._lock:
@@ -161,6 +167,7 @@ class StreamCounters:
                 "frames_processed": self.frames_processed,
                 "frames_out": self.frames_out,
                 "frames_dropped": self.frames_dropped,
+                "prompts": self.prompts,
                 "fps_in": round(self._fps_in.rate(), 2) if running else 0.0,
                 "fps_out": round(self._fps_out.rate(), 2) if running else 0.0,
                 "latency_ms": {

@@ -31,7 +31,8 @@ class InputFrame:
     ``image`` is whatever the decoder produced (an ``[H, W, 3]`` uint8 array); ``media_time`` is its pts
     in seconds (``pts * time_base``); ``arrival`` is ``time.monotonic()`` when it was decoded.
     ``stamps``: the readings of its way through the engine that its stage times come from (see
-    ``stages``).
+    ``stages``). ``followers``: the newer frames that share this frame's prompt as one IMAGE batch
+    (``params.max_frames_per_prompt``; empty: a prompt of its own), oldest first.
     """
 
     index: int
@@ -42,6 +43,12 @@ class InputFrame:
     arrival: float
     extra: dict[str, Any] = field(default_factory=dict)
     stamps: FrameStamps = field(default_factory=FrameStamps)
+    followers: tuple[InputFrame, ...] = ()
+
+
+def frames_of(frame: InputFrame) -> tuple[InputFrame, ...]:
+    """Every frame a prompt carries: ``frame`` and its followers, oldest first."""
+    return (frame, *frame.followers) if frame.followers else (frame,)
 
 
 class FrameHandoff:
@@ -119,12 +126,31 @@ class FrameHandoff:
         with self._lock:
             if self._closed:
                 return None
-            while len(self._frames) > 1 and (
-                self._frames[-1].media_time - self._frames[0].media_time > self._max_backlog_s
-            ):
-                self._frames.popleft()
-                self.dropped += 1
+            self._drop_over_backlog()
             return self._frames.popleft() if self._frames else None
+
+    def _drop_over_backlog(self) -> None:
+        """Drop the oldest frames while more than ``max_backlog_s`` of video waits (under the lock)."""
+        while len(self._frames) > 1 and (
+            self._frames[-1].media_time - self._frames[0].media_time > self._max_backlog_s
+        ):
+            self._frames.popleft()
+            self.dropped += 1
+
+    def take_following(self, count: int, like: InputFrame) -> tuple[InputFrame, ...]:
+        """Up to ``count`` queued frames of ``like``'s size, oldest first, without waiting (the frames that
+        join ``like``'s prompt as a batch). Stops at a frame of another size (a resize is under way);
+        frames over the backlog bound are dropped first, as in ``take_nowait``."""
+        size = getattr(like.image, "shape", None)
+        taken: list[InputFrame] = []
+        with self._lock:
+            if self._closed:
+                return ()
+            self._drop_over_backlog()
+            frames = self._frames
+            while len(taken) < count and frames and getattr(frames[0].image, "shape", None) == size:
+                taken.append(frames.popleft())
+        return tuple(taken)
 
     async def wait_for_frame(self) -> bool:
         """Until a frame is queued (True) or none will come any more (False: ended and drained, or

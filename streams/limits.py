@@ -32,6 +32,8 @@ MAX_INPUT_WAIT_S = 600.0
 # ComfyUI's per-prompt cost grows with the node count (cache keys expand every node's ancestry), so one
 # stream's huge workflow would slow the shared executor for everyone (issue 13 §9)
 DEFAULT_MAX_WORKFLOW_NODES = 1000
+# a batch of N frames holds N float IMAGE tensors at once in every node of the workflow
+MAX_FRAMES_PER_PROMPT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,8 @@ class StreamLimits:
     ``dimension_multiple`` (the encoder's macroblock-friendly step). ``params.max_backlog_s``: seconds of
     video the frame hand-off may hold before dropping the oldest, ``min_backlog_s..max_backlog_s``.
     ``params.input_wait_s``: seconds a stream waits (state ``waiting``) for its input channel to exist,
-    ``0..max_input_wait_s``, ``default_input_wait_s`` when not given."""
+    ``0..max_input_wait_s``, ``default_input_wait_s`` when not given. ``params.max_frames_per_prompt``:
+    ``1..max_frames_per_prompt`` (``streams.pump``)."""
 
     min_dimension: int = MIN_DIMENSION
     max_dimension: int = MAX_DIMENSION
@@ -57,6 +60,7 @@ class StreamLimits:
     default_input_wait_s: float = DEFAULT_INPUT_WAIT_S
     max_input_wait_s: float = MAX_INPUT_WAIT_S
     max_workflow_nodes: int = DEFAULT_MAX_WORKFLOW_NODES
+    max_frames_per_prompt: int = MAX_FRAMES_PER_PROMPT
 
     def dimension_ok(self, value: int) -> bool:
         """True when ``value`` is an allowed width or height."""

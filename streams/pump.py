@@ -1,4 +1,12 @@
-"""The loop that feeds one stream's frames into ComfyUI's queue: one prompt per frame.
+"""The loop that feeds one stream's frames into ComfyUI's queue: one prompt per frame, or per batch.
+
+Batches (decision): with ``params.max_frames_per_prompt`` above 1, a prompt takes, besides its frame, the
+frames already waiting behind it (up to that many in all) as one IMAGE batch; nothing ever waits for a
+batch to fill, so a stream that keeps up still sends one frame per prompt at the same latency. A stream
+that falls behind (too many streams, a burst, an unpaced source) then pays ComfyUI's per-prompt cost once
+per batch instead of once per frame, instead of dropping frames. Opt-in, because only workflows that treat
+the images of a batch independently give the same pixels (a sampler's noise, for one, depends on the
+batch index). Never while a warm-up is being covered (its placeholders go out frame by frame).
 
 Look-ahead (decision): while a frame's prompt runs, the stream's next frame, once it is in hand, gets its
 prompt queued behind it, so ComfyUI starts it the moment the running one ends instead of idling until
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +45,7 @@ from .bridge import FrameBridge
 from .context import SessionContext
 from .counters import StreamCounters
 from .executor import PromptOutcome, PromptState
-from .handoff import FrameHandoff, InputFrame
+from .handoff import FrameHandoff, InputFrame, frames_of
 from .stages import Stage
 from .updates import Generation
 from .warmup import COVER_AFTER_S, COVER_TICK_S, WarmupCover
@@ -60,7 +69,7 @@ def _pixels(frame: InputFrame) -> int:
     shape = getattr(frame.image, "shape", None)
     if shape is None or len(shape) < 2:
         return INLINE_PREPARE_MAX_PIXELS + 1  # unknown size: keep it off the loop
-    return int(shape[0]) * int(shape[1])
+    return int(shape[0]) * int(shape[1]) * len(frames_of(frame))
 
 
 @dataclass(slots=True)
@@ -87,6 +96,7 @@ class PromptPump:
         next_generation: Callable[[], Generation | None] | None = None,
         cover: WarmupCover | None = None,
         warming: Callable[[], bool] | None = None,
+        frames_per_prompt: Callable[[], int] | None = None,
     ) -> None:
         # live control (``streams.updates``, ``streams.warmup``): between two frames the pump asks
         # ``next_generation`` for a newer workflow; while ``warming()``, a slow frame is covered
@@ -94,6 +104,7 @@ class PromptPump:
         self._generation = 1
         self._cover = cover
         self._warming = warming
+        self._frames_per_prompt = frames_per_prompt  # the most frames one prompt may take (see above)
         self._context = context
         self._runner = context.runner
         self._builder = builder
@@ -107,7 +118,6 @@ class PromptPump:
         self._finishing: collections.deque[tuple[str, int]] = collections.deque()
         self._current: QueuedFrame | None = None  # the frame whose output the pump waits for
         self._ahead: QueuedFrame | None = None  # the next frame, queued behind it (see the docstring)
-        self.prompts_submitted = 0
 
     # --- any thread -------------------------------------------------------------------------------------
     def output_arrived(self, ticket: int) -> None:
@@ -171,6 +181,7 @@ class PromptPump:
         """Prepare the frame and queue its prompt (``behind``: the id of the stream's prompt it follows)."""
         assert self._loop is not None  # noqa: S101 - set by run()
         self._switch_generation()
+        self._gather_batch(frame)
         await self._prepare(frame)
         withdraw_if = None
         if behind is not None:
@@ -191,6 +202,13 @@ class PromptPump:
             raise
         return QueuedFrame(frame, ticket, prompt_id, waiter)
 
+    def _gather_batch(self, frame: InputFrame) -> None:
+        """Let the frames already waiting behind ``frame`` share its prompt (see the module docstring)."""
+        limit = 1 if self._frames_per_prompt is None else self._frames_per_prompt()
+        if limit <= 1 or (self._warming is not None and self._warming()):
+            return
+        frame.followers = self._handoff.take_following(limit - 1, frame)
+
     async def _finish_frame(self, queued: QueuedFrame) -> PromptOutcome | None:
         """Wait for the frame's output or its prompt's end; a node's failure is returned."""
         self._current = queued
@@ -210,9 +228,11 @@ class PromptPump:
         self._runner.forget(prompt_id)
         if outcome.state is PromptState.ERROR:
             return outcome
-        # interrupted, lost, or finished without reaching TrickleOutput: that frame is dropped
-        logger.info("stream %s: frame dropped (%s)", self._bridge.stream_id, outcome.state.value)
-        self._counters.frame_dropped()
+        # interrupted, lost, or finished without reaching TrickleOutput: its frames are dropped
+        dropped = len(frames_of(queued.frame))
+        logger.info("stream %s: %d frame(s) dropped (%s)", self._bridge.stream_id, dropped,
+                    outcome.state.value)
+        self._counters.frame_dropped(dropped)
         return None
 
     def _submit(self, frame: InputFrame, ticket: int) -> str:
@@ -225,7 +245,7 @@ class PromptPump:
         prompt_id = self._runner.submit(
             prompt, self._builder.output_ids, self._client_id, self._bridge.ticket_secret(ticket)
         )
-        self.prompts_submitted += 1
+        self._counters.prompt_queued()
         return prompt_id
 
     async def _await_frame(self, queued: QueuedFrame) -> PromptOutcome | None:
@@ -282,12 +302,13 @@ class PromptPump:
             self._waiters.pop(ahead.ticket, None)
             self._bridge.close_ticket(ahead.ticket)
             self._runner.forget(ahead.prompt_id)
-            self._counters.frame_dropped()
+            self._counters.frame_dropped(len(frames_of(ahead.frame)))
 
     def _cover_waiting(self, frame: InputFrame) -> None:
         """The warming generation is slow: ``frame`` and every newer frame go out as placeholders."""
         assert self._cover is not None  # noqa: S101 - only called while covering
-        self._cover.cover(frame)
+        for batched in frames_of(frame):  # (a batch queued before the warm-up began)
+            self._cover.cover(batched if batched is not frame else dataclasses.replace(frame, followers=()))
         for newer in self._handoff.take_all():
             self._cover.cover(newer)
 
@@ -325,7 +346,7 @@ class PromptPump:
             pending.append((self._current.prompt_id, self._current.ticket))
         if self._ahead is not None:  # queued, never to come out (like the frames left in the hand-off)
             pending.append((self._ahead.prompt_id, self._ahead.ticket))
-            self._counters.frame_dropped()
+            self._counters.frame_dropped(len(frames_of(self._ahead.frame)))
         self._current = self._ahead = None
         self._finishing.clear()
         for prompt_id, ticket in pending:

@@ -31,7 +31,7 @@ from .context import SessionContext
 from .control import ControlListener
 from .counters import StreamCounters
 from .executor import PromptOutcome
-from .handoff import FrameHandoff, InputFrame
+from .handoff import FrameHandoff, InputFrame, frames_of
 from .media_io import Egress, Ingest, InputWatcher
 from .pump import PromptPump
 from .stages import Stage
@@ -119,6 +119,7 @@ class StreamSession:
             self._context, builder=self.builder, bridge=self._bridge, handoff=handoff, counters=self.counters,
             next_generation=self._next_generation if self.updates is not None else None,
             cover=self._cover, warming=self.updates.warming if self.updates is not None else None,
+            frames_per_prompt=lambda: self.config.frames_per_prompt,
         )
         self._context.bridges.register(self._bridge)
         self._egress.start(self._on_written, self._on_egress_failed, on_stage=self.counters.stage)
@@ -240,12 +241,12 @@ class StreamSession:
             if queued is not None:
                 self.counters.stage(Stage.EXECUTOR_QUEUE, started - queued)
                 self._context.fairness.charge(self.stream_id, queued, received)
-        self.counters.frame_processed()
+        self.counters.frame_processed(len(frames_of(frame)))
         if self.updates is not None:
             self.updates.output_seen(frame.extra.get("generation", 1))
         # a frame covered while its generation warmed up already has its placeholder in the output
         if self._cover.claim(frame) and not self._egress.submit(frame, images):
-            self.counters.frame_dropped()
+            self.counters.frame_dropped(len(frames_of(frame)))
         if self._pump is not None:
             self._pump.output_arrived(ticket)
 

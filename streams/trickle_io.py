@@ -44,7 +44,7 @@ from .egress_events import (
     SegmentEnded,
     SegmentStarted,
 )
-from .handoff import IMAGE_TENSOR_KEY, InputFrame
+from .handoff import IMAGE_TENSOR_KEY, InputFrame, frames_of
 from .media_io import StageCallback, WrittenCallback
 from .output_health import OutputHealth
 from .stages import Stage
@@ -97,6 +97,10 @@ class TrickleEgress:
         self._name = name or url
         # None: no more frames (finish or close)
         self._frames: queue.Queue[_Output | None] = queue.Queue(maxsize=queue_frames)
+        # input frames in that queue (a batch's images count once per frame): the memory bound
+        self._queue_frames = queue_frames
+        self._queued_frames = 0
+        self._queued_lock = threading.Lock()
         self._outbox = EgressOutbox()
         self._encoder = SegmentEncoder(_OutboxSink(self._outbox), settings)
         self._publisher: TricklePublisher | None = None
@@ -132,11 +136,21 @@ class TrickleEgress:
     def submit(self, frame: InputFrame, images: Any) -> bool:
         if self._closed or not self._encoding:
             return False
+        count = len(frames_of(frame))
+        with self._queued_lock:  # (a batch larger than the bound still goes into an empty queue)
+            if self._queued_frames and self._queued_frames + count > self._queue_frames:
+                return False
+            self._queued_frames += count
         try:
             self._frames.put_nowait(_Output(frame, images))
         except queue.Full:
+            self._dequeued(count)
             return False
         return True
+
+    def _dequeued(self, count: int) -> None:
+        with self._queued_lock:
+            self._queued_frames -= count
 
     def put_audio(self, packet: AudioPacket) -> None:
         if not self._closed:
@@ -187,6 +201,7 @@ class TrickleEgress:
         error: str | None = None
         try:
             while (output := self._frames.get()) is not None:
+                self._dequeued(len(frames_of(output.frame)))
                 self._encode(output.frame, output.images)
             if not self._closed:
                 self._encoder.close()  # flushes the last segment
@@ -201,22 +216,22 @@ class TrickleEgress:
             self._outbox.put(EncoderStopped(error))
 
     def _encode(self, frame: InputFrame, images: Any) -> None:
+        inputs = frames_of(frame)  # the frames of the prompt (a batch: params.max_frames_per_prompt)
         if images is frame.extra.get(IMAGE_TENSOR_KEY):
             # the input tensor came back as is (passthrough): reuse its exact uint8 pixels. Safe because
             # ComfyUI nodes never modify their inputs in place (its own cache relies on that).
-            rgbs = [frame.image]
+            rgbs = [batched.image for batched in inputs]
         else:
             rgbs = comfy_image_to_frames(images)
-        pts = int(frame.pts or 0)
-        if self._last_input_pts is not None and pts > self._last_input_pts:
-            self._input_step = pts - self._last_input_pts
-        self._last_input_pts = pts
-        # a batch of B images from one input frame is spread over that frame's duration
-        step = self._frame_step(frame) // max(1, len(rgbs))
+        for batched in inputs:
+            pts = int(batched.pts or 0)
+            if self._last_input_pts is not None and pts > self._last_input_pts:
+                self._input_step = pts - self._last_input_pts
+            self._last_input_pts = pts
         for i, rgb in enumerate(rgbs):
             if self._closed:
                 return
-            out_pts = pts + i * max(1, step)
+            source, out_pts = self._place(inputs, i, len(rgbs))
             started = time.perf_counter()
             self._encoder.encode(rgb, out_pts, frame.time_base)
             encoded = time.perf_counter()
@@ -225,7 +240,18 @@ class TrickleEgress:
                 # behind this frame's bytes in the outbox: its "publish" ends when the publisher reaches it
                 self._outbox.put(FrameEncoded(encoded))
             if self._on_written is not None:
-                self._on_written(frame, rgb, out_pts)
+                self._on_written(source, rgb, out_pts)
+
+    def _place(self, inputs: tuple[InputFrame, ...], index: int, count: int) -> tuple[InputFrame, int]:
+        """The input frame output image ``index`` of ``count`` stands for, and its pts: one image per input
+        frame keeps each frame's pts; any other count is spread evenly over the inputs' duration (e.g. a
+        workflow that makes 4 images of each frame, or 1 of a batch)."""
+        if count == len(inputs):
+            return inputs[index], int(inputs[index].pts or 0)
+        first = int(inputs[0].pts or 0)
+        span = int(inputs[-1].pts or 0) - first + self._frame_step(inputs[0])
+        step = max(1, span // count)
+        return inputs[min(len(inputs) - 1, index * len(inputs) // count)], first + index * step
 
     def _frame_step(self, frame: InputFrame) -> int:
         if self._input_step is not None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from fractions import Fraction
 
+import numpy as np
 import pytest
 from comfy_trickle.streams.bridge import BridgeDirectory, FrameBridge
 from comfy_trickle.streams.config import StreamConfig
@@ -22,6 +24,7 @@ from comfy_trickle.streams.errors import (
 from comfy_trickle.streams.handoff import FrameHandoff, InputFrame
 from comfy_trickle.streams.registry import KEEP_FINISHED, StreamRegistry
 from comfy_trickle.streams.stages import FrameStamps, Stage
+from comfy_trickle.streams.trickle_io import TrickleEgress
 from comfy_trickle.streams.workflow import PromptBuilder, prepare_workflow
 from engine_fakes import FakeEgress, FakeIngest, FakeRunner, frame_of
 
@@ -87,6 +90,50 @@ async def test_handoff_close_wakes_a_waiting_consumer_and_refuses_frames():
     handoff.close()
     assert await asyncio.wait_for(waiter, 1) is None
     assert handoff.put(input_frame(0, 0.0)) is False
+
+
+async def test_handoff_gives_a_batch_the_waiting_frames_of_its_size_only():
+    handoff = FrameHandoff(asyncio.get_running_loop(), max_backlog_s=0.25)
+    sized = [input_frame(i, i * 0.1) for i in range(6)]
+    for frame in sized:
+        frame.image = np.zeros((4, 4, 3) if frame.index < 5 else (8, 8, 3), np.uint8)  # 5: after a resize
+        handoff.put(frame)
+    lead = handoff.take_nowait()  # drops 0..2 (over 0.25 s of backlog): 3 is the oldest left
+    assert lead is not None and lead.index == 3 and handoff.dropped == 3
+    followers = handoff.take_following(3, lead)
+    assert [frame.index for frame in followers] == [4]  # 5 has another size: it waits for its own prompt
+    assert handoff.take_nowait() is sized[5]
+
+
+def test_egress_places_a_batchs_images_at_their_own_frames_pts_or_spreads_them_over_the_batch():
+    egress = TrickleEgress("http://127.0.0.1:9/out")
+    batch = tuple(input_frame(i, 0.0) for i in range(4))
+    # 6000 between the 2nd and 3rd: a frame is missing
+    for frame, pts in zip(batch, (0, 3000, 9000, 12000), strict=True):
+        frame.pts, frame.time_base = pts, Fraction(1, 90000)
+    egress._input_step = 3000
+    # one image per frame: each at its own frame's pts, standing for that frame
+    assert [egress._place(batch, i, 4) for i in range(4)] == [(f, f.pts) for f in batch]
+    # one image: the first frame's; eight: evenly over the batch's 15000 ticks (12000 + one frame)
+    assert egress._place(batch, 0, 1) == (batch[0], 0)
+    placed = [egress._place(batch, i, 8) for i in range(8)]
+    assert [pts for _, pts in placed] == [i * 1875 for i in range(8)]
+    assert [frame.index for frame, _ in placed] == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_egress_bounds_its_queue_in_frames_so_batches_cannot_multiply_its_memory():
+    egress = TrickleEgress("http://127.0.0.1:9/out", queue_frames=8)  # (not started: nothing takes frames)
+
+    def batch(size: int) -> InputFrame:
+        lead = input_frame(0, 0.0)
+        lead.followers = tuple(input_frame(i, 0.0) for i in range(1, size))
+        return lead
+
+    assert egress.submit(batch(4), None) and egress.submit(batch(3), None)
+    assert not egress.submit(batch(2), None)  # 7 + 2 frames > 8
+    assert egress.submit(batch(1), None)
+    assert not egress.submit(batch(1), None)
+    assert TrickleEgress("http://127.0.0.1:9/out", queue_frames=8).submit(batch(16), None)  # alone: taken
 
 
 def test_counters_latency_percentiles_and_drops():

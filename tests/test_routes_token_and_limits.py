@@ -163,6 +163,7 @@ async def test_limits_route_answers_the_limits_the_server_checks():
         "default_input_wait_s": 30.0,
         "max_input_wait_s": 600.0,
         "max_workflow_nodes": 1000,
+        "max_frames_per_prompt": 16,
     }
     # The published bounds are the ones parsing enforces: the edges pass, one step beyond fails.
     published = StreamLimits(**answer)
@@ -186,6 +187,15 @@ async def test_limits_route_answers_the_limits_the_server_checks():
             with pytest.raises(ApiError) as info:
                 parse_start_request(request, published)
             assert info.value.body()["field"] == "params.width"
+    most = published.max_frames_per_prompt
+    for frames, ok in ((1, True), (most, True), (most + 1, False)):
+        request = {**body, "params": {**body["params"], "max_frames_per_prompt": frames}}
+        if ok:
+            assert parse_start_request(request, published).frames_per_prompt == frames
+        else:
+            with pytest.raises(ApiError) as info:
+                parse_start_request(request, published)
+            assert info.value.body()["field"] == "params.max_frames_per_prompt"
 
 
 def test_web_ui_fallback_limits_are_the_servers_defaults():
