@@ -21,6 +21,7 @@ from ..routes.streams import register_stream_routes
 from ..streams.context import FramePreparer
 from ..streams.registry import StreamRegistry
 from .frame_cache import install_frame_cache_release
+from .frame_log import quiet_frame_prompt_logs
 from .frame_messages import skip_unheard_frame_messages
 from .livepeer_wiring import LivepeerWiring
 from .on_prompt import install_keepalive_handler
@@ -89,14 +90,15 @@ class HostWiring:
         logger.info("comfy-trickle: routes registered, up to %d streams", self.settings.limits.max_streams)
 
     def load(self) -> None:
-        """Throttle the queue broadcasts, skip frame messages nobody hears, add the cache keep-alive
-        on-prompt handler, release each frame's cache entries after its prompt, and stop every stream at
-        shutdown. Idempotent."""
+        """Throttle the queue broadcasts, skip frame messages nobody hears, keep frame prompts out of the
+        log, add the cache keep-alive on-prompt handler, release each frame's cache entries after its
+        prompt, and stop every stream at shutdown. Idempotent."""
         if self._loaded:
             return
         self._loaded = True
         coalesce_queue_updates(self.server)  # a stream's per-frame prompts must not flood every browser
         skip_unheard_frame_messages(self.server)  # nor wake the event loop for messages nobody hears
+        quiet_frame_prompt_logs(self.server)  # nor log "Prompt executed" once per frame
         if self._node_classes is not None:  # user prompts keep streams' cached nodes, and the reverse
             install_keepalive_handler(self.server, self.registry.keepalive, self._node_classes)
         # a frame's own results leave ComfyUI's LRU / RAM-pressure cache once its prompt is done

@@ -285,6 +285,24 @@ async def test_a_users_carried_nodes_are_fingerprinted_about_once_a_second_not_e
     assert counts[f"fingerprint:{tag}"] <= 2 + elapsed / PIN_REFRESH_S, (counts, elapsed, frames_carrying)
 
 
+async def test_frame_prompts_stay_out_of_comfyuis_log_and_a_persons_prompt_does_not(api, relay, comfyui):
+    log_before = len(comfyui.log_text())
+    _, output, final = await run_stream(api, relay, "quiet", INVERT, 30)
+    assert final["state"] == "completed" and len(output.frames) == 30, final
+    user = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+    }
+    status, queued = await api.call("POST", "/prompt", {"prompt": user, "client_id": "log-user"})
+    assert status == 200, queued
+    deadline = time.monotonic() + 30
+    while "Prompt executed in" not in (log := comfyui.log_text()[log_before:]):  # the person's prompt
+        assert time.monotonic() < deadline, log[-2000:]
+        await asyncio.sleep(0.1)
+    # 30 frame prompts ran meanwhile; a test before may have left one prompt finishing
+    assert 1 <= log.count("Prompt executed in") <= 2, log[-2000:]
+
+
 async def test_stop_while_a_prompt_runs_is_quick_and_frees_everything(api, relay, comfyui):
     tag = f"busy{time.monotonic_ns()}"
     sub_url, pub_url = stream_channels(relay, "busy")
