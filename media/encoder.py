@@ -197,8 +197,10 @@ class SegmentEncoder:
         if self._video is None or self._container is None:
             raise RuntimeError("encoder state lost")  # unreachable: both were just opened
         # One reformatter for all frames: VideoFrame.reformat() would build a scaler context per frame.
+        # from_numpy_buffer wraps the pixels where from_ndarray copies them (this whole call at 512x512:
+        # 1.95 vs 1.98 ms of CPU a frame); the converted frame no longer refers to them.
         frame = self._reformatter.reformat(
-            av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"),
+            av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(rgb), format="rgb24"),
             format="yuv420p",
             threads=SWSCALE_THREADS,
         )
