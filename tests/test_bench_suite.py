@@ -21,7 +21,7 @@ RUN = REPO_ROOT / "bench" / "run.py"
 EXPECTED_CASES = {
     "throughput-ours-passthrough-512x512-120fps",
     "throughput-ours-invert-512x512-120fps",
-    "unpaced-ours-passthrough-512x512-360fps",
+    "unpaced-ours-passthrough-512x512-480fps",
     "latency-ours-passthrough-512x512-30fps",
     "latency-pytrickle-passthrough-512x512-30fps",
     "startup-ours-passthrough-512x512-30fps",
