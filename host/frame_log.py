@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..streams.pump import FRAME_CLIENT_PREFIX
+from ..streams.pump import is_frame_client
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ class FramePromptLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not (isinstance(record.msg, str) and record.msg.startswith(PROMPT_DONE_PREFIX)):
             return True
-        client_id = getattr(self._server, "client_id", None)
-        return not (isinstance(client_id, str) and client_id.startswith(FRAME_CLIENT_PREFIX))
+        return not is_frame_client(getattr(self._server, "client_id", None))
 
 
 def quiet_frame_prompt_logs(server: Any, root: logging.Logger | None = None) -> bool:

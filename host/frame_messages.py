@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..streams.pump import FRAME_CLIENT_PREFIX
+from ..streams.pump import is_frame_client
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def skip_unheard_frame_messages(server: Any) -> bool:
 
     def send_sync(*args: Any, **kwargs: Any) -> Any:
         sid = args[SID_POSITION] if len(args) > SID_POSITION else kwargs.get("sid")
-        if isinstance(sid, str) and sid.startswith(FRAME_CLIENT_PREFIX) and sid not in server.sockets:
+        if is_frame_client(sid) and sid not in server.sockets:
             return None
         return original(*args, **kwargs)
 

@@ -35,11 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .bridge import FrameBridge
 from .context import SessionContext
@@ -54,6 +53,11 @@ from .workflow import PromptBuilder
 GENERATION_KEY = "generation"
 # the client id of a stream's frame prompts is this prefix + the stream id (``host.frame_messages``)
 FRAME_CLIENT_PREFIX = "comfy-trickle:"
+
+
+def is_frame_client(client_id: object) -> bool:
+    """Whether a ComfyUI client id is a stream's, the one its frame prompts are queued under."""
+    return isinstance(client_id, str) and client_id.startswith(FRAME_CLIENT_PREFIX)
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +300,8 @@ class PromptPump:
         self._ahead = await self._queue_frame(frame, behind=behind.prompt_id)
 
     def _withdraw_ahead(self) -> None:
-        """The prompt the ahead frame waits behind failed: that frame never runs (see the docstring)."""
+        """The ahead frame never runs: the prompt it waits behind failed (see the docstring), or the
+        stream stops. Its frames count as dropped."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             self._waiters.pop(ahead.ticket, None)
@@ -308,7 +313,7 @@ class PromptPump:
         """The warming generation is slow: ``frame`` and every newer frame go out as placeholders."""
         assert self._cover is not None  # noqa: S101 - only called while covering
         for batched in frames_of(frame):  # (a batch queued before the warm-up began)
-            self._cover.cover(batched if batched is not frame else dataclasses.replace(frame, followers=()))
+            self._cover.cover(batched if batched is not frame else replace(frame, followers=()))
         for newer in self._handoff.take_all():
             self._cover.cover(newer)
 
@@ -341,13 +346,11 @@ class PromptPump:
     def abandon(self) -> None:
         """On stop: forget every prompt of ours (queued ones leave the queue; a running one's history
         entry is deleted when it finishes)."""
+        self._withdraw_ahead()  # queued, never to come out (like the frames left in the hand-off)
         pending = list(self._finishing)
         if self._current is not None:
             pending.append((self._current.prompt_id, self._current.ticket))
-        if self._ahead is not None:  # queued, never to come out (like the frames left in the hand-off)
-            pending.append((self._ahead.prompt_id, self._ahead.ticket))
-            self._counters.frame_dropped(len(frames_of(self._ahead.frame)))
-        self._current = self._ahead = None
+        self._current = None
         self._finishing.clear()
         for prompt_id, ticket in pending:
             self._bridge.close_ticket(ticket)
