@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from comfy_trickle.routes.preview import PreviewRoutes
 from comfy_trickle.routes.settings import TrickleSettings
 from comfy_trickle.routes.stream_lifecycle import StreamLifecycleRoutes
 from comfy_trickle.routes.streams import StreamRoutes
-from comfy_trickle.streams.config import parse_start_request
+from comfy_trickle.streams.config import StreamConfig, parse_start_request
 from comfy_trickle.streams.errors import ApiError, StreamNotFound
 from comfy_trickle.streams.limits import StreamLimits
 
@@ -173,6 +174,17 @@ async def test_limits_route_answers_the_limits_the_server_checks():
         "gateway_request_id": "s",
         "params": {"prompt": json.dumps({"1": {"class_type": "X", "inputs": {}}})},
     }
+
+    def check(param: str, value: int, ok: bool, read: Callable[[StreamConfig], int]) -> None:
+        """An accepted ``value`` reads back through ``read``; a refused one answers 400 naming the field."""
+        request = {**body, "params": {**body["params"], param: value}}
+        if ok:
+            assert read(parse_start_request(request, published)) == value
+            return
+        with pytest.raises(ApiError) as info:
+            parse_start_request(request, published)
+        assert info.value.body()["field"] == f"params.{param}"
+
     for width, ok in (
         (published.min_dimension, True),
         (published.max_dimension, True),
@@ -180,22 +192,10 @@ async def test_limits_route_answers_the_limits_the_server_checks():
         (published.max_dimension + published.dimension_multiple, False),
         (published.min_dimension + published.dimension_multiple // 2, False),
     ):
-        request = {**body, "params": {**body["params"], "width": width}}
-        if ok:
-            assert parse_start_request(request, published).width == width
-        else:
-            with pytest.raises(ApiError) as info:
-                parse_start_request(request, published)
-            assert info.value.body()["field"] == "params.width"
+        check("width", width, ok, lambda config: config.width)
     most = published.max_frames_per_prompt
     for frames, ok in ((1, True), (most, True), (most + 1, False)):
-        request = {**body, "params": {**body["params"], "max_frames_per_prompt": frames}}
-        if ok:
-            assert parse_start_request(request, published).frames_per_prompt == frames
-        else:
-            with pytest.raises(ApiError) as info:
-                parse_start_request(request, published)
-            assert info.value.body()["field"] == "params.max_frames_per_prompt"
+        check("max_frames_per_prompt", frames, ok, lambda config: config.frames_per_prompt)
 
 
 def test_web_ui_fallback_limits_are_the_servers_defaults():
