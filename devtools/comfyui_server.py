@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -36,6 +37,15 @@ READY_TIMEOUT_S = 180.0
 START_ATTEMPTS = 3  # a port found free can be taken before ComfyUI binds it
 
 
+# ComfyUI's logger (app/logger.py ColoredFormatter, 0.33 on) colours every line's level tag, also into a file.
+ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def strip_ansi_colours(text: str) -> str:
+    """``text`` without ANSI colour codes (``ESC[32m[INFO]ESC[0m msg`` -> ``[INFO] msg``)."""
+    return ANSI_SGR.sub("", text)
+
+
 class ComfyUIError(RuntimeError):
     """ComfyUI did not start, died, or did not answer as expected; the message carries the log tail."""
 
@@ -51,9 +61,10 @@ class ComfyUIPaths:
     def from_env(cls) -> ComfyUIPaths:
         """Read ``COMFYUI_DIR`` / ``COMFYUI_PYTHON`` with the same defaults as ``scripts/env.sh``."""
         cache = Path(os.environ.get("COMFY_TRICKLE_CACHE", Path.home() / ".cache" / "comfy-trickle"))
-        comfyui_dir = Path(os.environ.get("COMFYUI_DIR", cache / "comfyui-0.3.75")).expanduser()
+        version = os.environ.get("COMFY_TRICKLE_COMFYUI", "0.3.75")
+        comfyui_dir = Path(os.environ.get("COMFYUI_DIR", cache / f"comfyui-{version}")).expanduser()
         python = Path(
-            os.environ.get("COMFYUI_PYTHON", cache / "venv-comfyui" / "bin" / "python")
+            os.environ.get("COMFYUI_PYTHON", cache / f"venv-comfyui-{version}" / "bin" / "python")
         ).expanduser()
         return cls(comfyui_dir=comfyui_dir, python=python)
 
@@ -120,8 +131,8 @@ class ComfyUIServer:
         return f"http://127.0.0.1:{self.port}"
 
     def log_text(self) -> str:
-        """Everything ComfyUI wrote to stdout/stderr so far."""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        """Everything ComfyUI wrote to stdout/stderr so far, as plain text (colour codes removed)."""
+        return strip_ansi_colours(self.log_path.read_text(encoding="utf-8", errors="replace"))
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])

@@ -11,9 +11,13 @@
 # Variables (all may be set before sourcing to override the default):
 #   COMFY_TRICKLE_CACHE  cache outside the checkout, reused across runs and CI clones
 #                        (default: $HOME/.cache/comfy-trickle)
+#   COMFY_TRICKLE_COMFYUI  which set-up ComfyUI the demo, tests and benchmarks use: 0.3.75 (default) or
+#                        0.33.0 (scripts/setup installs each into the cache; scripts/test runs both unless
+#                        this or COMFYUI_DIR/COMFYUI_PYTHON is set)
 #   COMFYUI_DIR          ComfyUI source tree, the folder holding main.py
-#                        (default: $COMFY_TRICKLE_CACHE/comfyui-0.3.75, fetched by scripts/setup)
-#   COMFYUI_PYTHON       python that runs ComfyUI (default: $COMFY_TRICKLE_CACHE/venv-comfyui/bin/python)
+#                        (default: $COMFY_TRICKLE_CACHE/comfyui-$COMFY_TRICKLE_COMFYUI, made by scripts/setup)
+#   COMFYUI_PYTHON       python that runs ComfyUI
+#                        (default: $COMFY_TRICKLE_CACHE/venv-comfyui-$COMFY_TRICKLE_COMFYUI/bin/python)
 #   COMFY_TRICKLE_PY     python that runs our tests, benchmarks and demo (default: $COMFYUI_PYTHON,
 #                        because nodes and tests need the same torch/av/aiohttp as ComfyUI)
 #   PYTRICKLE_PY         python of the pytrickle peer venv ($COMFY_TRICKLE_CACHE/venv-pytrickle/bin/python)
@@ -28,7 +32,13 @@ COMFY_TRICKLE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 export COMFY_TRICKLE_ROOT
 
 export COMFY_TRICKLE_CACHE="${COMFY_TRICKLE_CACHE:-$HOME/.cache/comfy-trickle}"
-export COMFY_TRICKLE_COMFYUI_VERSION="0.3.75"
+# The ComfyUIs scripts/setup knows how to install; the first is the default.
+COMFY_TRICKLE_COMFYUIS="0.3.75 0.33.0"
+export COMFY_TRICKLE_COMFYUI="${COMFY_TRICKLE_COMFYUI:-${COMFY_TRICKLE_COMFYUIS%% *}}"
+case " $COMFY_TRICKLE_COMFYUIS " in
+    *" $COMFY_TRICKLE_COMFYUI "*) ;;
+    *) echo "COMFY_TRICKLE_COMFYUI=$COMFY_TRICKLE_COMFYUI: choose one of $COMFY_TRICKLE_COMFYUIS" >&2; return 1 ;;
+esac
 
 if [ -n "${COMFYUI_DIR:-}" ] || [ -n "${COMFYUI_PYTHON:-}" ]; then
     export COMFY_TRICKLE_USER_COMFYUI="${COMFY_TRICKLE_USER_COMFYUI:-1}"
@@ -36,8 +46,8 @@ else
     export COMFY_TRICKLE_USER_COMFYUI="${COMFY_TRICKLE_USER_COMFYUI:-0}"
 fi
 
-export COMFYUI_DIR="${COMFYUI_DIR:-$COMFY_TRICKLE_CACHE/comfyui-$COMFY_TRICKLE_COMFYUI_VERSION}"
-export COMFYUI_PYTHON="${COMFYUI_PYTHON:-$COMFY_TRICKLE_CACHE/venv-comfyui/bin/python}"
+export COMFYUI_DIR="${COMFYUI_DIR:-$COMFY_TRICKLE_CACHE/comfyui-$COMFY_TRICKLE_COMFYUI}"
+export COMFYUI_PYTHON="${COMFYUI_PYTHON:-$COMFY_TRICKLE_CACHE/venv-comfyui-$COMFY_TRICKLE_COMFYUI/bin/python}"
 export COMFY_TRICKLE_PY="${COMFY_TRICKLE_PY:-$COMFYUI_PYTHON}"
 export PYTRICKLE_PY="${PYTRICKLE_PY:-$COMFY_TRICKLE_CACHE/venv-pytrickle/bin/python}"
 

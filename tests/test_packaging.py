@@ -62,6 +62,14 @@ def test_registry_metadata_is_complete(pyproject: dict) -> None:
     assert comfy["Icon"].startswith("https://") and comfy["Icon"].endswith(".svg")
 
 
+def test_requires_comfyui_is_the_oldest_tested_comfyui(pyproject: dict) -> None:
+    tested = re.search(r'^COMFY_TRICKLE_COMFYUIS="([^"]+)"', (REPO_ROOT / "scripts" / "env.sh").read_text(),
+                       re.MULTILINE)  # fmt: skip
+    assert tested, "scripts/env.sh names the tested ComfyUIs"
+    versions = sorted(tested.group(1).split(), key=lambda v: tuple(map(int, v.split("."))))
+    assert pyproject["tool"]["comfy"]["requires-comfyui"] == f">={versions[0]}"
+
+
 def test_no_install_script() -> None:
     assert not (REPO_ROOT / "install.py").exists()
 

@@ -199,10 +199,14 @@ def go_live_with_the_camera_and_check_inverted(page: Any, server: Any, microphon
     config = stream_status(server, stream_id)["config"]
     assert config["subscribe_url"].endswith(f"/trickle/relay/{stream_id}")
     assert (config["width"], config["height"]) == (320, 240)
+    assert_output_is_the_camera_inverted(page, config["publish_url"])
+    return stream_id
 
-    # The processed video, decoded from the stream's output channel with PyAV, is the camera inverted:
-    # block means of the newest output frame against the camera's picture at that moment.
-    reader = OutputReader(config["publish_url"])
+
+def assert_output_is_the_camera_inverted(page: Any, publish_url: str) -> None:
+    """The processed video, decoded from the stream's output channel with PyAV, is the camera inverted:
+    block means of the newest output frame against the camera's picture at that moment."""
+    reader = OutputReader(publish_url)
     try:
         reader.wait_for(20)
         comparisons, not_inverted = [], []
@@ -227,8 +231,6 @@ def go_live_with_the_camera_and_check_inverted(page: Any, server: Any, microphon
     )
     assert statistics.median(comparisons) < 25, comparisons
     assert statistics.median(not_inverted) > 60, not_inverted  # the check tells inverted from not
-
-    return stream_id
 
 
 def stop_camera(page: Any, server: Any, stream_id: str) -> None:
@@ -263,6 +265,26 @@ def test_go_live_with_the_camera_plays_the_inverted_camera(page, browser_and_ser
               "height": camera_box["height"] + 40},
     )  # fmt: skip
 
+    stop_camera(page, server, stream_id)
+
+
+def test_restart_on_a_camera_stream_keeps_the_camera_going(page, browser_and_server):
+    """Restart stops the stream and starts it again: the camera must go on into the restarted run (it
+    ended with the old run's stop, and the restarted stream completed on leftover frames)."""
+    _playwright, _browser, server = browser_and_server
+    stream_id = go_live_with_the_camera_and_check_inverted(page, server)
+    first_run = stream_status(server, stream_id)
+    page.click(f'.trickle-stream[data-stream-id="{stream_id}"] .trickle-restart')
+    deadline = time.monotonic() + 30
+    while (status := stream_status(server, stream_id))["started_at"] == first_run["started_at"]:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    page.wait_for_timeout(6000)  # longer than the leftover frames of a stopped camera last
+    restarted = stream_status(server, stream_id)
+    assert restarted["state"] == "running", restarted
+    assert page.get_attribute("#trickle-camera-panel", "data-stream-id") == stream_id
+    assert restarted["counters"]["frames_in"] > 100, restarted["counters"]  # ~6 s at the camera's rate
+    assert_output_is_the_camera_inverted(page, restarted["config"]["publish_url"])
     stop_camera(page, server, stream_id)
 
 

@@ -46,6 +46,9 @@ LIVE_WORKFLOW = {
     "3": {"class_type": "TrickleOutput", "inputs": {"images": [BLEND_NODE, 0]},
           "_meta": {"title": "Trickle Output (Live)"}},
 }  # fmt: skip
+# ComfyUI's Run button: frontend 1.32.9 puts the test id on a wrapper of the button, 1.49.6 and on on the
+# button itself (its queuePrompt handler runs the Comfy.QueuePrompt command -> app.queuePrompt).
+RUN_BUTTON = 'button[data-testid="queue-button"], [data-testid="queue-button"] button'
 # Frames counted, not timed: the switch must show within this many decoded frames.
 FRAMES_LIMIT = 240
 
@@ -205,7 +208,7 @@ def test_the_run_button_on_the_linked_graph_updates_the_stream(ui, live):  # noq
         [COLOR_NODE],
     )
     requests_before = len(ui.requests)
-    run = ui.page.locator('[data-testid="queue-button"] button').first
+    run = ui.page.locator(RUN_BUTTON).first
     with ui.page.expect_response(is_update_of(stream_id), timeout=UI_TIMEOUT_MS) as answer:
         run.click()
     assert answer.value.status == 200

@@ -9,6 +9,7 @@ import { el } from "./common/dom.js";
 import { AUDIO_FLAG, JPEG_FLAG, KEYFRAME_FLAG, cameraMessage } from "./common/h264_units.js";
 import { trickleFetch } from "./common/http.js";
 import { FINAL_STATES } from "./common/format.js";
+import { restartHolds } from "./common/restart_holds.js";
 import { streamStore } from "./common/store.js";
 import { startFromGraph } from "./golive.js";
 import { createLivePlayer } from "./player.js";
@@ -382,7 +383,8 @@ export function createCameraPanel() {
     stopButton.hidden = false;
     player.play(`${streamId}-out`);
     unsubscribe = streamStore.subscribe((store) => {
-      if (FINAL_STATES.has(store.get(streamId)?.state)) live?.camera.stop();
+      // a restart's stop belongs to the old run: the camera goes on into the restarted stream
+      if (FINAL_STATES.has(store.get(streamId)?.state) && !restartHolds.isHeld(streamId)) live?.camera.stop();
     });
   });
   stopButton.addEventListener("click", () => live?.camera.stop());

@@ -10,6 +10,7 @@ import { currentGraphKey } from "./common/graph_key.js";
 import { getSetting, toast, toastFailure, trickleFetch } from "./common/http.js";
 import { FALLBACK_LIMITS, sizeInputAttrs, sizeLimitsOf, sizeProblem } from "./common/limits.js";
 import { clearNodeErrors, revealNode, showNodeErrors } from "./common/node_errors.js";
+import { restartHolds } from "./common/restart_holds.js";
 import { SETTING } from "./common/settings.js";
 import { streamStore } from "./common/store.js";
 import { TestSourceTracker } from "./common/test_sources.js";
@@ -90,13 +91,6 @@ export async function startFromGraph(fields) {
 // Test sources this page started, by the stream they feed; each is stopped when its stream ends (or
 // does not start), so a tried-out source never keeps publishing into the relay (common/test_sources.js).
 const testSources = new TestSourceTracker();
-const heldTestSources = new Set(); // streams being restarted: their source must outlive the stop
-
-/** Keep the test source of `streamId` while it restarts; returns the release function. */
-export function holdTestSource(streamId) {
-  heldTestSources.add(streamId);
-  return () => heldTestSources.delete(streamId);
-}
 const CHANNEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Start a local test source for stream `streamId`; returns {ok, subscribeUrl, publishUrl} or {ok: false}. */
@@ -238,7 +232,7 @@ app.registerExtension({
   setup() {
     streamStore.subscribe((store) => {
       for (const id of testSources.ended(store)) {
-        if (!heldTestSources.has(id)) releaseTestSource(id);
+        if (!restartHolds.isHeld(id)) releaseTestSource(id);
       }
     });
   },
