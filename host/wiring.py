@@ -27,6 +27,7 @@ from .livepeer_wiring import LivepeerWiring
 from .on_prompt import install_keepalive_handler
 from .prompt_runner import ComfyPromptRunner
 from .queue_updates import coalesce_queue_updates
+from .queue_view import hide_frame_prompts_from_people
 from .validation import HostValidation, WorkflowValidator
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class HostWiring:
         self._loaded = True
         coalesce_queue_updates(self.server)  # a stream's per-frame prompts must not flood every browser
         skip_unheard_frame_messages(self.server)  # nor wake the event loop for messages nobody hears
+        hide_frame_prompts_from_people(self.server)  # nor show in a person's queue, jobs and history
         quiet_frame_prompt_logs(self.server)  # nor log "Prompt executed" once per frame
         if self._node_classes is not None:  # user prompts keep streams' cached nodes, and the reverse
             install_keepalive_handler(self.server, self.registry.keepalive, self._node_classes)

@@ -47,7 +47,8 @@ def test_pack_loads_without_import_errors(comfyui: ComfyUIServer) -> None:
     assert bad_lines == []
     # ComfyUI lists every custom node it imported with its import time; ours must be among them.
     # (0.33 and on start each line with its level tag, "[INFO]")
-    assert re.search(rf"^(?:\[[A-Z]+\])?\s*[\d.]+ seconds: .*{re.escape(OUR_PACK_PATH)}\s*$", log, re.MULTILINE), log
+    import_line = rf"^(?:\[[A-Z]+\])?\s*[\d.]+ seconds: .*{re.escape(OUR_PACK_PATH)}\s*$"
+    assert re.search(import_line, log, re.MULTILINE), log
 
 
 def test_nodes_are_listed_under_our_category(comfyui: ComfyUIServer) -> None:
