@@ -11,7 +11,8 @@ So, on the server *instance* and its aiohttp app (as ``queue_updates`` and ``fra
 - ``get_queue_info`` counts only prompts that are not a stream's frames (the ``status`` broadcast and
   ``GET /prompt`` both read it);
 - a middleware takes the frame prompts out of the JSON answers of ``/queue``, ``/history`` and
-  ``/api/jobs`` (and their ``/api`` twins); a jobs answer's ``pagination.total`` drops by as many.
+  ``/api/jobs`` (and their ``/api`` twins); a jobs answer's ``pagination.total`` drops by as many, and
+  ``/api/jobs/{id}`` of a frame prompt answers 404 as for an unknown job.
 Nothing else changes: cancelling, interrupting and the executor read the queue itself, never these views.
 """
 
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 QUEUE_PATHS = frozenset({"/queue", "/api/queue"})
 HISTORY_PATHS = frozenset({"/history", "/api/history"})
 JOBS_PATHS = frozenset({"/api/jobs"})
+JOB_PATH_PREFIX = "/api/jobs/"
 EXTRA_DATA_POSITION = 3  # a queue item: (number, prompt_id, prompt, extra_data, outputs, sensitive)
 PROMPT_ID_POSITION = 1
 
@@ -97,8 +99,12 @@ def queue_view_middleware(queue: Any) -> Callable[[web.Request, Handler], Awaita
 
     @web.middleware
     async def hide_frame_prompts(request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
         path = request.path
+        if request.method == "GET" and path.startswith(JOB_PATH_PREFIX):
+            job_id = path[len(JOB_PATH_PREFIX):]
+            if job_id in frame_prompt_ids(queue):
+                return web.json_response({"error": "Job not found"}, status=404)
+        response = await handler(request)
         if request.method != "GET" or path not in QUEUE_PATHS | HISTORY_PATHS | JOBS_PATHS:
             return response
         if not isinstance(response, web.Response) or response.content_type != "application/json":

@@ -2,9 +2,10 @@
 
 Real ComfyUI with small random-weight models in the real formats (``devtools/tiny_models.py``): TAESD through
 ``VAELoader`` and a compact ESRGAN through ``UpscaleModelLoader``. Node executions are counted from
-ComfyUI's own websocket ``executing`` events (cached nodes send none). Each test runs under the classic
-cache (the default), ``--cache-lru 64``, ``--cache-ram`` and ``--cache-none``; with no cache, loaders
-run every frame (documented in the README) and the stream still works.
+ComfyUI's own websocket ``executing`` events (cached nodes send none). Each test runs under the host's
+default cache (classic on 0.3.75, RAM pressure on 0.33), ``--cache-classic``, ``--cache-lru 64``,
+``--cache-ram`` and ``--cache-none``; with no cache, loaders run every frame (documented in the README) and
+the stream still works.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from comfy_trickle.devtools.tiny_models import (
 SIZE = 64
 FRAMES = 20
 CACHE_MODES = {
-    "classic": (),
+    "default": (),  # the host's own: classic on 0.3.75, RAM pressure on 0.33
+    "classic": ("--cache-classic",),
     "lru": ("--cache-lru", "64"),
     "ram": ("--cache-ram",),
     "none": ("--cache-none",),
@@ -206,7 +208,7 @@ async def cache_sizes(comfy) -> dict:
 SOAK_FRAMES = 150  # per stream
 
 
-@pytest.mark.parametrize("cache_mode", ["classic", "lru", "ram"])
+@pytest.mark.parametrize("cache_mode", ["default", "classic", "lru", "ram"])
 async def test_two_model_streams_keep_cache_bookkeeping_bounded(api, relay, comfy, cache_mode):
     """The CI version of ``bench/cache_bench.py soak``: two model streams, a few hundred frames, then
     ComfyUI's output cache is sampled. Every frame's own results (live input and downstream: fresh keys

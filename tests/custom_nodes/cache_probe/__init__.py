@@ -42,3 +42,12 @@ async def _cache_probe(_request):
         return web.json_response({"error": "ComfyUI's prompt worker not found"}, status=503)
     caches = executor.caches
     return web.json_response({"outputs": _sizes(caches.outputs), "objects": _sizes(caches.objects)})
+
+
+@PromptServer.instance.routes.get("/raw-queue")
+async def _raw_queue(_request):
+    """ComfyUI's queue as its PromptQueue holds it, frame prompts included (comfy-trickle leaves those out
+    of ``GET /queue``): what any other code in the process can read. Without the sensitive part."""
+    running, pending = PromptServer.instance.prompt_queue.get_current_queue_volatile()
+    return web.json_response({"queue_running": [list(item[:5]) for item in running],
+                              "queue_pending": [list(item[:5]) for item in pending]})
