@@ -234,7 +234,7 @@ async def test_next_frame_waits_in_comfyuis_queue_and_is_withdrawn_when_the_one_
         client_id = "comfy-trickle:ahead"
         deadline = time.monotonic() + 10
         while True:
-            _, queue = await api.call("GET", "/queue")
+            _, queue = await api.call("GET", "/raw-queue")  # (cache_probe: with frame prompts)
             running = [item for item in queue["queue_running"] if item[3].get("client_id") == client_id]
             pending = [item for item in queue["queue_pending"] if item[3].get("client_id") == client_id]
             if pending or time.monotonic() > deadline:
