@@ -52,21 +52,32 @@ class ComfyUIError(RuntimeError):
 
 @dataclass(frozen=True)
 class ComfyUIPaths:
-    """Where ComfyUI's source tree and its python are."""
+    """Where ComfyUI's source tree and its python are, and the web frontend to serve instead of its own."""
 
     comfyui_dir: Path
     python: Path
+    # The ``static`` folder of a comfyui-frontend-package; None serves ComfyUI's own frontend.
+    frontend_root: Path | None = None
 
     @classmethod
     def from_env(cls) -> ComfyUIPaths:
-        """Read ``COMFYUI_DIR`` / ``COMFYUI_PYTHON`` with the same defaults as ``scripts/env.sh``."""
+        """Read ``COMFYUI_DIR`` / ``COMFYUI_PYTHON`` / ``COMFY_TRICKLE_FRONTEND`` with the same defaults as
+        ``scripts/env.sh``."""
         cache = Path(os.environ.get("COMFY_TRICKLE_CACHE", Path.home() / ".cache" / "comfy-trickle"))
         version = os.environ.get("COMFY_TRICKLE_COMFYUI", "0.3.75")
         comfyui_dir = Path(os.environ.get("COMFYUI_DIR", cache / f"comfyui-{version}")).expanduser()
         python = Path(
             os.environ.get("COMFYUI_PYTHON", cache / f"venv-comfyui-{version}" / "bin" / "python")
         ).expanduser()
-        return cls(comfyui_dir=comfyui_dir, python=python)
+        frontend = os.environ.get("COMFY_TRICKLE_FRONTEND", "").strip()
+        frontend_root = (
+            cache / f"frontend-{frontend}" / "comfyui_frontend_package" / "static" if frontend else None
+        )
+        return cls(comfyui_dir=comfyui_dir, python=python, frontend_root=frontend_root)
+
+    def frontend_args(self) -> tuple[str, ...]:
+        """ComfyUI's command-line arguments that serve ``frontend_root`` (none for ComfyUI's own frontend)."""
+        return () if self.frontend_root is None else ("--front-end-root", str(self.frontend_root))
 
     def check(self) -> None:
         """Raise a ComfyUIError saying how to fix a missing ComfyUI."""
@@ -74,6 +85,10 @@ class ComfyUIPaths:
             raise ComfyUIError(f"no ComfyUI at COMFYUI_DIR={self.comfyui_dir} (run scripts/setup)")
         if not os.access(self.python, os.X_OK):
             raise ComfyUIError(f"COMFYUI_PYTHON={self.python} is not executable (run scripts/setup)")
+        if self.frontend_root is not None and not (self.frontend_root / "index.html").is_file():
+            raise ComfyUIError(
+                f"no web frontend at {self.frontend_root} (run COMFY_TRICKLE_FRONTEND=... scripts/setup)"
+            )
 
 
 @dataclass(frozen=True)
@@ -277,6 +292,7 @@ def start_comfyui(
             "--listen", "127.0.0.1", "--port", str(chosen_port),
             "--disable-api-nodes", "--database-url", "sqlite:///:memory:",
             "--base-directory", str(base_directory),
+            *paths.frontend_args(),
             *extra_args,
         )  # fmt: skip
         with open(log_path, "ab") as log_file:

@@ -14,6 +14,10 @@
 #   COMFY_TRICKLE_COMFYUI  which set-up ComfyUI the demo, tests and benchmarks use: 0.3.75 (default) or
 #                        0.33.0 (scripts/setup installs each into the cache; scripts/test runs both unless
 #                        this or COMFYUI_DIR/COMFYUI_PYTHON is set)
+#   COMFY_TRICKLE_FRONTEND  ComfyUI web frontend to serve instead of the ComfyUI's own: empty (default) or
+#                        1.58.1 (scripts/setup installs it into $COMFY_TRICKLE_CACHE/frontend-VERSION when this is
+#                        set; ComfyUI then starts with --front-end-root pointing at it; scripts/test runs the
+#                        browser tests with it on ComfyUI 0.33.0 after the two whole suites)
 #   COMFYUI_DIR          ComfyUI source tree, the folder holding main.py
 #                        (default: $COMFY_TRICKLE_CACHE/comfyui-$COMFY_TRICKLE_COMFYUI, made by scripts/setup)
 #   COMFYUI_PYTHON       python that runs ComfyUI
@@ -35,6 +39,15 @@ export COMFY_TRICKLE_CACHE="${COMFY_TRICKLE_CACHE:-$HOME/.cache/comfy-trickle}"
 # The ComfyUIs scripts/setup knows how to install; the first is the default.
 COMFY_TRICKLE_COMFYUIS="0.3.75 0.33.0"
 export COMFY_TRICKLE_COMFYUI="${COMFY_TRICKLE_COMFYUI:-${COMFY_TRICKLE_COMFYUIS%% *}}"
+# Frontends scripts/setup can install beside each ComfyUI's own (1.32.9 with 0.3.75, 1.49.6 with 0.33.0).
+COMFY_TRICKLE_FRONTENDS="1.58.1"
+export COMFY_TRICKLE_FRONTEND="${COMFY_TRICKLE_FRONTEND:-}"
+if [ -n "$COMFY_TRICKLE_FRONTEND" ]; then
+    case " $COMFY_TRICKLE_FRONTENDS " in
+        *" $COMFY_TRICKLE_FRONTEND "*) ;;
+        *) echo "COMFY_TRICKLE_FRONTEND=$COMFY_TRICKLE_FRONTEND: choose one of $COMFY_TRICKLE_FRONTENDS or leave it empty" >&2; return 1 ;;
+    esac
+fi
 case " $COMFY_TRICKLE_COMFYUIS " in
     *" $COMFY_TRICKLE_COMFYUI "*) ;;
     *) echo "COMFY_TRICKLE_COMFYUI=$COMFY_TRICKLE_COMFYUI: choose one of $COMFY_TRICKLE_COMFYUIS" >&2; return 1 ;;

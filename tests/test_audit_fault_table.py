@@ -100,7 +100,7 @@ from comfy_trickle.media.synthetic import make_test_frame, psnr, read_frame_inde
 from comfy_trickle.routes.security import HostAllowlist
 from comfy_trickle.trickle.address_guard import TrickleHostRefused
 from comfy_trickle.trickle.subscriber import TrickleSubscriber
-from test_ui_browser import INVERT_WORKFLOW, UI_TIMEOUT_MS, source_body, unique_id
+from test_ui_browser import INVERT_WORKFLOW, TOAST, UI_TIMEOUT_MS, is_success_toast, source_body, unique_id
 
 logger = logging.getLogger(__name__)
 pytestmark = [pytest.mark.timeout(120), pytest.mark.relay(autocreate=True)]
@@ -626,13 +626,13 @@ def test_item7_the_ui_says_the_stream_waits_for_its_input_then_runs(ui):
     ui.page.click("#trickle-go-live")
 
     # what happened, in words: the toast says the stream waits (not a green "live"), and so does its card
-    toast = ui.page.locator(".p-toast-message", has_text=f"Stream {stream_id}")
+    toast = ui.page.locator(TOAST, has_text=f"Stream {stream_id}")
     toast.wait_for(timeout=UI_TIMEOUT_MS)
     toast_text = toast.inner_text()
     assert "Trickle: waiting for input" in toast_text, toast_text
     assert "waits for its input channel to be published" in toast_text, toast_text
     assert "Trickle: live" not in toast_text and "started" not in toast_text, toast_text
-    assert "p-toast-message-success" not in (toast.get_attribute("class") or "")
+    assert not is_success_toast(toast)
     card = f'.trickle-stream[data-stream-id="{stream_id}"]'
     ui.wait_card_state(stream_id, "waiting")
     assert ui.page.inner_text(f"{card} .trickle-state") == "waiting for input"

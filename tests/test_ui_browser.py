@@ -1,6 +1,7 @@
 """The Trickle web UI in a real browser: Debian's chromium driven by Playwright against the session's real
-ComfyUI (frontend 1.32.9) with the pack loaded. Every request that does not go to that loopback server is
-aborted. One browser page for the whole module; the tests run in file order and clean up their streams.
+ComfyUI with the pack loaded, serving its own frontend or the one ``COMFY_TRICKLE_FRONTEND`` names. Every
+request that does not go to that loopback server is aborted. One browser page for the whole module; the
+tests run in file order and clean up their streams.
 
 What a user would notice is asserted: the sidebar's numbers moving, pixels of the preview changing, frames
 decoded from the output channel, the failing node marked, REST saying "stopped" after a click on Stop.
@@ -45,6 +46,12 @@ CHROMIUM_FLAGS = [
 # Small frames keep the stream cheap on a 2-core machine; 64 is the smallest size streams accept.
 SIZE = 128
 UI_TIMEOUT_MS = 60_000
+# The Trickle sidebar tab's button: frontends up to 1.49.6 give it the class "<tab id>-tab-button", 1.58.1 the
+# test id (src/components/sidebar/SideToolbar.vue of each).
+# A toast: PrimeVue's (class p-toast-message, p-toast-message-<severity>) up to 1.49.6, the frontend's own
+# from 1.58.1 (src/components/ui/toast/Toaster.vue: test id "toast", its kind in data-toast-kind).
+TOAST = '.p-toast-message, [data-testid="toast"]'
+TRICKLE_TAB_BUTTON = '.trickle\\.streams-tab-button, [data-testid="trickle.streams-tab-button"]'
 
 
 def source_body(name: str) -> dict[str, Any]:
@@ -53,6 +60,14 @@ def source_body(name: str) -> dict[str, Any]:
 
 def unique_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def is_success_toast(toast: Any) -> bool:
+    """Whether a toast (a Playwright locator of ``TOAST``) is a green "success" one, on every frontend."""
+    return (
+        "p-toast-message-success" in (toast.get_attribute("class") or "")
+        or toast.get_attribute("data-toast-kind") == "success"
+    )
 
 
 class UI:
@@ -78,14 +93,16 @@ class UI:
     def status(self, stream_id: str) -> tuple[int, Any]:
         return self.server.get(f"/stream/{stream_id}/status")
 
-    def start_rest_stream(self, stream_id: str) -> dict[str, Any]:
+    def start_rest_stream(
+        self, stream_id: str, workflow: dict[str, Any] = INVERT_WORKFLOW, **params: Any
+    ) -> dict[str, Any]:
         status, source = self.server.post_json("/trickle/test-source", source_body(stream_id))
         assert status == 200, source
         status, body = self.server.post_json("/stream/start", {
             "gateway_request_id": stream_id,
             "subscribe_url": source["subscribe_url"],
             "publish_url": source["publish_url"],
-            "params": {"width": SIZE, "height": SIZE, "prompt": INVERT_WORKFLOW},
+            "params": {"width": SIZE, "height": SIZE, "prompt": workflow, **params},
         })  # fmt: skip
         assert status == 200, body
         self.started_streams.add(stream_id)
@@ -158,11 +175,11 @@ def ui(comfyui):
                 {"text": f"{error.name}: {error.message}", "url": "pageerror", "stack": error.stack or ""}))
             page.goto(base + "/", timeout=UI_TIMEOUT_MS)
             page.wait_for_function(
-                "() => window.app?.extensionManager && document.getElementById('trickle-indicator')"
-                " && document.querySelector('.trickle\\\\.streams-tab-button')",
-                timeout=UI_TIMEOUT_MS,
+                "(tab) => window.app?.extensionManager && document.getElementById('trickle-indicator')"
+                " && document.querySelector(tab)",
+                arg=TRICKLE_TAB_BUTTON, timeout=UI_TIMEOUT_MS,
             )
-            page.locator(".trickle\\.streams-tab-button").click()
+            page.locator(TRICKLE_TAB_BUTTON).click()
             page.wait_for_selector("#trickle-panel", timeout=UI_TIMEOUT_MS)
             yield helper
         finally:
@@ -352,7 +369,7 @@ def test_broken_graph_marks_the_failing_node_and_starts_nothing(ui):
     assert {m["id"]: (m["error"], m["inputs"]) for m in marks} == {
         "1": (False, []), "2": (True, ["image"]), "3": (False, []),
     }  # fmt: skip
-    toast = ui.page.locator(".p-toast-message", has_text="Invert Image #2")
+    toast = ui.page.locator(TOAST, has_text="Invert Image #2")
     toast.wait_for(timeout=10_000)
     toast_text = toast.inner_text()
     assert "Required input is missing" in toast_text

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_ui_browser import TRICKLE_TAB_BUTTON
 
 logger = logging.getLogger(__name__)
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -58,10 +59,10 @@ def open_trickle_tab(browser: Any, base: str) -> tuple[Any, list[dict[str, str]]
     page.on("pageerror", lambda error: errors.append({"text": str(error), "url": "pageerror"}))
     page.goto(base + "/", timeout=UI_TIMEOUT_MS)
     page.wait_for_function(
-        "() => window.app?.extensionManager && document.querySelector('.trickle\\\\.streams-tab-button')",
-        timeout=UI_TIMEOUT_MS,
+        "(tab) => window.app?.extensionManager && document.querySelector(tab)",
+        arg=TRICKLE_TAB_BUTTON, timeout=UI_TIMEOUT_MS,
     )
-    page.locator(".trickle\\.streams-tab-button").click()
+    page.locator(TRICKLE_TAB_BUTTON).click()
     page.wait_for_selector("#trickle-camera-go-live", timeout=UI_TIMEOUT_MS)
     return page, errors
 
