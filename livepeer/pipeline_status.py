@@ -86,7 +86,8 @@ class StreamPipelineStatus:
         """Take a status snapshot of the session (``StreamSession.status()``) and recompute the state."""
         now = time.time() if now is None else now
         frames_in = int(counters.get("frames_in") or 0)
-        frames_out = int(counters.get("frames_out") or 0)
+        # inference output: placeholders sent while a workflow warms up (streams.warmup) are not
+        frames_out = int(counters.get("frames_out") or 0) - int(counters.get("frames_covered") or 0)
         if frames_in > self._frames_in:
             self.last_input_time = now
         if frames_out > self._frames_out:

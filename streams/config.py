@@ -11,6 +11,7 @@ Accepted body (the seed's, plus ai-runner's optional fields, see docs/ARCHITECTU
      "gateway_request_id": "my-stream",          # the stream id ("request_id" is accepted too)
      "params": {"width": 512, "height": 512, "max_backlog_s": 1.0,   # optional
                 "max_frames_per_prompt": 1,                           # optional, see streams.pump
+                "first_frame_timeout_s": 300,                         # optional, see streams.warmup
                 "prompt": {...} or "<the same as a JSON string>"},
      "control_url": "", "events_url": "", "manifest_id": "", "stream_id": ""}
 """
@@ -33,6 +34,7 @@ STREAM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 Workflow = dict[str, Any]
 FRAMES_PER_PROMPT_PARAM = "max_frames_per_prompt"
+FIRST_FRAME_TIMEOUT_PARAM = "first_frame_timeout_s"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,13 @@ class StreamConfig:
         """``params.max_frames_per_prompt`` (checked by ``parse_start_request``): the most frames a prompt
         takes as one batch when frames wait (``streams.pump``); 1 when not given."""
         return int(self.params.get(FRAMES_PER_PROMPT_PARAM, 1))
+
+    @property
+    def first_frame_timeout_s(self) -> float:
+        """``params.first_frame_timeout_s`` (checked by ``parse_start_request``): how long a generation may
+        take to put out its first frame (``streams.warmup``); the limits' default when not given."""
+        value = self.params.get(FIRST_FRAME_TIMEOUT_PARAM)
+        return DEFAULT_LIMITS.default_first_frame_timeout_s if value is None else float(value)
 
     def trickle_urls(self) -> dict[str, str]:
         """The non-empty trickle URLs by field name (what the host allowlist checks)."""
@@ -120,6 +129,7 @@ def parse_start_request(body: Any, limits: StreamLimits = DEFAULT_LIMITS) -> Str
     height = _dimension(params, "height", limits)
     max_backlog_s = _backlog(params, limits)
     _check_frames_per_prompt(params, limits)
+    _check_first_frame_timeout(params, limits)
     workflow = parse_workflow(params.get("prompt"), field_name="params.prompt")
     if len(workflow) > limits.max_workflow_nodes:
         raise ApiError(
@@ -338,6 +348,20 @@ def _check_frames_per_prompt(params: dict[str, Any], limits: StreamLimits) -> No
             f"params.{FRAMES_PER_PROMPT_PARAM} must be a whole number in 1..{limits.max_frames_per_prompt}, "
             f"got {_shown(value)}",
             {"field": f"params.{FRAMES_PER_PROMPT_PARAM}"},
+        )
+
+
+def _check_first_frame_timeout(params: dict[str, Any], limits: StreamLimits) -> None:
+    if FIRST_FRAME_TIMEOUT_PARAM not in params:
+        return
+    value = params[FIRST_FRAME_TIMEOUT_PARAM]
+    low, high = limits.min_first_frame_timeout_s, limits.max_first_frame_timeout_s
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or not low <= value <= high:
+        raise ApiError(
+            400,
+            f"params.{FIRST_FRAME_TIMEOUT_PARAM} must be seconds in {low:g}..{high:g}, got {_shown(value)}",
+            {"field": f"params.{FIRST_FRAME_TIMEOUT_PARAM}"},
         )
 
 

@@ -29,6 +29,11 @@ DEFAULT_MAX_PUSH_SEGMENT_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_MEDIA_CONNECTIONS = 16
 DEFAULT_INPUT_WAIT_S = 30.0
 MAX_INPUT_WAIT_S = 600.0
+# a generation's first output frame (model loads, compiles, a queue of other people's prompts ahead of it)
+# may take this long before the stream gives up on it (``streams.warmup``)
+MIN_FIRST_FRAME_TIMEOUT_S = 1.0
+DEFAULT_FIRST_FRAME_TIMEOUT_S = 300.0
+MAX_FIRST_FRAME_TIMEOUT_S = 3600.0
 # ComfyUI's per-prompt cost grows with the node count (cache keys expand every node's ancestry), so one
 # stream's huge workflow would slow the shared executor for everyone (issue 13 §9)
 DEFAULT_MAX_WORKFLOW_NODES = 1000
@@ -43,7 +48,9 @@ class StreamLimits:
     video the frame hand-off may hold before dropping the oldest, ``min_backlog_s..max_backlog_s``.
     ``params.input_wait_s``: seconds a stream waits (state ``waiting``) for its input channel to exist,
     ``0..max_input_wait_s``, ``default_input_wait_s`` when not given. ``params.max_frames_per_prompt``:
-    ``1..max_frames_per_prompt`` (``streams.pump``)."""
+    ``1..max_frames_per_prompt`` (``streams.pump``). ``params.first_frame_timeout_s``: seconds a workflow
+    (each generation of it) may take to put out its first frame, ``min_first_frame_timeout_s..
+    max_first_frame_timeout_s``, ``default_first_frame_timeout_s`` when not given (``streams.warmup``)."""
 
     min_dimension: int = MIN_DIMENSION
     max_dimension: int = MAX_DIMENSION
@@ -61,6 +68,9 @@ class StreamLimits:
     max_input_wait_s: float = MAX_INPUT_WAIT_S
     max_workflow_nodes: int = DEFAULT_MAX_WORKFLOW_NODES
     max_frames_per_prompt: int = MAX_FRAMES_PER_PROMPT
+    min_first_frame_timeout_s: float = MIN_FIRST_FRAME_TIMEOUT_S
+    default_first_frame_timeout_s: float = DEFAULT_FIRST_FRAME_TIMEOUT_S
+    max_first_frame_timeout_s: float = MAX_FIRST_FRAME_TIMEOUT_S
 
     def dimension_ok(self, value: int) -> bool:
         """True when ``value`` is an allowed width or height."""

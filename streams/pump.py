@@ -47,7 +47,15 @@ from .executor import PromptOutcome, PromptState
 from .handoff import FrameHandoff, InputFrame, frames_of
 from .stages import Stage
 from .updates import Generation
-from .warmup import COVER_AFTER_S, COVER_TICK_S, WarmupCover
+from .warmup import (
+    COVER_AFTER_S,
+    COVER_TICK_S,
+    NO_OUTPUT_LIMIT,
+    WarmupClock,
+    WarmupCover,
+    first_frame_timed_out,
+    no_output_message,
+)
 from .workflow import PromptBuilder
 
 GENERATION_KEY = "generation"
@@ -101,13 +109,18 @@ class PromptPump:
         cover: WarmupCover | None = None,
         warming: Callable[[], bool] | None = None,
         frames_per_prompt: Callable[[], int] | None = None,
+        first_frame_timeout_s: Callable[[], float] | None = None,
     ) -> None:
         # live control (``streams.updates``, ``streams.warmup``): between two frames the pump asks
-        # ``next_generation`` for a newer workflow; while ``warming()``, a slow frame is covered
+        # ``next_generation`` for a newer workflow; while ``warming()``, a slow frame is covered, for up
+        # to ``first_frame_timeout_s()`` seconds
         self._next_generation = next_generation
         self._generation = 1
         self._cover = cover
         self._warming = warming
+        self._first_frame_timeout_s = first_frame_timeout_s
+        self._warm_up = WarmupClock()
+        self._outputless_prompts = 0  # in a row, see streams.warmup
         self._frames_per_prompt = frames_per_prompt  # the most frames one prompt may take (see above)
         self._context = context
         self._runner = context.runner
@@ -168,6 +181,14 @@ class PromptPump:
         if generation is not None:
             self._builder = generation.builder
             self._generation = generation.number
+            self._warm_up.restart()
+            self._outputless_prompts = 0
+
+    def warm_up_status(self) -> dict[str, float] | None:
+        """The status's ``warm_up``: how long the current generation has waited for its first frame."""
+        if self._warming is None or self._first_frame_timeout_s is None or not self._warming():
+            return None
+        return self._warm_up.status(self._first_frame_timeout_s())
 
     async def _prepare(self, frame: InputFrame) -> None:
         """CPU work for this frame (e.g. uint8 -> float tensor) off ComfyUI's shared executor thread."""
@@ -224,6 +245,7 @@ class PromptPump:
         self._current = None
         prompt_id, ticket = queued.prompt_id, queued.ticket
         if outcome is None:
+            self._outputless_prompts = 0
             self._finishing.append((prompt_id, ticket))
             return None
         if outcome.state is PromptState.ERROR:
@@ -237,6 +259,11 @@ class PromptPump:
         logger.info("stream %s: %d frame(s) dropped (%s)", self._bridge.stream_id, dropped,
                     outcome.state.value)
         self._counters.frame_dropped(dropped)
+        if outcome.state is PromptState.SUCCESS:
+            self._outputless_prompts += 1
+            if self._outputless_prompts >= NO_OUTPUT_LIMIT:
+                self._withdraw_ahead()
+                return PromptOutcome(PromptState.ERROR, message=no_output_message(self._outputless_prompts))
         return None
 
     def _submit(self, frame: InputFrame, ticket: int) -> str:
@@ -261,7 +288,8 @@ class PromptPump:
         look_ahead = True  # until the input has no more frames
         try:
             while True:
-                covering = self._cover is not None and self._warming is not None and self._warming()
+                warming = self._warming is not None and self._warming()
+                covering = warming and self._cover is not None
                 wait = min(delay, COVER_TICK_S) if covering else delay
                 if look_ahead and next_frame is None and self._may_look_ahead(covering):
                     next_frame = asyncio.ensure_future(self._handoff.wait_for_frame())
@@ -276,6 +304,9 @@ class PromptPump:
                     continue  # the output may have come meanwhile; the timeout starts again
                 if covering and time.monotonic() - started >= COVER_AFTER_S:
                     self._cover_waiting(queued.frame)
+                gave_up = self._first_frame_overdue(warming)
+                if gave_up is not None:
+                    return gave_up
                 outcome = self._runner.outcome(queued.prompt_id)
                 if outcome.finished:
                     # the output may have been scheduled between the timeout and the look-up
@@ -285,6 +316,15 @@ class PromptPump:
         finally:
             if next_frame is not None:
                 next_frame.cancel()
+
+    def _first_frame_overdue(self, warming: bool) -> PromptOutcome | None:
+        """The stream's failure once the warming generation has waited past its first-frame timeout."""
+        waited = self._warm_up.waited(warming)
+        timeout_s = self._first_frame_timeout_s() if self._first_frame_timeout_s is not None else None
+        if timeout_s is None or waited < timeout_s:
+            return None
+        covered = self._cover.frames_covered if self._cover is not None else 0
+        return PromptOutcome(PromptState.ERROR, message=first_frame_timed_out(timeout_s, covered))
 
     def _may_look_ahead(self, covering: bool) -> bool:
         return (

@@ -120,6 +120,7 @@ class StreamSession:
             next_generation=self._next_generation if self.updates is not None else None,
             cover=self._cover, warming=self.updates.warming if self.updates is not None else None,
             frames_per_prompt=lambda: self.config.frames_per_prompt,
+            first_frame_timeout_s=lambda: self.config.first_frame_timeout_s,
         )
         self._context.bridges.register(self._bridge)
         self._egress.start(self._on_written, self._on_egress_failed, on_stage=self.counters.stage)
@@ -186,6 +187,8 @@ class StreamSession:
         if self.updates is not None:
             status.update(self.updates.status())
             counters.update(self.updates.counts, frames_covered=self._cover.frames_covered)
+            pump = self._pump if self.state.active else None
+            status["warm_up"] = pump.warm_up_status() if pump is not None else None
             status["control"] = self.control.status() if self.control is not None else None
         return status
 

@@ -162,6 +162,19 @@ def test_max_backlog_out_of_range_or_not_a_number(value):
     assert err.message == f"params.max_backlog_s must be seconds in 0.05..120, got {value!r}"
 
 
+@pytest.mark.parametrize(("value", "kept"), [(None, 300.0), (1, 1.0), (42.5, 42.5), (3600, 3600.0)])
+def test_first_frame_timeout_defaults_to_300_s_and_keeps_a_value_in_range(value, kept):
+    given = {} if value is None else {"first_frame_timeout_s": value}
+    assert parse_start_request(body(params=params(**given))).first_frame_timeout_s == kept
+
+
+@pytest.mark.parametrize("value", [0.5, 3601, -1, True, "10", None, float("inf")])
+def test_first_frame_timeout_out_of_range_or_not_a_number(value):
+    err = rejected(body(params=params(first_frame_timeout_s=value)))
+    assert err.details == {"field": "params.first_frame_timeout_s"}
+    assert err.message == f"params.first_frame_timeout_s must be seconds in 1..3600, got {value!r}"
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("width", 32), ("width", 4096), ("height", 63), ("height", 2056), ("width", 100), ("height", 0)],

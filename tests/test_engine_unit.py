@@ -37,8 +37,9 @@ SEED_WORKFLOW = {
 }
 
 
-def make_config(stream_id: str, workflow: dict | None = None) -> StreamConfig:
+def make_config(stream_id: str, workflow: dict | None = None, **params) -> StreamConfig:
     return StreamConfig(
+        params=params,
         stream_id=stream_id,
         subscribe_url="http://127.0.0.1:1/in",
         publish_url="http://127.0.0.1:1/out",
@@ -355,6 +356,46 @@ async def test_interrupted_frame_is_dropped_and_stream_goes_on(engine):
     assert status["state"] == "completed"
     assert [w[0] for w in media["a"][1].written] == [255 - i for i in range(20) if i != 3]
     assert status["counters"]["frames_dropped"] == 1
+
+
+async def test_a_first_frame_slower_than_its_timeout_ends_the_stream_in_error_saying_so(engine):
+    registry, runner, media, frames = engine
+    runner.slow_on[0] = 3.0  # the first prompt outlasts the 1 s first-frame timeout
+    frames["a"] = [frame_of(i) for i in range(10)]
+    await registry.start(make_config("a", first_frame_timeout_s=1))
+    await asyncio.sleep(0.6)
+    warming = registry.status("a")
+    assert warming["state"] == "running" and warming["warm_up"]["timeout_s"] == 1, warming
+    assert 0 < warming["warm_up"]["waited_s"] < 1, warming
+    assert await registry.session("a").wait_finished(5)
+    final = registry.status("a")
+    assert final["state"] == "error", final
+    message = final["error"]["message"]
+    assert "no frame within 1 s" in message and "first_frame_timeout_s" in message, message
+    covered = final["counters"]["frames_covered"]
+    assert covered > 0 and f"{covered} input frame(s) went out marked" in message, final
+    assert final["counters"]["frames_processed"] == 0 and final["warm_up"] is None
+
+
+async def test_prompts_that_keep_skipping_the_output_node_end_the_stream_in_error(engine):
+    registry, runner, media, _ = engine
+    runner.skip_output_on.update(range(20))
+    await registry.start(make_config("a"))
+    assert await registry.session("a").wait_finished(10)
+    final = registry.status("a")
+    assert final["state"] == "error", final
+    assert "3 prompts in a row finished without running TrickleOutput" in final["error"]["message"], final
+    assert final["counters"]["frames_out"] == 0 and runner.inputs_taken[:3] == [0, 1, 2], final
+
+
+async def test_a_prompt_now_and_then_without_output_only_drops_its_frame(engine):
+    registry, runner, media, _ = engine
+    runner.skip_output_on.update({2, 3, 7, 8, 12})  # never 3 in a row
+    await registry.start(make_config("a"))
+    assert await registry.session("a").wait_finished(10)
+    final = registry.status("a")
+    assert final["state"] == "completed", final
+    assert final["counters"]["frames_dropped"] == 5 and final["counters"]["frames_processed"] == 15, final
 
 
 async def test_stop_while_a_prompt_runs_returns_quickly(engine):

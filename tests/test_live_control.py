@@ -6,6 +6,7 @@ their pixels (the synthetic pattern's frame index, inverted or not, blurred or n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -251,6 +252,34 @@ async def test_slow_first_run_never_freezes_the_output(api, relay):
     assert final["counters"]["frames_processed"] <= 180 - covered + 1
     gap = output.longest_gap()
     assert gap <= 1.0, f"output silent for {gap:.2f} s while the workflow warmed up"
+
+
+async def test_a_workflow_that_puts_out_no_frame_in_time_ends_in_error_instead_of_covering(api, relay):
+    workflow = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+        "2": {"class_type": "TrickleTestSlow", "inputs": {"image": ["1", 0], "seconds": 4.0}},
+        "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0], "stream_id": ""}},
+    }
+    sub_url, collector = await start_stream(api, relay, "nofirst", workflow, first_frame_timeout_s=1.5)
+    publisher = asyncio.create_task(publish_synthetic(sub_url, 150, width=SIZE, height=SIZE))
+    try:
+        # while it warms up the status says for how long, and what it will wait
+        warming = await api.wait_status("nofirst", lambda s: (s["warm_up"] or {}).get("waited_s", 0) >= 0.5)
+        assert warming["state"] == "running" and warming["warm_up"]["timeout_s"] == 1.5, warming
+        final = await api.wait_state("nofirst", {"completed", "error"})
+    finally:
+        publisher.cancel()
+        with contextlib.suppress(BaseException):
+            await publisher  # its trickle session closes
+    assert final["state"] == "error", final
+    message = final["error"]["message"]
+    assert "put out no frame within 1.5 s" in message and "params.first_frame_timeout_s" in message, message
+    counters = final["counters"]
+    assert counters["frames_processed"] == 0 and counters["frames_covered"] > 0, counters
+    output = await asyncio.wait_for(collector, 30)
+    # what went out before the error was the input marked "updating", never as if processed
+    assert output.frames and all(is_marked(f.rgb) for f in output.frames)
+    assert not any(inverted for _, inverted in map(classify, (f.rgb for f in output.frames)))
 
 
 def probe_video(path) -> tuple[int, str, dict]:

@@ -59,6 +59,21 @@ def test_state_machine_follows_ai_runner_thresholds():
     assert stalled.observe("error", {}, T0 + 29) == ps.ERROR
 
 
+def test_warm_up_placeholders_are_not_inference_output():
+    """A workflow warming up sends the input marked "updating" (frames_covered): the status events say no
+    inference output came (ai-runner's last_output_time and fps), not ONLINE at the input's rate."""
+    status = ps.StreamPipelineStatus("comfyui", start_time=T0)
+    status.params_updated({"prompt": {}}, T0)
+    for step in range(1, 61):  # 30 s of 30 fps input, every frame a placeholder
+        frames = step * 15
+        state = status.observe(
+            "running", {"frames_in": frames, "frames_out": frames, "frames_covered": frames}, T0 + step * 0.5
+        )
+    event = status.to_event(None)
+    assert event["inference_status"]["fps"] == 0 and event["inference_status"]["last_output_time"] is None
+    assert event["input_status"]["fps"] == 30 and state != ps.ONLINE, (state, event)
+
+
 def test_status_event_has_ai_runner_shape_and_sends_params_once():
     status = running_status()
     first = status.to_event(None)

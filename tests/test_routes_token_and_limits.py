@@ -165,6 +165,9 @@ async def test_limits_route_answers_the_limits_the_server_checks():
         "max_input_wait_s": 600.0,
         "max_workflow_nodes": 1000,
         "max_frames_per_prompt": 16,
+        "min_first_frame_timeout_s": 1.0,
+        "default_first_frame_timeout_s": 300.0,
+        "max_first_frame_timeout_s": 3600.0,
     }
     # The published bounds are the ones parsing enforces: the edges pass, one step beyond fails.
     published = StreamLimits(**answer)
@@ -196,6 +199,9 @@ async def test_limits_route_answers_the_limits_the_server_checks():
     most = published.max_frames_per_prompt
     for frames, ok in ((1, True), (most, True), (most + 1, False)):
         check("max_frames_per_prompt", frames, ok, lambda config: config.frames_per_prompt)
+    low, high = published.min_first_frame_timeout_s, published.max_first_frame_timeout_s
+    for seconds, ok in ((low, True), (high, True), (low - 0.5, False), (high + 1, False)):
+        check("first_frame_timeout_s", seconds, ok, lambda config: config.first_frame_timeout_s)
 
 
 def test_web_ui_fallback_limits_are_the_servers_defaults():

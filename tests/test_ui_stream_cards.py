@@ -81,3 +81,21 @@ def test_cards_show_output_and_watch_command_restart_and_dismiss(ui):
     ui.page.wait_for_selector(card(second), state="detached", timeout=UI_TIMEOUT_MS)
     assert ui.status(second)[0] == 404
     assert ui.page.locator(card(first)).is_visible()  # the other card is untouched
+
+
+def test_a_card_says_the_workflow_warms_up_and_then_why_the_stream_ended(ui):
+    stream_id = unique_id("card-warm")
+    never_in_time = {
+        "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+        "2": {"class_type": "TrickleTestSlow", "inputs": {"image": ["1", 0], "seconds": 6.0}},
+        "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0], "stream_id": ""}},
+    }
+    ui.start_rest_stream(stream_id, never_in_time, first_frame_timeout_s=4)
+    ui.page.wait_for_function(
+        "(state) => /^warming up: \\d+ s of 4 s$/.test(document.querySelector(state)?.textContent || '')",
+        arg=f"{card(stream_id)} .trickle-state", timeout=UI_TIMEOUT_MS,
+    )
+    ui.wait_card_state(stream_id, "error", timeout_ms=UI_TIMEOUT_MS)
+    assert ui.page.inner_text(f"{card(stream_id)} .trickle-state") == "error"
+    error = ui.page.inner_text(f"{card(stream_id)} .trickle-stream-error")
+    assert "put out no frame within 4 s" in error, error

@@ -40,6 +40,15 @@ export async function stopStream(requestId) {
 }
 
 /** One stream's card; `update(status)` refreshes it in place so the preview canvas is kept. */
+/** The card's state in words: "waiting" is for the input channel (its publisher has not started yet), and a
+ * running stream whose workflow has not put out its first frame says how long it has been warming up. */
+function stateLabel(status) {
+  if (status.state === "waiting") return "waiting for input";
+  const warmUp = status.state === "running" ? status.warm_up : null;
+  if (warmUp) return `warming up: ${Math.round(warmUp.waited_s)} s of ${warmUp.timeout_s} s`;
+  return status.state || "unknown";
+}
+
 function createStreamCard(requestId) {
   const idLabel = el("span", { class: "trickle-stream-id", title: requestId }, requestId);
   const state = el("span", { class: "trickle-state" });
@@ -87,8 +96,7 @@ function createStreamCard(requestId) {
   function update(status) {
     const counters = status.counters || {};
     element.dataset.state = status.state || "";
-    // "waiting": the stream waits for its input channel (its publisher has not started yet)
-    state.textContent = status.state === "waiting" ? "waiting for input" : status.state || "unknown";
+    state.textContent = stateLabel(status);
     state.className = `trickle-state trickle-state-${status.state || "unknown"}`;
     for (const [key, , format] of METRICS) values[key].textContent = format(counters);
     error.textContent = formatStreamError(status.error);
