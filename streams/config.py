@@ -321,20 +321,24 @@ def _dimension(params: dict[str, Any], name: str, limits: StreamLimits) -> int:
 
 
 def _backlog(params: dict[str, Any], limits: StreamLimits) -> float | None:
-    if "max_backlog_s" not in params:
+    return _seconds(params, "max_backlog_s", limits.min_backlog_s, limits.max_backlog_s)
+
+
+def _seconds(params: dict[str, Any], name: str, low: float, high: float) -> float | None:
+    """``params[name]`` as seconds in ``low..high`` (else a 400 naming the field); None when not given."""
+    if name not in params:
         return None
-    value = params["max_backlog_s"]
+    value = params[name]
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not _finite(value)
-        or not limits.backlog_ok(value)
+        or not low <= value <= high
     ):
         raise ApiError(
             400,
-            f"params.max_backlog_s must be seconds in {limits.min_backlog_s:g}..{limits.max_backlog_s:g}, "
-            f"got {_shown(value)}",
-            {"field": "params.max_backlog_s"},
+            f"params.{name} must be seconds in {low:g}..{high:g}, got {_shown(value)}",
+            {"field": f"params.{name}"},
         )
     return float(value)
 
@@ -352,17 +356,8 @@ def _check_frames_per_prompt(params: dict[str, Any], limits: StreamLimits) -> No
 
 
 def _check_first_frame_timeout(params: dict[str, Any], limits: StreamLimits) -> None:
-    if FIRST_FRAME_TIMEOUT_PARAM not in params:
-        return
-    value = params[FIRST_FRAME_TIMEOUT_PARAM]
     low, high = limits.min_first_frame_timeout_s, limits.max_first_frame_timeout_s
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or not low <= value <= high:
-        raise ApiError(
-            400,
-            f"params.{FIRST_FRAME_TIMEOUT_PARAM} must be seconds in {low:g}..{high:g}, got {_shown(value)}",
-            {"field": f"params.{FIRST_FRAME_TIMEOUT_PARAM}"},
-        )
+    _seconds(params, FIRST_FRAME_TIMEOUT_PARAM, low, high)
 
 
 def _json_type(value: Any) -> str:

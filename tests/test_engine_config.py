@@ -175,6 +175,12 @@ def test_first_frame_timeout_out_of_range_or_not_a_number(value):
     assert err.message == f"params.first_frame_timeout_s must be seconds in 1..3600, got {value!r}"
 
 
+@pytest.mark.parametrize("name", ["max_backlog_s", "first_frame_timeout_s"])
+def test_a_seconds_param_with_hundreds_of_digits_is_a_400_not_a_crash(name):
+    err = rejected(body(params=params(**{name: 10**400})))
+    assert err.details == {"field": f"params.{name}"} and err.message.endswith("...")
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("width", 32), ("width", 4096), ("height", 63), ("height", 2056), ("width", 100), ("height", 0)],
