@@ -1,4 +1,4 @@
-"""Streaming MPEG-TS/H.264 decoder: bytes in (across trickle segment boundaries), RGB frames out.
+"""Streaming MPEG-TS/H.264 decoder: bytes in (across trickle segment boundaries), frames out (RGB on first use).
 
 Threading: :meth:`StreamDecoder.feed` and :meth:`StreamDecoder.end_of_input` are called from any thread
 (typically the asyncio loop) and only append to a bounded :class:`ByteFeed`. One decode thread owned by the
@@ -276,11 +276,9 @@ class StreamDecoder:
         if not self._rate_cap.admit(pts, time_base):
             self._stats.dropped_by_rate += 1
             return
-        converting = time.perf_counter()
-        rgb = self._converter.convert(frame)
-        decode_s = codec_s + time.perf_counter() - converting
         decoded = DecodedFrame(
-            rgb=rgb, pts=int(pts), time_base=time_base, index=self._next_index, decode_s=decode_s
+            picture=self._converter.defer(frame), pts=int(pts), time_base=time_base, index=self._next_index,
+            decode_s=codec_s,
         )
         self._next_index += 1
         self._stats.emitted += 1

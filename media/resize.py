@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 
 import av
@@ -44,8 +45,22 @@ class FrameConverter:
     def __init__(self, target: tuple[int, int] | None) -> None:
         self._target = target
         self._reformatter = VideoReformatter()
+        self._lock = threading.Lock()  # one scaler context; frames are converted on whichever thread takes them
+
+    def output_shape(self, frame: av.VideoFrame) -> tuple[int, int, int]:
+        """The ``(height, width, 3)`` that ``convert(frame)`` returns, known without converting."""
+        width, height = self._target or (frame.width, frame.height)
+        return height, width, 3
+
+    def defer(self, frame: av.VideoFrame) -> PendingRGB:
+        """``frame``'s RGB, converted only when first asked for (see ``PendingRGB``)."""
+        return PendingRGB(frame, self)
 
     def convert(self, frame: av.VideoFrame) -> np.ndarray:
+        with self._lock:
+            return self._convert(frame)
+
+    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
         if self._target is None or (frame.width, frame.height) == self._target:
             return self._rgb(frame, frame.width, frame.height)
         dst_w, dst_h = self._target
@@ -62,6 +77,37 @@ class FrameConverter:
             frame, width=width, height=height, format="rgb24", threads=SWSCALE_THREADS
         )
         return scaled.to_ndarray()
+
+
+class PendingRGB:
+    """A decoded frame's RGB pixels, converted on first use by whichever thread asks first.
+
+    Why: under overload most decoded frames are dropped before any workflow sees them; holding the
+    decoded YUV picture (half the bytes of RGB) and converting only the frames that are used saves the
+    colour conversion and scaling of every dropped frame. ``shape`` is known without converting.
+    """
+
+    __slots__ = ("_frame", "_converter", "_rgb", "_lock", "shape")
+
+    def __init__(self, frame: av.VideoFrame, converter: FrameConverter) -> None:
+        self._frame: av.VideoFrame | None = frame
+        self._converter = converter
+        self._rgb: np.ndarray | None = None
+        self._lock = threading.Lock()
+        self.shape = converter.output_shape(frame)
+
+    def rgb(self) -> np.ndarray:
+        """The uint8 ``[H, W, 3]`` pixels (converted once; the decoded picture is released then)."""
+        with self._lock:
+            if self._rgb is None:
+                assert self._frame is not None  # noqa: S101 - released only once converted
+                self._rgb = self._converter.convert(self._frame)
+                self._frame = None
+            return self._rgb
+
+    @property
+    def converted(self) -> bool:
+        return self._rgb is not None
 
 
 class FrameRateCap:

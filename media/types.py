@@ -1,12 +1,15 @@
 """Plain data objects passed between the decoder, the stream engine and the encoder.
 
-They hold no PyAV objects, so they can cross threads and outlive the containers they came from.
+They can cross threads and outlive the containers they came from: the only PyAV object they may hold is
+a decoded picture waiting for its RGB conversion (``media.resize.PendingRGB``), reference-counted by
+FFmpeg apart from its decoder.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from fractions import Fraction
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,29 +24,51 @@ MPEGTS_TIME_BASE = Fraction(1, MPEGTS_CLOCK_HZ)
 SWSCALE_THREADS = 1
 
 
+class DeferredPicture(Protocol):
+    """Pixels converted on first use (``media.resize.PendingRGB``)."""
+
+    shape: tuple[int, int, int]
+
+    def rgb(self) -> np.ndarray: ...
+
+
+# uint8 RGB ``[H, W, 3]``, C-contiguous, or the same still to be converted
+Picture = Any  # np.ndarray | DeferredPicture
+
+
+def as_rgb(picture: Picture) -> np.ndarray:
+    """A picture's uint8 RGB pixels (converting a deferred one, once)."""
+    return picture if isinstance(picture, np.ndarray) else picture.rgb()
+
+
 @dataclass(frozen=True)
 class DecodedFrame:
-    """One decoded video frame in the cheap form: uint8 RGB, HxWx3, C-contiguous.
+    """One decoded video frame: ``picture`` is uint8 RGB, HxWx3, C-contiguous, or (from the decoder) the
+    same still to be converted on first use, so a frame dropped unseen costs no conversion.
 
     ``pts`` is in ``time_base`` units as demuxed (90 kHz for MPEG-TS); ``index`` counts every frame the
     decoder emitted since it started (frames dropped by the rate cap do not take an index).
-    ``decode_s`` is the time the decoder spent on it (``time.perf_counter`` seconds: its share of the codec
-    call that returned it plus the conversion to RGB), None where no decoder made it.
+    ``decode_s`` is the codec's time for it (``time.perf_counter`` seconds: its share of the codec call
+    that returned it), None where no decoder made it.
     """
 
-    rgb: np.ndarray
+    picture: Picture
     pts: int
     time_base: Fraction
     index: int
     decode_s: float | None = None
 
     @property
+    def rgb(self) -> np.ndarray:
+        return as_rgb(self.picture)
+
+    @property
     def width(self) -> int:
-        return int(self.rgb.shape[1])
+        return int(self.picture.shape[1])
 
     @property
     def height(self) -> int:
-        return int(self.rgb.shape[0])
+        return int(self.picture.shape[0])
 
     @property
     def time(self) -> float:

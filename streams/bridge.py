@@ -40,6 +40,9 @@ _TICKETS = itertools.count(1)
 OutputCallback = Callable[[int, InputFrame, Any], None]
 # asked once, on ComfyUI's worker thread, when a ticket's prompt starts: True withdraws the frame
 WithdrawCheck = Callable[[], bool]
+# asked once, after the withdraw check, when a ticket's prompt starts: the frame to run (a newer one
+# instead), or None to withdraw it
+FresherFrame = Callable[[], InputFrame | None]
 
 
 class FrameBridge:
@@ -53,20 +56,27 @@ class FrameBridge:
         self._pending: dict[int, InputFrame] = {}
         self._secrets: dict[int, str] = {}
         self._withdraw_checks: dict[int, WithdrawCheck] = {}
+        self._fresher: dict[int, FresherFrame] = {}
         self._latest: InputFrame | None = None
         self._closed = False
 
     # --- session side -------------------------------------------------------------------------------
-    def open_ticket(self, frame: InputFrame, withdraw_if: WithdrawCheck | None = None) -> int:
+    def open_ticket(
+        self, frame: InputFrame, withdraw_if: WithdrawCheck | None = None, fresher: FresherFrame | None = None
+    ) -> int:
         """Register the frame a prompt is about to be queued for; returns its ticket. ``withdraw_if``:
         asked when the prompt starts (a frame queued behind another of its stream's prompts is withdrawn
-        if that one failed: ComfyUI records the failure before it starts the next prompt)."""
+        if that one failed: ComfyUI records the failure before it starts the next prompt). ``fresher``:
+        asked then too; the frame it returns becomes the ticket's frame (an overloaded stream's prompt
+        runs its newest frame, see ``streams.handoff``), None withdraws it."""
         ticket = next(_TICKETS)
         with self._changed:
             self._pending[ticket] = frame
             self._secrets[ticket] = secrets.token_urlsafe(24)
             if withdraw_if is not None:
                 self._withdraw_checks[ticket] = withdraw_if
+            if fresher is not None:
+                self._fresher[ticket] = fresher
             self._latest = frame.followers[-1] if frame.followers else frame  # (newest of a batch)
             self._changed.notify_all()
         return ticket
@@ -81,6 +91,7 @@ class FrameBridge:
             self._pending.pop(ticket, None)
             self._secrets.pop(ticket, None)
             self._withdraw_checks.pop(ticket, None)
+            self._fresher.pop(ticket, None)
 
     def note_latest(self, frame: InputFrame) -> None:
         """Remember the newest decoded frame (served to UI-queued prompts that name this stream)."""
@@ -95,6 +106,7 @@ class FrameBridge:
             self._pending.clear()
             self._secrets.clear()
             self._withdraw_checks.clear()
+            self._fresher.clear()
             self._latest = None
             self._changed.notify_all()
 
@@ -111,9 +123,12 @@ class FrameBridge:
         with self._changed:
             self._check_access(ticket, secret)
             withdraw_if = self._withdraw_checks.pop(ticket, None)
+            fresher = self._fresher.pop(ticket, None)
         # (asked outside the lock: it may take the host's queue lock)
         if withdraw_if is not None and withdraw_if():
             self.close_ticket(ticket)
+        elif fresher is not None:
+            self._replace(ticket, fresher())
         with self._changed:
             while True:
                 if self._closed:
@@ -135,6 +150,15 @@ class FrameBridge:
                         + ("" if ticket else " (is its input publishing?)")
                     )
                 self._changed.wait(remaining)
+
+    def _replace(self, ticket: int, frame: InputFrame | None) -> None:
+        with self._changed:
+            if ticket not in self._pending:
+                return
+            if frame is None:
+                self._pending.pop(ticket)  # withdrawn: the node finds no frame (the secret stays valid)
+            else:
+                self._pending[ticket] = frame
 
     def deliver(self, ticket: int, images: Any, secret: str | None) -> bool:
         """Hand a processed frame to the session's encoder; never blocks. False when nothing takes it

@@ -12,6 +12,7 @@ Accepted body (the seed's, plus ai-runner's optional fields, see docs/ARCHITECTU
      "params": {"width": 512, "height": 512, "max_backlog_s": 1.0,   # optional
                 "max_frames_per_prompt": 1,                           # optional, see streams.pump
                 "first_frame_timeout_s": 300,                         # optional, see streams.warmup
+                "max_lateness_s": 0.1,                                # optional, see streams.handoff
                 "prompt": {...} or "<the same as a JSON string>"},
      "control_url": "", "events_url": "", "manifest_id": "", "stream_id": ""}
 """
@@ -35,6 +36,7 @@ STREAM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 Workflow = dict[str, Any]
 FRAMES_PER_PROMPT_PARAM = "max_frames_per_prompt"
 FIRST_FRAME_TIMEOUT_PARAM = "first_frame_timeout_s"
+LATENESS_PARAM = "max_lateness_s"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,17 @@ class StreamConfig:
         take to put out its first frame (``streams.warmup``); the limits' default when not given."""
         value = self.params.get(FIRST_FRAME_TIMEOUT_PARAM)
         return DEFAULT_LIMITS.default_first_frame_timeout_s if value is None else float(value)
+
+    @property
+    def max_lateness_s(self) -> float:
+        """``params.max_lateness_s`` (checked by ``parse_start_request``): how late a frame may be served
+        before the stream serves its newest frames (``streams.handoff``). Not given: ``max_backlog_s``
+        where that was given (who asks for a backlog asks to fall behind rather than drop), else the
+        limits' default."""
+        value = self.params.get(LATENESS_PARAM)
+        if value is not None:
+            return float(value)
+        return DEFAULT_LIMITS.default_lateness_s if self.max_backlog_s is None else self.max_backlog_s
 
     def trickle_urls(self) -> dict[str, str]:
         """The non-empty trickle URLs by field name (what the host allowlist checks)."""
@@ -130,6 +143,7 @@ def parse_start_request(body: Any, limits: StreamLimits = DEFAULT_LIMITS) -> Str
     max_backlog_s = _backlog(params, limits)
     _check_frames_per_prompt(params, limits)
     _check_first_frame_timeout(params, limits)
+    _seconds(params, LATENESS_PARAM, limits.min_lateness_s, limits.max_lateness_s)
     workflow = parse_workflow(params.get("prompt"), field_name="params.prompt")
     if len(workflow) > limits.max_workflow_nodes:
         raise ApiError(

@@ -34,6 +34,11 @@ MAX_INPUT_WAIT_S = 600.0
 MIN_FIRST_FRAME_TIMEOUT_S = 1.0
 DEFAULT_FIRST_FRAME_TIMEOUT_S = 300.0
 MAX_FIRST_FRAME_TIMEOUT_S = 3600.0
+# how late (behind the input's live edge) the frame a prompt runs may be before the stream serves its newest
+# frames (``streams.handoff``): above a keeping-up stream's hiccups, well under a second-old queue
+MIN_LATENESS_S = 0.01
+DEFAULT_LATENESS_S = 0.1
+MAX_LATENESS_S = MAX_BACKLOG_S
 # ComfyUI's per-prompt cost grows with the node count (cache keys expand every node's ancestry), so one
 # stream's huge workflow would slow the shared executor for everyone (issue 13 §9)
 DEFAULT_MAX_WORKFLOW_NODES = 1000
@@ -50,7 +55,9 @@ class StreamLimits:
     ``0..max_input_wait_s``, ``default_input_wait_s`` when not given. ``params.max_frames_per_prompt``:
     ``1..max_frames_per_prompt`` (``streams.pump``). ``params.first_frame_timeout_s``: seconds a workflow
     (each generation of it) may take to put out its first frame, ``min_first_frame_timeout_s..
-    max_first_frame_timeout_s``, ``default_first_frame_timeout_s`` when not given (``streams.warmup``)."""
+    max_first_frame_timeout_s``, ``default_first_frame_timeout_s`` when not given (``streams.warmup``).
+    ``params.max_lateness_s``: how late a frame may be served before the stream goes newest first
+    (``streams.handoff``), ``min_lateness_s..max_lateness_s``, ``default_lateness_s`` when not given."""
 
     min_dimension: int = MIN_DIMENSION
     max_dimension: int = MAX_DIMENSION
@@ -71,6 +78,9 @@ class StreamLimits:
     min_first_frame_timeout_s: float = MIN_FIRST_FRAME_TIMEOUT_S
     default_first_frame_timeout_s: float = DEFAULT_FIRST_FRAME_TIMEOUT_S
     max_first_frame_timeout_s: float = MAX_FIRST_FRAME_TIMEOUT_S
+    min_lateness_s: float = MIN_LATENESS_S
+    default_lateness_s: float = DEFAULT_LATENESS_S
+    max_lateness_s: float = MAX_LATENESS_S
 
     def dimension_ok(self, value: int) -> bool:
         """True when ``value`` is an allowed width or height."""

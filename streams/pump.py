@@ -78,7 +78,7 @@ INLINE_PREPARE_MAX_PIXELS = 512 * 512
 
 
 def _pixels(frame: InputFrame) -> int:
-    shape = getattr(frame.image, "shape", None)
+    shape = frame.shape
     if shape is None or len(shape) < 2:
         return INLINE_PREPARE_MAX_PIXELS + 1  # unknown size: keep it off the loop
     return int(shape[0]) * int(shape[1]) * len(frames_of(frame))
@@ -86,7 +86,8 @@ def _pixels(frame: InputFrame) -> int:
 
 @dataclass(slots=True)
 class QueuedFrame:
-    """A frame whose prompt is in ComfyUI's queue."""
+    """A frame whose prompt is in ComfyUI's queue (``frame``: the one it runs; a newer one once the prompt
+    started, when the stream is overloaded)."""
 
     frame: InputFrame
     ticket: int
@@ -164,7 +165,7 @@ class PromptPump:
                 return failure
             queued, self._ahead = self._ahead, None
             if queued is None:
-                frame = await self._handoff.get()
+                frame = await self._handoff.get(self._batch_limit())
                 if frame is None:
                     break
                 queued = await self._queue_frame(frame)
@@ -191,9 +192,11 @@ class PromptPump:
         return self._warm_up.status(self._first_frame_timeout_s())
 
     async def _prepare(self, frame: InputFrame) -> None:
-        """CPU work for this frame (e.g. uint8 -> float tensor) off ComfyUI's shared executor thread."""
+        """CPU work for this frame (RGB, uint8 -> float tensor) off ComfyUI's shared executor thread,
+        unless the stream is overloaded: its prompt will likely start with a newer frame (``_fresher``),
+        and ``TrickleInput`` converts the frame it runs."""
         prepare_frame = self._context.prepare_frame
-        if prepare_frame is None:
+        if prepare_frame is None or self._handoff.newest_first:
             return
         # A small frame is prepared right here: the round trip through a worker thread costs about as
         # much CPU as the work itself (0.14 vs 0.21 ms at 512x512 on 2 cores) plus two wake-ups.
@@ -215,21 +218,42 @@ class PromptPump:
             def withdraw_if() -> bool:
                 return runner.outcome(behind).state is PromptState.ERROR
 
-        ticket = self._bridge.open_ticket(frame, withdraw_if)
-        waiter = self._loop.create_future()
-        self._waiters[ticket] = waiter
+        queued = QueuedFrame(frame, 0, "", self._loop.create_future())
+        fresher = None if frame.followers else (lambda: self._fresher(queued))
+        queued.ticket = ticket = self._bridge.open_ticket(frame, withdraw_if, fresher)
+        self._waiters[ticket] = queued.waiter
         try:
             await self._context.fairness.turn(self._builder.stream_id)  # fair share (streams.fairness)
-            prompt_id = self._submit(frame, ticket)
+            queued.prompt_id = self._submit(frame, ticket)
         except BaseException:
             self._waiters.pop(ticket, None)
             self._bridge.close_ticket(ticket)
             raise
-        return QueuedFrame(frame, ticket, prompt_id, waiter)
+        return queued
+
+    def _fresher(self, queued: QueuedFrame) -> InputFrame | None:
+        """When ``queued``'s prompt starts (ComfyUI's worker thread): the frame it runs, a newer one if
+        the stream is overloaded, None if it must not run (``FrameHandoff.fresher``); never swapped while
+        a warm-up is covered (each of its frames is claimed by its own placeholder)."""
+        if self._warming is not None and self._warming():
+            return queued.frame
+        newer = self._handoff.fresher(queued.frame)
+        if newer is None or newer is queued.frame:
+            return newer
+        newer.extra[GENERATION_KEY] = queued.frame.extra.get(GENERATION_KEY, self._generation)
+        stamps = newer.stamps
+        stamps.queued = time.perf_counter()
+        if stamps.handoff is not None:
+            self._counters.stage(Stage.HANDOFF_WAIT, stamps.queued - stamps.handoff)
+        queued.frame = newer
+        return newer
+
+    def _batch_limit(self) -> int:
+        return 1 if self._frames_per_prompt is None else max(1, self._frames_per_prompt())
 
     def _gather_batch(self, frame: InputFrame) -> None:
         """Let the frames already waiting behind ``frame`` share its prompt (see the module docstring)."""
-        limit = 1 if self._frames_per_prompt is None else self._frames_per_prompt()
+        limit = self._batch_limit()
         if limit <= 1 or (self._warming is not None and self._warming()):
             return
         frame.followers = self._handoff.take_following(limit - 1, frame)
@@ -334,7 +358,7 @@ class PromptPump:
         )
 
     async def _queue_ahead(self, behind: QueuedFrame) -> None:
-        frame = self._handoff.take_nowait()
+        frame = self._handoff.take_nowait(self._batch_limit())
         if frame is None:
             return
         self._ahead = await self._queue_frame(frame, behind=behind.prompt_id)

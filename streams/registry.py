@@ -148,6 +148,15 @@ class StreamRegistry:
         """One stream's status object (``StreamNotFound`` when unknown)."""
         return self._get(stream_id).status()
 
+    def brief(self, stream_id: str) -> dict[str, Any]:
+        """One stream's state and frame counts (``StreamSession.brief``: what periodic samplers read, at
+        a fraction of a full status's cost; ``StreamNotFound`` when unknown)."""
+        return self._get(stream_id).brief()
+
+    def active_count(self) -> int:
+        """How many streams are active (starting, waiting, running or stopping)."""
+        return sum(1 for session in self._sessions.values() if session.state.active)
+
     def statuses(self) -> dict[str, dict[str, Any]]:
         """Every known stream's status object, by id."""
         return {stream_id: session.status() for stream_id, session in self._sessions.items()}

@@ -110,7 +110,9 @@ class StreamSession:
     async def start(self) -> None:
         """Start ingest, pump and egress; returns at once (frames flow in the background)."""
         loop = asyncio.get_running_loop()
-        handoff = FrameHandoff(loop, max_backlog_s=self._max_backlog_s)
+        handoff = FrameHandoff(
+            loop, max_backlog_s=self._max_backlog_s, max_lateness_s=lambda: self.config.max_lateness_s
+        )
         self._handoff = handoff
         # read the object itself, never its truthiness: an empty hand-off has len() 0 and would read as
         # "no drops" (final statuses showed 0 dropped because the queue is empty once a stream ends)
@@ -192,6 +194,21 @@ class StreamSession:
             status["control"] = self.control.status() if self.control is not None else None
         return status
 
+    def brief(self) -> dict[str, Any]:
+        """``{"state", "counters": {frames_in, frames_processed, frames_out, frames_dropped,
+        frames_covered}}``: the status's state and counts without its rates, percentiles and config."""
+        counters = self.counters
+        return {
+            "state": self.state.value,
+            "counters": {
+                "frames_in": counters.frames_in,
+                "frames_processed": counters.frames_processed,
+                "frames_out": counters.frames_out,
+                "frames_dropped": counters.frames_dropped,
+                "frames_covered": self._cover.frames_covered,
+            },
+        }
+
     def latest_output(self) -> tuple[Any, int] | None:
         """The newest output frame written: (RGB uint8 ``[H, W, 3]`` array, pts), or None."""
         return self._latest_output
@@ -220,7 +237,7 @@ class StreamSession:
             self.counters.stage(Stage.DECODE, decoded.decode_s)
         frame = InputFrame(
             index=self._frames_seen,
-            image=decoded.rgb,
+            picture=decoded.picture,
             pts=decoded.pts,
             time_base=decoded.time_base,
             media_time=decoded.time,

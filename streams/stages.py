@@ -21,10 +21,10 @@ class Stage(enum.Enum):
     """A stage of a frame's way; the value is its key in ``counters.stage_ms``."""
 
     # the decoder's codec call that returned the frame (shared evenly when one call returns several)
-    # plus its conversion (scale/crop) to the RGB array
     DECODE = "decode"
     # put into the hand-off -> its prompt about to enter ComfyUI's queue (includes the frame preparer's
-    # uint8 -> IMAGE conversion): ``FrameStamps.handoff`` -> ``FrameStamps.queued``
+    # RGB and IMAGE conversions; an overloaded stream's frames are converted in ``TrickleInput`` instead,
+    # inside ``WORKFLOW``): ``FrameStamps.handoff`` -> ``FrameStamps.queued``
     HANDOFF_WAIT = "handoff_wait"
     # prompt queued -> ``TrickleInput`` takes the frame (ComfyUI's own overhead before our nodes, and any
     # prompt ahead in its queue): ``FrameStamps.queued`` -> ``FrameStamps.input_started``

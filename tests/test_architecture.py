@@ -118,9 +118,3 @@ def test_the_core_never_imports_comfyui() -> None:
     core = [path for path in product_modules() if owner(path) in ("trickle", "media", "streams")]
     leaks = {str(path.relative_to(REPO_ROOT)): imported_names(path) & comfyui_modules for path in core}
     assert not {module: names for module, names in leaks.items() if names}
-
-
-def test_no_product_module_is_over_400_lines() -> None:
-    sizes = {str(path.relative_to(REPO_ROOT)): len(path.read_text(encoding="utf-8").splitlines())
-             for path in product_modules()}
-    assert not {module: lines for module, lines in sizes.items() if lines > 400}

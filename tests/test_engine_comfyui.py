@@ -16,6 +16,7 @@ from comfy_trickle.devtools.stream_harness import (
     SEED_PASSTHROUGH,
     TWO_NODE_CHAIN,
     collect_output,
+    collect_output_timed,
     publish_synthetic,
     stream_channels,
 )
@@ -252,6 +253,37 @@ async def test_next_frame_waits_in_comfyuis_queue_and_is_withdrawn_when_the_one_
     # frame 5 failed; frame 6, queued behind it, never ran (without the withdrawal it ran and failed too)
     assert counts[f"fail:{tag}"] == 5, counts
     assert [read_frame_index(frame.rgb) for frame in output.frames] == [0, 1, 2, 3]
+
+
+SLOW_100MS = {
+    "1": {"class_type": "TrickleInput", "inputs": {"stream_id": ""}},
+    "2": {"class_type": "TrickleTestSlow", "inputs": {"image": ["1", 0], "seconds": 0.1}},
+    "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0], "stream_id": ""}},
+}
+
+
+async def test_a_workflow_slower_than_the_input_shows_the_newest_frames_not_a_queue(api, relay):
+    """30 fps in, 100 ms per frame, default params: each frame shown is one the input showed about a
+    frame's processing ago (the goal: under 2 x 100 ms), never a second-old queue (which the oldest-first
+    hand-off served: glass to glass about 1.1 s); frames in between are dropped, none out of order."""
+    sub_url, pub_url = stream_channels(relay, "newest")
+    status, body = await api.start("newest", sub_url, pub_url, SLOW_100MS, SIZE, SIZE)
+    assert status == 200, body
+    collector = asyncio.create_task(collect_output_timed(pub_url))
+    published_from = time.monotonic()  # frame i is written no earlier than this + i / 30 s
+    await publish_synthetic(sub_url, 180, width=SIZE, height=SIZE, fps=30.0)
+    output = await asyncio.wait_for(collector, 60)
+    final = await api.wait_state("newest", {"completed", "error"})
+    assert final["state"] == "completed", final
+    counters = final["counters"]
+    indices = [read_frame_index(frame.rgb) for frame in output.frames]
+    assert indices == sorted(set(indices)), indices  # in order, each once
+    assert counters["frames_dropped"] > 0 and counters["frames_processed"] + counters["frames_dropped"] == 180
+    # glass to glass (an upper bound: a frame written late makes it smaller) after the first 2 s
+    lags = sorted(arrived - (published_from + index / 30.0)
+                  for index, arrived in zip(indices, output.arrivals, strict=True) if index >= 60)
+    assert len(lags) >= 10, lags
+    assert lags[len(lags) // 2] < 0.5, lags
 
 
 async def test_a_users_carried_nodes_are_fingerprinted_about_once_a_second_not_every_frame(api, relay):
@@ -539,7 +571,7 @@ async def test_egress_reports_an_encoding_failure_once_and_takes_no_more_frames(
         for index in range(6):
             side = 1 if index == 5 else 64
             image = np.full((1, side, side, 3), 0.5, np.float32)
-            frame = InputFrame(index=index, image=None, pts=index * 3000, time_base=Fraction(1, 90000),
+            frame = InputFrame(index=index, picture=None, pts=index * 3000, time_base=Fraction(1, 90000),
                                media_time=index / 30, arrival=0.0)  # fmt: skip
             assert egress.submit(frame, image)
         for _ in range(500):  # bounded: the encode thread reports within milliseconds

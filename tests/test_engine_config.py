@@ -175,7 +175,23 @@ def test_first_frame_timeout_out_of_range_or_not_a_number(value):
     assert err.message == f"params.first_frame_timeout_s must be seconds in 1..3600, got {value!r}"
 
 
-@pytest.mark.parametrize("name", ["max_backlog_s", "first_frame_timeout_s"])
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [({}, 0.1), ({"max_lateness_s": 0.25}, 0.25), ({"max_backlog_s": 60}, 60.0),
+     ({"max_backlog_s": 60, "max_lateness_s": 0.05}, 0.05)],
+)
+def test_max_lateness_defaults_to_a_tenth_of_a_second_or_to_a_backlog_asked_for(given, kept):
+    assert parse_start_request(body(params=params(**given))).max_lateness_s == kept
+
+
+@pytest.mark.parametrize("value", [0.001, 121, -1, True, "0.1", None, float("nan")])
+def test_max_lateness_out_of_range_or_not_a_number(value):
+    err = rejected(body(params=params(max_lateness_s=value)))
+    assert err.details == {"field": "params.max_lateness_s"}
+    assert err.message == f"params.max_lateness_s must be seconds in 0.01..120, got {value!r}"
+
+
+@pytest.mark.parametrize("name", ["max_backlog_s", "first_frame_timeout_s", "max_lateness_s"])
 def test_a_seconds_param_with_hundreds_of_digits_is_a_400_not_a_crash(name):
     err = rejected(body(params=params(**{name: 10**400})))
     assert err.details == {"field": f"params.{name}"} and err.message.endswith("...")

@@ -49,8 +49,10 @@ def make_config(stream_id: str, workflow: dict | None = None, **params) -> Strea
     )
 
 
-def input_frame(index: int, media_time: float) -> InputFrame:
-    return InputFrame(index=index, image=None, pts=index, time_base=None, media_time=media_time, arrival=0.0)
+def input_frame(index: int, media_time: float, arrival: float | None = None) -> InputFrame:
+    """A frame decoded at ``arrival`` (default: now, so frames made together arrive as one burst)."""
+    return InputFrame(index=index, picture=None, pts=index, time_base=None, media_time=media_time,
+                      arrival=time.monotonic() if arrival is None else arrival)
 
 
 @pytest.fixture
@@ -84,6 +86,117 @@ async def test_handoff_keeps_bursts_and_drops_only_beyond_the_backlog_bound():
     assert handoff.dropped == 4
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def serve(handoff: FrameHandoff, clock: FakeClock, arrivals: list[tuple[float, float]], service_s: float,
+          *, until: float) -> list[tuple[float, int, int]]:
+    """A consumer that needs ``service_s`` per frame, on a fake timeline: frame i (media time, arrival)
+    is put at its arrival; each prompt asks ``fresher`` as it starts, like ``TrickleInput``. Returns
+    (start time, served frame index, newest frame put by then) per prompt."""
+    put = 0
+    served = []
+
+    def feed() -> None:
+        nonlocal put
+        while put < len(arrivals) and arrivals[put][1] <= clock.now:
+            handoff.put(input_frame(put, *arrivals[put]))
+            put += 1
+
+    while clock.now < until:
+        feed()
+        frame = handoff.take_nowait()
+        if frame is None:
+            handoff.consumer_idle()  # (FrameHandoff.get, before it waits)
+            clock.now = arrivals[put][1] if put < len(arrivals) else until
+            continue
+        frame = handoff.fresher(frame)  # the prompt starts
+        assert frame is not None  # (withdrawn only behind a frame queued ahead: none here)
+        served.append((clock.now, frame.index, put - 1))
+        clock.now += service_s
+    return served
+
+
+def paced(fps: float, seconds: float) -> list[tuple[float, float]]:
+    """A live input: each frame arrives at its media time."""
+    return [(i / fps, i / fps) for i in range(int(fps * seconds))]
+
+
+def segments(fps: float, seconds: int) -> list[tuple[float, float]]:
+    """Whole 1 s segments, each arriving at once when it is complete (a relay handing over a segment)."""
+    return [(i / fps, float(i // int(fps) + 1)) for i in range(int(fps * seconds))]
+
+
+async def test_handoff_serves_whole_segment_bursts_in_order_and_loses_nothing_when_the_executor_keeps_up():
+    clock = FakeClock()
+    handoff = FrameHandoff(asyncio.get_running_loop(), max_backlog_s=1.5, clock=clock)
+    served = serve(handoff, clock, segments(30, 4), service_s=0.03, until=6.0)  # 33 fps for 30 fps
+    assert [index for _, index, _ in served] == list(range(120))
+    assert handoff.dropped == 0 and not handoff.newest_first
+
+
+async def test_handoff_serves_the_newest_frame_under_sustained_overload():
+    clock = FakeClock()
+    handoff = FrameHandoff(asyncio.get_running_loop(), max_backlog_s=1.0, clock=clock)
+    served = serve(handoff, clock, paced(30, 6), service_s=0.06, until=6.0)  # a 60 ms workflow, 30 fps in
+    settled = [(at, index, newest) for at, index, newest in served if at > 0.5]
+    # every prompt after the first half second runs the newest frame there is: none waits behind it
+    assert settled and all(index == newest for _, index, newest in settled), settled[:8]
+    assert handoff.newest_first
+    # at the workflow's own rate: one prompt per 60 ms, the frames in between dropped
+    assert 99 <= len(served) <= 101 and handoff.dropped + len(served) + len(handoff) == 180
+
+
+async def test_handoff_goes_back_to_oldest_first_once_the_executor_keeps_up_again():
+    clock = FakeClock()
+    handoff = FrameHandoff(asyncio.get_running_loop(), max_backlog_s=1.0, clock=clock)
+    arrivals = paced(30, 6)
+    serve(handoff, clock, arrivals[:60], service_s=0.06, until=2.0)
+    assert handoff.newest_first
+    dropped = handoff.dropped
+    later = [(media, arrival) for media, arrival in arrivals[60:]]
+    served = serve(handoff, clock, later, service_s=0.01, until=6.0)  # a lighter workflow now
+    # (the frames waiting as it changed: the older of them dropped once, then none)
+    assert not handoff.newest_first and handoff.dropped <= dropped + 1
+    assert len(served) >= len(later) - 1
+
+
+async def test_handoff_never_lets_a_prompt_run_a_frame_older_than_one_its_stream_already_ran():
+    clock = FakeClock()
+    handoff = FrameHandoff(asyncio.get_running_loop(), clock=clock)
+    frames = [input_frame(i, i / 30, arrival=i / 30) for i in range(9)]
+    for frame in frames[:5]:
+        handoff.put(frame)
+    clock.now = 1.0  # far behind the input: overloaded
+    current = handoff.take_nowait()
+    assert current is frames[4] and handoff.newest_first  # the newest, 0..3 dropped
+    handoff.put(frames[5])
+    handoff.put(frames[6])
+    ahead = handoff.take_nowait()  # queued behind it: the newest again
+    assert ahead is frames[6]
+    handoff.put(frames[7])
+    assert handoff.fresher(current) is frames[7]  # its prompt starts: 7 runs instead of 4
+    assert handoff.fresher(ahead) is None  # 6 after 7 would go back in time: withdrawn
+    handoff.put(frames[8])
+    following = handoff.take_nowait()
+    assert following is frames[8] and handoff.fresher(following) is following  # nothing newer: itself
+    assert handoff.dropped == 4 + 1 + 1  # 0..3, 5, 4 (swapped out); 6 is the withdrawn prompt's to count
+
+
+async def test_handoff_a_restarted_timeline_is_not_taken_for_a_standing_queue():
+    clock = FakeClock()
+    handoff = FrameHandoff(asyncio.get_running_loop(), clock=clock)
+    first = paced(30, 2)
+    again = [(media, arrival + 2.0) for media, arrival in paced(30, 2)]  # pts start at 0 again
+    served = serve(handoff, clock, first + again, service_s=0.02, until=4.5)
+    assert len(served) == 120 and handoff.dropped == 0
+
+
 async def test_handoff_close_wakes_a_waiting_consumer_and_refuses_frames():
     handoff = FrameHandoff(asyncio.get_running_loop())
     waiter = asyncio.create_task(handoff.get())
@@ -97,7 +210,7 @@ async def test_handoff_gives_a_batch_the_waiting_frames_of_its_size_only():
     handoff = FrameHandoff(asyncio.get_running_loop(), max_backlog_s=0.25)
     sized = [input_frame(i, i * 0.1) for i in range(6)]
     for frame in sized:
-        frame.image = np.zeros((4, 4, 3) if frame.index < 5 else (8, 8, 3), np.uint8)  # 5: after a resize
+        frame.picture = np.zeros((4, 4, 3) if frame.index < 5 else (8, 8, 3), np.uint8)  # 5: after a resize
         handoff.put(frame)
     lead = handoff.take_nowait()  # drops 0..2 (over 0.25 s of backlog): 3 is the oldest left
     assert lead is not None and lead.index == 3 and handoff.dropped == 3
@@ -306,7 +419,7 @@ async def test_a_backlogged_stream_keeps_one_prompt_waiting_behind_the_running_o
     registry, runner, media, frames = engine
     frames["a"] = [frame_of(i) for i in range(10)]  # all decoded long before the prompts finish
     runner.slow_on.update(dict.fromkeys(range(10), 0.1))
-    await registry.start(make_config("a"))
+    await registry.start(make_config("a", max_lateness_s=60.0))  # (slower than the frame rate: keep them all)
     assert await registry.session("a").wait_finished(10)
     assert registry.status("a")["state"] == "completed"
     assert [w[0] for w in media["a"][1].written] == [255 - i for i in range(10)]  # in order, none lost

@@ -101,7 +101,7 @@ async def test_invalid_updates_change_nothing_and_are_counted():
 def test_cover_and_real_output_claim_each_frame_once():
     submitted = []
     cover = WarmupCover(lambda frame, images: submitted.append((frame.index, images)) or True, lambda: None)
-    frame = InputFrame(index=7, image=np.zeros((32, 32, 3), np.uint8), pts=0, time_base=None,
+    frame = InputFrame(index=7, picture=np.zeros((32, 32, 3), np.uint8), pts=0, time_base=None,
                        media_time=0.0, arrival=0.0)
     cover.cover(frame)
     assert not cover.claim(frame)  # the real output that comes later is discarded

@@ -179,6 +179,12 @@ class FakeRegistry:
     def statuses(self) -> dict[str, dict]:
         return dict(self.snapshots)
 
+    def brief(self, stream_id: str) -> dict:
+        return self.snapshots[stream_id]
+
+    def active_count(self) -> int:
+        return sum(1 for s in self.snapshots.values() if s["state"] in ("starting", "waiting", "running", "stopping"))
+
     def session(self, stream_id: str):
         raise AttributeError("no sessions in this fake")
 

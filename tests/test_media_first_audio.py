@@ -13,7 +13,7 @@ TB = Fraction(1, 90_000)
 
 def frame(index: int, fps: int = 30) -> DecodedFrame:
     pixels = np.zeros((2, 2, 3), np.uint8)
-    return DecodedFrame(rgb=pixels, pts=index * 90_000 // fps, time_base=TB, index=index)
+    return DecodedFrame(picture=pixels, pts=index * 90_000 // fps, time_base=TB, index=index)
 
 
 def test_first_frames_follow_the_first_audio_packet_in_order_then_pass_straight():

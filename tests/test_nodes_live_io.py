@@ -83,7 +83,7 @@ def pattern(seed: int) -> np.ndarray:
 def input_frame(index: int, pts: int) -> InputFrame:
     return InputFrame(
         index=index,
-        image=pattern(index),
+        picture=pattern(index),
         pts=pts,
         time_base=TIME_BASE,
         media_time=float(pts * TIME_BASE),

@@ -168,6 +168,9 @@ async def test_limits_route_answers_the_limits_the_server_checks():
         "min_first_frame_timeout_s": 1.0,
         "default_first_frame_timeout_s": 300.0,
         "max_first_frame_timeout_s": 3600.0,
+        "min_lateness_s": 0.01,
+        "default_lateness_s": 0.1,
+        "max_lateness_s": 120.0,
     }
     # The published bounds are the ones parsing enforces: the edges pass, one step beyond fails.
     published = StreamLimits(**answer)
@@ -202,6 +205,9 @@ async def test_limits_route_answers_the_limits_the_server_checks():
     low, high = published.min_first_frame_timeout_s, published.max_first_frame_timeout_s
     for seconds, ok in ((low, True), (high, True), (low - 0.5, False), (high + 1, False)):
         check("first_frame_timeout_s", seconds, ok, lambda config: config.first_frame_timeout_s)
+    low, high = published.min_lateness_s, published.max_lateness_s
+    for seconds, ok in ((low, True), (high, True), (low / 2, False), (high + 1, False)):
+        check("max_lateness_s", seconds, ok, lambda config: config.max_lateness_s)
 
 
 def test_web_ui_fallback_limits_are_the_servers_defaults():
