@@ -44,7 +44,7 @@ CHANNELS = ("in", "out", "control", "events")
 class CaseSpec:
     """What one case runs. ``fps`` None feeds as fast as the relay takes the bytes."""
 
-    kind: str  # throughput | latency | startup | scaling
+    kind: str  # throughput | unpaced | latency | overload | startup | scaling
     pipeline: str  # ours | pytrickle
     workflow: str  # passthrough | invert
     width: int
@@ -204,6 +204,9 @@ def aggregate(per_stream: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "out_fps_mean": round(sum(out_fps) / len(out_fps), 2),
         "out_fps_min": min(out_fps),
+        "out_fps_total": round(sum(out_fps), 2),  # processed frames a second, all streams together
+        # the slowest stream's share of a fair one: 1.0 when drops are spread evenly
+        "fairness": round(min(out_fps) / (sum(out_fps) / len(out_fps)), 3) if sum(out_fps) else None,
         "in_fps_mean": round(sum(s["in_fps"] for s in per_stream) / len(per_stream), 2),
         "fed": fed,
         "dropped": dropped,

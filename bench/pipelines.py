@@ -35,7 +35,16 @@ WORKFLOWS: dict[str, dict[str, Any]] = {
         "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
         "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0]}},
     },
+    # slower than the frame rate (the overload case): ComfyUI's Gaussian blur, about 60-110 ms per 512x512
+    # frame on the 2-core machine, as slow as a diffusion model on most GPUs
+    "blur": {
+        "1": {"class_type": "TrickleInput", "inputs": {}},
+        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 12, "sigma": 1.0}},
+        "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0]}},
+    },
 }
+# what the pytrickle peer can run: the same blur as ComfyUI's ImageBlur (bench/peers/pytrickle_passthrough.py)
+PYTRICKLE_WORKFLOWS = ("passthrough", "blur")
 
 
 class PipelineError(RuntimeError):
@@ -128,13 +137,17 @@ class PytricklePipeline:
         height: int,
         fps: float,
     ) -> float:
-        if workflow != "passthrough":
-            raise PipelineError("the pytrickle peer only runs a passthrough")
+        if workflow not in PYTRICKLE_WORKFLOWS:
+            raise PipelineError(f"the pytrickle peer runs {', '.join(PYTRICKLE_WORKFLOWS)} only")
         sent = time.monotonic()
-        self._spawn(stream_id, urls, width, height, fps)
+        blur = WORKFLOWS[workflow]["2"]["inputs"] if workflow == "blur" else None
+        self._spawn(stream_id, urls, width, height, fps, blur)
         return sent
 
-    def _spawn(self, stream_id: str, urls: dict[str, str], width: int, height: int, fps: float) -> None:
+    def _spawn(
+        self, stream_id: str, urls: dict[str, str], width: int, height: int, fps: float,
+        blur: dict[str, Any] | None = None,
+    ) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         stats = self.work_dir / f"{stream_id}.json"
         stats.unlink(missing_ok=True)
@@ -149,6 +162,8 @@ class PytricklePipeline:
             "--max-framerate", str(max(1, round(fps))),
             "--max-seconds", str(self.max_seconds), "--stats-out", str(stats),
         ]  # fmt: skip
+        if blur is not None:
+            args += ["--blur-radius", str(blur["blur_radius"]), "--blur-sigma", str(blur["sigma"])]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # keep our code out of its venv
         self._procs[stream_id] = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -2,8 +2,9 @@
 
 ``results.png``, four bar panels: output fps when fed at 120 fps (with the codec floor), glass-to-glass
 latency p50/p95 at 30 fps, per-stream fps when scaling, and CPU milliseconds per frame against the floor.
-``scaling.png``, four line panels over the stream count (1..16): fps per stream (with the 24 fps line),
-drop %, p50 latency (log scale) and the pipeline's CPU %, ours and pytrickle as separate series.
+``scaling.png``, five line panels over the stream count (1..16): fps per stream (with the 24 fps line),
+drop %, p50 latency (log scale), processed frames a second of all streams together and the pipeline's CPU
+%, ours and pytrickle as separate series.
 """
 
 from __future__ import annotations
@@ -302,6 +303,13 @@ def render_scaling_png(results: dict[str, Any], path: Path) -> None:
             log=True,
         ),
         _line_panel(
+            "processed frames a second, all streams together",
+            "fps",
+            scaling_series(results, "out_fps_total"),
+            x_max,
+            [],
+        ),
+        _line_panel(
             "CPU of the pipeline processes (100 % = one core)",
             "%",
             scaling_series(results, "pipeline_cpu_percent"),
@@ -318,8 +326,9 @@ def render_scaling_png(results: dict[str, Any], path: Path) -> None:
 
 
 def _save_page(panels: list[Image.Image], title: str, path: Path) -> None:
-    """Four panels, two by two, under a title line, written to ``path``."""
-    page = Image.new("RGB", (PANEL_W * 2, PANEL_H * 2 + 30), "white")
+    """The panels, two a row, under a title line, written to ``path``."""
+    rows = (len(panels) + 1) // 2
+    page = Image.new("RGB", (PANEL_W * 2, PANEL_H * rows + 30), "white")
     ImageDraw.Draw(page).text((10, 8), title, fill="black", font=_font())
     for i, panel in enumerate(panels):
         page.paste(panel, ((i % 2) * PANEL_W, 30 + (i // 2) * PANEL_H))

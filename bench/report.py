@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from .suite import LATENCY_FPS, SCALING_FPS, THROUGHPUT_FEED_FPS, UNPACED_FEED_FPS
-from .targets import VERDICTS, case_median, evaluate_goals, evaluate_targets
+from .targets import (
+    VERDICTS,
+    case_median,
+    evaluate_goals,
+    evaluate_load_goals,
+    evaluate_targets,
+    overload_figures,
+)
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -191,6 +198,40 @@ def render(results: dict[str, Any]) -> str:
 
     lines += [
         "",
+        f"2b. overload: one stream at {LATENCY_FPS:g} fps through a workflow slower than that (ComfyUI's "
+        "ImageBlur; pytrickle: the same blur in its processor); workflow ms = the engine's own time per frame",
+    ]
+    rows = []
+    for s in sizes:
+        ours = case_median(results, "overload", "ours", "blur", s, LATENCY_FPS) or {}
+        figures = overload_figures(ours)
+        for pipeline in ("ours", "pytrickle"):
+            m = case_median(results, "overload", pipeline, "blur", s, LATENCY_FPS)
+            if not m:
+                continue
+            mine = pipeline == "ours"
+            rows.append(
+                [
+                    s,
+                    pipeline,
+                    _fmt(m.get("out_fps_mean")),
+                    _fmt(figures["workflow_ms"]) if mine else "",
+                    _fmt(figures["out_vs_workflow"], 3) if mine else "",
+                    _fmt(m.get("drop_pct")),
+                    _fmt(m.get("latency_p50_ms"), 0),
+                    _fmt(m.get("latency_p95_ms"), 0),
+                    _fmt(m.get("latency_growth_ms"), 0),
+                    _fmt(m.get("pipeline_cpu_percent"), 0),
+                ]
+            )
+    lines += _table(
+        ["size", "pipeline", "out fps", "workflow ms", "out/workflow", "drop %", "p50 ms", "p95 ms",
+         "growth ms", "CPU %"],
+        rows,
+    )
+
+    lines += [
+        "",
         f"3. scaling: concurrent {SCALING_FPS:g} fps streams; CPU % and RSS of the pipeline processes",
     ]
     rows = []
@@ -207,6 +248,7 @@ def render(results: dict[str, Any]) -> str:
                         pipeline,
                         _fmt(m.get("out_fps_mean")),
                         _fmt(m.get("out_fps_min")),
+                        _fmt(m.get("out_fps_total")),
                         _fmt(m.get("drop_pct")),
                         _fmt(m.get("latency_p50_ms"), 0),
                         _fmt(m.get("pipeline_cpu_percent"), 0),
@@ -214,7 +256,9 @@ def render(results: dict[str, Any]) -> str:
                     ]
                 )
     lines += _table(
-        ["size", "streams", "pipeline", "fps/stream", "min fps", "drop %", "p50 ms", "CPU %", "RSS MiB"], rows
+        ["size", "streams", "pipeline", "fps/stream", "min fps", "total fps", "drop %", "p50 ms", "CPU %",
+         "RSS MiB"],
+        rows,
     )
     cap = plan.get("pytrickle_max_streams")
     if cap is not None and plan.get("pytrickle") and plan.get("pytrickle_scaling_sizes"):
@@ -234,6 +278,8 @@ def render(results: dict[str, Any]) -> str:
     lines += target_rows(evaluate_targets(results))
     lines += ["", "goals of issue 16 (passthrough; ratios to the codec floor of the same run)"]
     lines += target_rows(evaluate_goals(results))
+    lines += ["", "goals of issue 22 (live under load)"]
+    lines += target_rows(evaluate_load_goals(results))
     failed = [name for name, entry in results["cases"].items() if entry.get("failed_runs")]
     if failed:
         lines += ["", "cases with failed runs: " + ", ".join(failed)]

@@ -22,7 +22,7 @@ from comfy_trickle.devtools.comfyui_server import start_comfyui
 from .bench_live_update import run_live_update
 from .cases import CaseSpec, run_case
 from .codec_floor import run_floor
-from .pipelines import OursPipeline, PytricklePipeline, default_pytrickle_python
+from .pipelines import PYTRICKLE_WORKFLOWS, OursPipeline, PytricklePipeline, default_pytrickle_python
 from .procs import RelayProcess, cpu_seconds
 from .source import EncodedSource, cached_source
 
@@ -63,7 +63,7 @@ class SuitePlan:
     # params.max_frames_per_prompt of our streams (1: one prompt per frame, the default)
     frames_per_prompt: int = 1
 
-    PARTS = ("throughput", "unpaced", "latency", "startup", "scaling", "floor", "live")
+    PARTS = ("throughput", "unpaced", "latency", "overload", "startup", "scaling", "floor", "live")
     live_seconds: float = 12.0  # the live-control case (bench_live_update.py)
 
     @classmethod
@@ -71,11 +71,12 @@ class SuitePlan:
         return cls(
             sizes=[(512, 512), (1280, 720)],
             repeat=3,
-            seconds={"throughput": 6.0, "unpaced": 6.0, "latency": 8.0, "startup": 4.0, "scaling": 6.0},
+            seconds={"throughput": 6.0, "unpaced": 6.0, "latency": 8.0, "overload": 8.0, "startup": 4.0,
+                     "scaling": 6.0},
             warmup_s=2.0,
             scaling_streams=[1, 2, 4, 8, 12, 16],
             pytrickle=True,
-            pytrickle_kinds={"throughput", "unpaced", "latency", "startup", "scaling"},
+            pytrickle_kinds={"throughput", "unpaced", "latency", "overload", "startup", "scaling"},
             parts=set(cls.PARTS),
             floor_seconds=4.0,
             pytrickle_scaling_sizes=[(512, 512)],
@@ -86,11 +87,12 @@ class SuitePlan:
         return cls(
             sizes=[(512, 512)],
             repeat=1,
-            seconds={"throughput": 2.5, "unpaced": 2.5, "latency": 2.5, "startup": 2.5, "scaling": 2.5},
+            seconds={"throughput": 2.5, "unpaced": 2.5, "latency": 2.5, "overload": 3.0, "startup": 2.5,
+                     "scaling": 2.5},
             warmup_s=1.0,
             scaling_streams=[1, 2],
             pytrickle=True,
-            pytrickle_kinds={"latency"},
+            pytrickle_kinds={"latency", "overload"},
             parts=set(cls.PARTS),
             floor_seconds=1.0,
             pytrickle_scaling_sizes=[],
@@ -110,7 +112,7 @@ class SuitePlan:
                 h: int = height,
             ) -> None:
                 pipelines = ["ours"]
-                if self.pytrickle and workflow == "passthrough" and kind in self.pytrickle_kinds:
+                if self.pytrickle and workflow in PYTRICKLE_WORKFLOWS and kind in self.pytrickle_kinds:
                     if kind != "scaling" or self.pytrickle_runs_scaling(w, h, streams):
                         pipelines.append("pytrickle")
                 for pipeline in pipelines:
@@ -127,6 +129,8 @@ class SuitePlan:
                 add("unpaced", "passthrough", UNPACED_FEED_FPS)
             if "latency" in self.parts:
                 add("latency", "passthrough", LATENCY_FPS)
+            if "overload" in self.parts:  # a workflow slower than the frame rate (issue 22)
+                add("overload", "blur", LATENCY_FPS)
             if "startup" in self.parts:
                 add("startup", "passthrough", LATENCY_FPS)
             if "scaling" in self.parts:

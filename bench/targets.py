@@ -1,5 +1,6 @@
-"""The benchmark's targets: the first issue's (TARGET_*) and issue 16's goals (GOAL_*), each evaluated from a
-results document as a row {target, measured, met (True/False/None = not measured), note}."""
+"""The benchmark's targets: the first issue's (TARGET_*), issue 16's goals (GOAL_*) and issue 22's (LOAD_*),
+each evaluated from a results document as a row {target, measured, met (True/False/None = not measured),
+note}."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ GOAL_SCALING_DROP_PCT = 1.0
 GOAL_SCALING_P50_MS = 100.0
 GOAL_COST_VS_FLOOR = 1.2
 GOAL_UNPACED_FPS_VS_FLOOR = 0.8
+# Issue 22's goals: live under load.
+LOAD_OUT_VS_WORKFLOW = 0.95  # overload: output >= this x the rate the workflow's own time allows
+LOAD_P50_FLOOR_MS = 150.0  # overload: p50 <= max(this, 2 x the frame's processing time)
+LOAD_SCALING_P50_MS = 200.0  # every stream count
+LOAD_FAIRNESS = 0.9  # every stream's fps >= this x the mean
+LOAD_NO_DROP_STREAMS, LOAD_NO_DROP_P50_MS = 8, 50.0
+LOAD_FEW_DROP_STREAMS, LOAD_FEW_DROP_PCT, LOAD_FEW_DROP_P50_MS = 12, 1.0, 100.0
+LOAD_SIZES = ("512x512", "1280x720")
 VERDICTS = {True: "met", False: "MISSED", None: "not measured"}
 
 
@@ -174,3 +183,61 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "met": check(first, (first or 0) <= TARGET_FIRST_OUTPUT_S),
         },
     ]
+
+
+def overload_figures(case: dict[str, Any]) -> dict[str, float | None]:
+    """The overload case's own yardsticks: the workflow's time per frame (the engine's ``workflow`` stage
+    mean, TrickleInput -> TrickleOutput), the rate that allows, and the output's part of it."""
+    workflow_ms = (case.get("engine_stages_ms") or {}).get("workflow")
+    out_fps = case.get("out_fps_mean")
+    bound_fps = 1000.0 / workflow_ms if workflow_ms else None
+    return {
+        "workflow_ms": workflow_ms,
+        "workflow_fps": round(bound_fps, 2) if bound_fps else None,
+        "out_vs_workflow": round(out_fps / bound_fps, 3) if bound_fps and out_fps is not None else None,
+        "p50_goal_ms": max(LOAD_P50_FLOOR_MS, 2 * workflow_ms) if workflow_ms else None,
+    }
+
+
+def evaluate_load_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 22's goals with the measured figures (ours; None: not measured)."""
+    rows = []
+    overload = case_median(results, "overload", "ours", "blur", "512x512", LATENCY_FPS) or {}
+    figures = overload_figures(overload)
+    ratio, p50, goal = figures["out_vs_workflow"], overload.get("latency_p50_ms"), figures["p50_goal_ms"]
+    rows += [
+        _row(f"overload (blur, {LATENCY_FPS:g} fps in): out >= {LOAD_OUT_VS_WORKFLOW:g}x the workflow's rate",
+             ratio, (ratio or 0) >= LOAD_OUT_VS_WORKFLOW),
+        _row(f"overload: p50 <= max({LOAD_P50_FLOOR_MS:g} ms, 2 x workflow ms)"
+             + (f" = {goal:.0f} ms" if goal else ""), p50, goal is not None and (p50 or 0) <= goal),
+    ]
+    counts = results["plan"]["scaling_streams"]
+    for size in LOAD_SIZES:
+        def at(streams: int, size: str = size) -> dict[str, Any]:
+            return case_median(results, "scaling", "ours", "passthrough", size, SCALING_FPS, streams) or {}
+
+        if 8 in counts and 16 in counts:
+            eight, sixteen = at(8).get("out_fps_total"), at(16).get("out_fps_total")
+            rows.append(_row(f"no collapse {size}: total fps at 16 streams >= at 8 ({eight})", sixteen,
+                             eight is not None and (sixteen or 0) >= eight))
+        worst = [at(n).get("latency_p50_ms") for n in counts]
+        worst_p50 = max((v for v in worst if v is not None), default=None)
+        rows.append(_row(f"{size}: p50 <= {LOAD_SCALING_P50_MS:g} ms at every stream count (worst)",
+                         worst_p50, (worst_p50 or 0) <= LOAD_SCALING_P50_MS))
+        fair = [at(n).get("fairness") for n in counts]
+        least = min((v for v in fair if v is not None), default=None)
+        rows.append(_row(f"{size}: every stream's fps >= {LOAD_FAIRNESS:g}x the mean (least)", least,
+                         (least or 0) >= LOAD_FAIRNESS))
+    eight = case_median(results, "scaling", "ours", "passthrough", "512x512", SCALING_FPS, LOAD_NO_DROP_STREAMS) or {}
+    twelve = case_median(results, "scaling", "ours", "passthrough", "512x512", SCALING_FPS, LOAD_FEW_DROP_STREAMS) or {}
+    rows += [
+        _row(f"{LOAD_NO_DROP_STREAMS} x {SCALING_FPS:g} fps 512x512: 0 % dropped", eight.get("drop_pct"),
+             (eight.get("drop_pct") or 0) == 0),
+        _row(f"{LOAD_NO_DROP_STREAMS} x {SCALING_FPS:g} fps 512x512: p50 <= {LOAD_NO_DROP_P50_MS:g} ms",
+             eight.get("latency_p50_ms"), (eight.get("latency_p50_ms") or 0) <= LOAD_NO_DROP_P50_MS),
+        _row(f"{LOAD_FEW_DROP_STREAMS} x {SCALING_FPS:g} fps 512x512: <= {LOAD_FEW_DROP_PCT:g} % dropped",
+             twelve.get("drop_pct"), (twelve.get("drop_pct") or 0) <= LOAD_FEW_DROP_PCT),
+        _row(f"{LOAD_FEW_DROP_STREAMS} x {SCALING_FPS:g} fps 512x512: p50 <= {LOAD_FEW_DROP_P50_MS:g} ms",
+             twelve.get("latency_p50_ms"), (twelve.get("latency_p50_ms") or 0) <= LOAD_FEW_DROP_P50_MS),
+    ]
+    return rows

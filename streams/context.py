@@ -41,6 +41,8 @@ class SessionContext:
     on_finished: Callable[[StreamSession], None]
     newest_frame_reads: bool  # may a prompt the stream did not queue read its newest frame (no token)
     fairness: ExecutorFairness
+    # a stream switched to another workflow: what others' prompts carry may change (``streams.keepalive``)
+    carried_changed: Callable[[], None] = lambda: None
 
     def notify(self, event: str, payload: dict[str, Any]) -> None:
         """Tell the UI (never raises: a failing notifier must not break a stream)."""

@@ -23,9 +23,6 @@ import threading
 import time
 from collections.abc import Callable
 
-# frames in a stream's hand-off, ready and not yet queued
-Backlog = Callable[[], int]
-
 WINDOW_S = 10.0
 MAX_WAIT_S = 1.0
 STEP_S = 0.005
@@ -46,47 +43,50 @@ class ExecutorFairness:
         self._window_s = window_s
         self._max_wait_s = max_wait_s
         self._lock = threading.Lock()  # charges come from ComfyUI's worker thread
-        self._charges: dict[str, collections.deque[tuple[float, float]]] = {}  # stream -> (at, seconds)
-        # running sums of the charges in the window, so a share costs O(1): must_wait runs every STEP_S
-        # for every waiting stream, and summing the deques made that O(streams^2) work on the event loop
+        # every stream's charges in the window, oldest first: (at, stream, seconds); with running sums per
+        # stream, a share and a prune cost O(1) per charge whatever the number of streams (must_wait runs
+        # every STEP_S for every waiting stream)
+        self._charges: collections.deque[tuple[float, str, float]] = collections.deque()
         self._window_sums: dict[str, float] = {}
         self._window_total = 0.0
         self._busy_totals: dict[str, float] = {}
-        self._backlogs: dict[str, Backlog] = {}
+        self._ready: set[str] = set()  # streams with a frame in their hand-off (``set_ready``)
         self._at_gate: set[str] = set()
         self._last_done = 0.0
         self.held_s: dict[str, float] = {}  # seconds each stream waited for its turn (bench, tests)
 
     def add(self, stream_id: str) -> None:
         with self._lock:
-            self._charges.setdefault(stream_id, collections.deque())
             self._window_sums.setdefault(stream_id, 0.0)
             self._busy_totals.setdefault(stream_id, 0.0)
 
     def remove(self, stream_id: str) -> None:
         with self._lock:
-            self._charges.pop(stream_id, None)
             self._window_total -= self._window_sums.pop(stream_id, 0.0)
+            # (once per stream: a later stream of the same id must not inherit its charges)
+            self._charges = collections.deque(c for c in self._charges if c[1] != stream_id)
             self._busy_totals.pop(stream_id, None)
-            self._backlogs.pop(stream_id, None)
+            self._ready.discard(stream_id)
             self._at_gate.discard(stream_id)
             self.held_s.pop(stream_id, None)
 
-    def track_backlog(self, stream_id: str, backlog: Backlog) -> None:
-        """How many frames the stream has ready (its hand-off's length): others may wait for those."""
+    def set_ready(self, stream_id: str, ready: bool) -> None:
+        """Whether the stream has a frame ready and not yet queued (its hand-off says so as it fills and
+        empties, any thread): others over their share may wait for it."""
         with self._lock:
-            if stream_id in self._charges:
-                self._backlogs[stream_id] = backlog
+            if not ready:
+                self._ready.discard(stream_id)
+            elif stream_id in self._window_sums:
+                self._ready.add(stream_id)
 
     def charge(self, stream_id: str, queued_at: float, done_at: float) -> None:
         """The stream's prompt, queued at ``queued_at``, delivered its output at ``done_at`` (clock time)."""
         with self._lock:
             busy = max(0.0, done_at - max(queued_at, self._last_done))
             self._last_done = max(self._last_done, done_at)
-            charges = self._charges.get(stream_id)
-            if charges is None:
+            if stream_id not in self._window_sums:
                 return
-            charges.append((done_at, busy))
+            self._charges.append((done_at, stream_id, busy))
             self._window_sums[stream_id] += busy
             self._window_total += busy
             self._busy_totals[stream_id] += busy
@@ -105,7 +105,7 @@ class ExecutorFairness:
 
     def must_wait(self, stream_id: str) -> bool:
         with self._lock:
-            streams = len(self._charges)
+            streams = len(self._window_sums)
             if streams < 2 or not self._others_ready(stream_id):
                 return False
             self._prune(self._clock())
@@ -136,9 +136,7 @@ class ExecutorFairness:
         return waited
 
     def _others_ready(self, stream_id: str) -> bool:
-        if any(other != stream_id for other in self._at_gate):
-            return True
-        return any(other != stream_id and backlog() > 0 for other, backlog in self._backlogs.items())
+        return len(self._at_gate) > (stream_id in self._at_gate) or len(self._ready) > (stream_id in self._ready)
 
     def _share_locked(self, stream_id: str) -> float:
         if self._window_total <= 1e-12:  # (float sums of removed charges leave dust, never a share)
@@ -147,11 +145,12 @@ class ExecutorFairness:
 
     def _prune(self, now: float) -> None:
         oldest = now - self._window_s
-        for stream_id, charges in self._charges.items():
-            while charges and charges[0][0] < oldest:
-                _, seconds = charges.popleft()
-                self._window_sums[stream_id] -= seconds
-                self._window_total -= seconds
-            if not charges:  # reset exactly: no float dust stays behind an empty window
-                self._window_total -= self._window_sums[stream_id]
+        charges = self._charges
+        while charges and charges[0][0] < oldest:
+            _, stream_id, seconds = charges.popleft()
+            self._window_sums[stream_id] -= seconds
+            self._window_total -= seconds
+        if not charges:  # reset exactly: no float dust stays behind an empty window
+            self._window_total = 0.0
+            for stream_id in self._window_sums:
                 self._window_sums[stream_id] = 0.0

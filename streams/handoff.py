@@ -141,7 +141,25 @@ class FrameHandoff:
         self._due = DueClock()
         self._newest_first = False
         self._last_started: float | None = None  # media time of the frame this stream's last prompt started
+        self._on_ready: Callable[[bool], None] | None = None
+        self._said_ready = False
         self.dropped = 0
+
+    def watch_ready(self, on_ready: Callable[[bool], None]) -> None:
+        """Call ``on_ready(True)`` when a frame comes to wait here and ``on_ready(False)`` when none waits
+        any more (under this hand-off's lock, from any thread: ``on_ready`` must be quick and take no lock
+        that waits on this one)."""
+        with self._lock:
+            self._on_ready = on_ready
+            self._said_ready = bool(self._frames)
+            on_ready(self._said_ready)
+
+    def _tell_ready(self) -> None:
+        """(Under the lock, after a change.)"""
+        ready = bool(self._frames) and not self._closed
+        if ready != self._said_ready and self._on_ready is not None:
+            self._said_ready = ready
+            self._on_ready(ready)
 
     @property
     def newest_first(self) -> bool:
@@ -159,6 +177,7 @@ class FrameHandoff:
             while len(self._frames) > self._capacity:
                 self._frames.popleft()
                 self.dropped += 1
+            self._tell_ready()
         self._wake()
         return True
 
@@ -175,6 +194,7 @@ class FrameHandoff:
             self._closed = True
             self.dropped += len(self._frames)
             self._frames.clear()
+            self._tell_ready()
         self._wake()
 
     def __len__(self) -> int:
@@ -189,6 +209,7 @@ class FrameHandoff:
                 return []
             frames = list(self._frames)
             self._frames.clear()
+            self._tell_ready()
             return frames
 
     def set_max_backlog(self, seconds: float) -> None:
@@ -224,7 +245,9 @@ class FrameHandoff:
                 while len(frames) > keep:
                     frames.popleft()
                     self.dropped += 1
-            return frames.popleft()
+            frame = frames.popleft()
+            self._tell_ready()
+            return frame
 
     def consumer_idle(self) -> None:
         """The consumer, with no frame in flight, found nothing to take: the stream keeps up, so it is
@@ -248,6 +271,7 @@ class FrameHandoff:
                     chosen = self._frames.pop()
                     self.dropped += len(self._frames) + 1
                     self._frames.clear()
+                    self._tell_ready()
             if self._last_started is not None and chosen.media_time <= self._last_started:
                 return None
             self._last_started = chosen.media_time
@@ -277,6 +301,7 @@ class FrameHandoff:
             frames = self._frames
             while len(taken) < count and frames and frames[0].shape == size:
                 taken.append(frames.popleft())
+            self._tell_ready()
         return tuple(taken)
 
     async def wait_for_frame(self) -> bool:

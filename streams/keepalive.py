@@ -51,36 +51,45 @@ class CacheKeepAlive:
         self._clock = clock
         self._streams: dict[str, NodesSource] = {}
         self._user_nodes: dict[str, Any] = {}
-        # per stream: (what the merge was built from, when, the merged copies); rebuilt when a source
-        # changed or the copies are older than PIN_REFRESH_S (see the module docstring)
-        self._merged: dict[str, tuple[tuple[Any, ...], float, dict[str, Any]]] = {}
+        # bumped whenever what is carried may have changed, so a frame's prompt checks one number
+        # instead of every other stream's nodes (its cost stays the same however many streams run)
+        self._version = 0
+        # per stream: (the version the merge was built at, when, the merged copies); rebuilt when the
+        # version moved or the copies are older than PIN_REFRESH_S (see the module docstring)
+        self._merged: dict[str, tuple[int, float, dict[str, Any]]] = {}
 
     def add_stream(self, stream_id: str, source: NodesSource) -> None:
         """Carry this stream's frame-independent nodes in others' prompts from now on."""
         self._streams[stream_id] = source
+        self.changed()
 
     def remove_stream(self, stream_id: str) -> None:
         self._streams.pop(stream_id, None)
         self._merged.pop(stream_id, None)
+        self.changed()
+
+    def changed(self) -> None:
+        """A stream's frame-independent nodes may be others now (it switched to a new workflow)."""
+        self._version += 1
 
     def remember_user_prompt(self, nodes: dict[str, Any]) -> None:
         """The nodes of the newest user prompt (already filtered by the host to nodes ComfyUI knows)."""
         self._user_nodes = nodes
+        self.changed()
 
     def for_stream(self, stream_id: str) -> dict[str, Any]:
         """Inert nodes for one frame of ``stream_id``: other streams' frame-independent nodes and the last
         user prompt's nodes (the stream's own nodes, added by its builder, win on an id clash). The node
         objects are this stream's own copies, shared by its prompts until renewed (pinned fingerprints)."""
-        sources = [(other, source()) for other, source in self._streams.items() if other != stream_id]
-        key = (*(nodes for _other, nodes in sources), self._user_nodes)  # compared by identity
         now = self._clock()
         cached = self._merged.get(stream_id)
-        if cached is not None and now - cached[1] < PIN_REFRESH_S and _same_objects(cached[0], key):
+        if cached is not None and cached[0] == self._version and now - cached[1] < PIN_REFRESH_S:
             return cached[2]
         merged: dict[str, Any] = {}
-        for nodes in (self._user_nodes, *(nodes for _other, nodes in sources)):
+        others = (source() for other, source in self._streams.items() if other != stream_id)
+        for nodes in (self._user_nodes, *others):
             merged.update((node_id, dict(node)) for node_id, node in nodes.items())
-        self._merged[stream_id] = (key, now, merged)
+        self._merged[stream_id] = (self._version, now, merged)
         return merged
 
     def for_user_prompt(self, prompt: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +104,3 @@ class CacheKeepAlive:
     def stream_node_count(self) -> int:
         """How many frame-independent nodes the live streams have together (status, tests, bench)."""
         return sum(len(source()) for source in self._streams.values())
-
-
-def _same_objects(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
-    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))

@@ -158,7 +158,8 @@ class PromptPump:
         """Pump until the input ends (returns None) or a node fails (returns that prompt's outcome)."""
         self._loop = asyncio.get_running_loop()
         # frames ready here make a stream over its fair share wait (streams.fairness)
-        self._context.fairness.track_backlog(self._builder.stream_id, self._handoff.__len__)
+        fairness, stream_id = self._context.fairness, self._builder.stream_id
+        self._handoff.watch_ready(lambda ready: fairness.set_ready(stream_id, ready))
         while True:
             failure = self._reap_finishing()
             if failure is not None:

@@ -74,6 +74,7 @@ class StreamRegistry:
             on_finished=self._session_finished,
             newest_frame_reads=newest_frame_reads,
             fairness=ExecutorFairness(),
+            carried_changed=self.keepalive.changed,
         )
         self._sessions: dict[str, StreamSession] = {}
         self._finished_order: collections.deque[str] = collections.deque()

@@ -278,6 +278,7 @@ class StreamSession:
             return None
         old, new = self.config, generation.config
         self.builder, self.config = generation.builder, new
+        self._context.carried_changed()  # (its frame-independent nodes, which others' prompts carry)
         if (old.width, old.height) != (new.width, new.height):
             resize = getattr(self._ingest, "resize", None)
             if resize is not None:

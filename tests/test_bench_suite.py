@@ -24,6 +24,8 @@ EXPECTED_CASES = {
     "unpaced-ours-passthrough-512x512-480fps",
     "latency-ours-passthrough-512x512-30fps",
     "latency-pytrickle-passthrough-512x512-30fps",
+    "overload-ours-blur-512x512-30fps",
+    "overload-pytrickle-blur-512x512-30fps",
     "startup-ours-passthrough-512x512-30fps",
     "scaling-ours-passthrough-512x512-24fps",
     "scaling-ours-passthrough-512x512-24fps-x2",
@@ -79,7 +81,7 @@ def test_quick_suite_runs_every_part_and_writes_results(comfyui, tmp_path):
 from comfy_trickle.bench.plot import render_png, render_scaling_png, scaling_series  # noqa: E402
 from comfy_trickle.bench.report import render  # noqa: E402
 from comfy_trickle.bench.suite import UNPACED_FEED_FPS, SuitePlan, comfyui_env  # noqa: E402
-from comfy_trickle.bench.targets import evaluate_goals  # noqa: E402
+from comfy_trickle.bench.targets import evaluate_goals, evaluate_load_goals  # noqa: E402
 
 COUNTS = [1, 2, 4, 8, 12, 16]
 
@@ -138,7 +140,7 @@ def test_issue16_goals_met_missed_and_not_measured():
 
     table = render(results)
     assert "goals of issue 16" in table and "targets (512x512)" in table  # the old targets stay
-    goal_lines = table.split("goals of issue 16")[1].splitlines()
+    goal_lines = table.split("goals of issue 16")[1].split("goals of issue 22")[0].splitlines()
     assert any("12 x 24 fps" in line and "p50" in line and line.endswith("MISSED") for line in goal_lines)
     assert any("1280x720" in line and "25.00" in line and "MISSED" in line for line in goal_lines)
 
@@ -152,8 +154,31 @@ def test_issue16_goals_without_their_cases_read_not_measured():
     assert [row["met"] for row in measured] == [True, True]
     missing = [row for row in goals if "glass" not in row["target"] or "1280x720" in row["target"]]
     assert len(missing) == 6 and all(row["met"] is None and row["measured"] is None for row in missing)
-    goal_lines = render(results).split("goals of issue 16")[1].splitlines()
+    goal_lines = render(results).split("goals of issue 16")[1].split("goals of issue 22")[0].splitlines()
     assert sum("not measured" in line for line in goal_lines) == 6
+
+
+def test_issue22_goals_measure_overload_against_the_workflows_own_time_and_scaling_by_totals():
+    overload = _figures(out_fps_mean=9.6, latency_p50_ms=180.0, engine_stages_ms={"workflow": 100.0})
+    cases = {"overload-ours-blur-512x512-30fps": overload}
+    for n, total, p50, fairness in ((8, 190.0, 40.0, 0.95), (16, 180.0, 120.0, 0.8)):
+        cases[f"scaling-ours-passthrough-512x512-24fps-x{n}"] = _figures(
+            out_fps_total=total, latency_p50_ms=p50, fairness=fairness, drop_pct=0.0
+        )
+    rows = {row["target"]: row for row in evaluate_load_goals(fake_results(cases, counts=[8, 16]))}
+
+    def row(*words: str) -> dict:
+        return next(r for target, r in rows.items() if all(w in target for w in words))
+
+    assert row("overload", "out >=")["measured"] == 0.96 and row("overload", "out >=")["met"] is True
+    p50 = row("overload: p50")
+    assert p50["measured"] == 180.0 and p50["met"] is True and "= 200 ms" in next(t for t in rows if "overload: p50" in t)
+    assert row("no collapse 512x512")["measured"] == 180.0 and row("no collapse 512x512")["met"] is False
+    assert row("512x512: p50 <=", "every")["measured"] == 120.0 and row("512x512: p50 <=", "every")["met"]
+    assert row("512x512", "fps >=")["measured"] == 0.8 and row("512x512", "fps >=")["met"] is False
+    assert row("no collapse 1280x720")["met"] is None  # no 1280x720 cases: not measured
+    assert row("8 x 24 fps", "0 % dropped")["met"] is True
+    assert row("12 x 24 fps", "dropped")["met"] is None
 
 
 def test_unpaced_goal_needs_a_feed_at_the_goal_rate_unless_the_output_reached_it():
@@ -199,7 +224,7 @@ def test_scaling_plot_renders_with_missing_points(tmp_path):
     path = tmp_path / "scaling.png"
     render_scaling_png(results, path)
     with Image.open(path) as image:
-        assert image.format == "PNG" and image.size == (1280, 790)
+        assert image.format == "PNG" and image.size == (1280, 1170)  # five panels, two a row
         colours = {colour for _, colour in image.convert("RGB").getcolors(maxcolors=1 << 20)}
     assert (33, 102, 172) in colours and (214, 96, 77) in colours  # both series are drawn
 

@@ -157,7 +157,7 @@ async def test_the_wait_is_bounded_by_elapsed_time_even_on_a_busy_event_loop():
     fairness = ExecutorFairness(clock, max_wait_s=0.05)
     for stream in ("heavy", "light"):
         fairness.add(stream)
-    fairness.track_backlog("light", lambda: 1)  # the light stream always has a frame ready
+    fairness.set_ready("light", True)  # the light stream always has a frame ready
     fairness.charge("heavy", 100.0, 101.0)
     clock.now = 101.0
     busy = True
@@ -201,15 +201,13 @@ def test_shares_follow_the_sliding_window_as_charges_age_out_and_streams_leave()
 async def test_a_stream_over_its_share_waits_only_while_another_has_a_frame_ready():
     clock = Clock()
     fairness = ExecutorFairness(clock, max_wait_s=0.05)
-    ready = {"light": 0}
     fairness.add("heavy")
     fairness.add("light")
-    fairness.track_backlog("light", lambda: ready["light"])
     fairness.charge("heavy", 100.0, 101.0)
     fairness.charge("light", 101.0, 101.01)
     clock.now = 101.02
     assert await fairness.turn("heavy") == 0.0  # no other frame ready (a queued prompt is no reason)
-    ready["light"] = 3
+    fairness.set_ready("light", True)
     assert fairness.must_wait("heavy") and not fairness.must_wait("light")
     waited = await fairness.turn("heavy")
     assert 0.05 <= waited < 0.5 and fairness.held_s["heavy"] == waited  # bounded by max_wait_s
@@ -217,16 +215,16 @@ async def test_a_stream_over_its_share_waits_only_while_another_has_a_frame_read
     patient = ExecutorFairness(clock, max_wait_s=5.0)
     patient.add("heavy")
     patient.add("light")
-    patient.track_backlog("light", lambda: ready["light"])
+    patient.set_ready("light", True)
     patient.charge("heavy", 100.0, 101.0)
 
     async def light_drains() -> None:
         await asyncio.sleep(0.01)
-        ready["light"] = 0
+        patient.set_ready("light", False)
 
     drain = asyncio.create_task(light_drains())
     assert await patient.turn("heavy") < 1.0  # released as soon as the other stream has nothing ready
     await drain
-    ready["light"] = 5
+    patient.set_ready("light", True)
     patient.remove("light")  # a finished stream never makes others wait
     assert not patient.must_wait("heavy")

@@ -10,6 +10,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from comfy_trickle.media.decoder import decode_bytes
+from comfy_trickle.media.synthetic import SyntheticConfig, SyntheticSource, read_frame_index
 from comfy_trickle.streams.bridge import BridgeDirectory, FrameBridge
 from comfy_trickle.streams.config import StreamConfig
 from comfy_trickle.streams.counters import FPS_MAX_FRAMES, STAGE_SAMPLES, FrameRateMeter, StreamCounters
@@ -188,6 +190,20 @@ async def test_handoff_never_lets_a_prompt_run_a_frame_older_than_one_its_stream
     assert handoff.dropped == 4 + 1 + 1  # 0..3, 5, 4 (swapped out); 6 is the withdrawn prompt's to count
 
 
+async def test_frames_dropped_under_overload_are_never_converted_to_rgb():
+    source = SyntheticSource(SyntheticConfig(width=64, height=64, fps=30, audio=None))
+    decoded, _, _ = decode_bytes([segment.data for segment in source.segments(30)])
+    clock = FakeClock()
+    handoff = FrameHandoff(asyncio.get_running_loop(), clock=clock)
+    for frame in decoded:  # a live input: each frame arrived at its media time
+        handoff.put(InputFrame(index=frame.index, picture=frame.picture, pts=frame.pts,
+                               time_base=frame.time_base, media_time=frame.time, arrival=frame.time))
+    clock.now = 2.0  # a second after the last one was due: a standing queue
+    served = handoff.take_nowait()
+    assert served is not None and read_frame_index(served.image) == 29  # the newest, converted when used
+    assert [frame.picture.converted for frame in decoded] == [False] * 29 + [True]
+
+
 async def test_handoff_a_restarted_timeline_is_not_taken_for_a_standing_queue():
     clock = FakeClock()
     handoff = FrameHandoff(asyncio.get_running_loop(), clock=clock)
@@ -195,6 +211,19 @@ async def test_handoff_a_restarted_timeline_is_not_taken_for_a_standing_queue():
     again = [(media, arrival + 2.0) for media, arrival in paced(30, 2)]  # pts start at 0 again
     served = serve(handoff, clock, first + again, service_s=0.02, until=4.5)
     assert len(served) == 120 and handoff.dropped == 0
+
+
+async def test_handoff_says_when_a_frame_comes_to_wait_and_when_none_waits_any_more():
+    handoff = FrameHandoff(asyncio.get_running_loop())
+    said: list[bool] = []
+    handoff.watch_ready(said.append)
+    handoff.put(input_frame(0, 0.0))
+    handoff.put(input_frame(1, 0.04))  # (still waiting: nothing new to say)
+    handoff.take_nowait()
+    handoff.take_nowait()
+    handoff.put(input_frame(2, 0.08))
+    handoff.close()
+    assert said == [False, True, False, True, False]
 
 
 async def test_handoff_close_wakes_a_waiting_consumer_and_refuses_frames():

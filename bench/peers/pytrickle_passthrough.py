@@ -29,11 +29,33 @@ from pytrickle.protocol import TrickleProtocol
 logger = logging.getLogger("pytrickle_passthrough")
 
 
-class PassthroughProcessor(FrameProcessor):
-    """Returns every frame unchanged; counts what it saw."""
+def gaussian_blur(tensor: Any, radius: int, sigma: float) -> Any:
+    """ComfyUI's ImageBlur (comfy_extras/nodes_post_processing.py) on an ``[..., H, W, C]`` float tensor: a
+    reflect-padded depthwise Gaussian convolution, so both pipelines do the same work per frame."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812 - torch's own alias
 
-    def __init__(self) -> None:
+    size = radius * 2 + 1
+    grid = torch.linspace(-1, 1, size)
+    x, y = torch.meshgrid(grid, grid, indexing="ij")
+    kernel = torch.exp(-(x * x + y * y) / (2.0 * sigma * sigma))
+    kernel = kernel / kernel.sum()
+    shape = tensor.shape
+    images = tensor.reshape(-1, *shape[-3:]).float()
+    channels = images.shape[-1]
+    kernel = kernel.repeat(channels, 1, 1).unsqueeze(1)
+    chw = images.permute(0, 3, 1, 2)
+    padded = F.pad(chw, (radius, radius, radius, radius), "reflect")
+    blurred = F.conv2d(padded, kernel, padding=size // 2, groups=channels)[:, :, radius:-radius, radius:-radius]
+    return blurred.permute(0, 2, 3, 1).reshape(shape).to(tensor.dtype)
+
+
+class PassthroughProcessor(FrameProcessor):
+    """Returns every frame unchanged (or blurred, ``--blur-radius``); counts what it saw."""
+
+    def __init__(self, blur: tuple[int, float] | None = None) -> None:
         super().__init__()
+        self.blur = blur
         self.video_frames = 0
         self.audio_frames = 0
         self.first_frame_at: float | None = None
@@ -45,6 +67,9 @@ class PassthroughProcessor(FrameProcessor):
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
         self.video_frames += 1
+        if self.blur is not None:
+            # in a thread, as a real pipeline runs its model, so pytrickle's own I/O goes on meanwhile
+            return frame.replace_tensor(await asyncio.to_thread(gaussian_blur, frame.tensor, *self.blur))
         return frame
 
     async def process_audio_async(self, frame: Any) -> list[Any]:
@@ -56,7 +81,7 @@ class PassthroughProcessor(FrameProcessor):
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    processor = PassthroughProcessor()
+    processor = PassthroughProcessor((args.blur_radius, args.blur_sigma) if args.blur_radius else None)
     protocol = TrickleProtocol(
         subscribe_url=args.subscribe_url,
         publish_url=args.publish_url,
@@ -115,6 +140,8 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--max-framerate", type=int, default=30, help="pytrickle's decode rate cap (fps)")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="stop after this long at the latest")
+    parser.add_argument("--blur-radius", type=int, default=0, help="blur each frame as ComfyUI's ImageBlur")
+    parser.add_argument("--blur-sigma", type=float, default=1.0)
     parser.add_argument("--stats-out", type=Path, required=True)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
