@@ -199,7 +199,7 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"2b. overload: one stream at {LATENCY_FPS:g} fps through a workflow slower than that (ComfyUI's "
-        "ImageBlur; pytrickle: the same blur in its processor); workflow ms = the engine's own time per frame",
+        "ImageBlur; pytrickle: the same blur in its processor); workflow ms: the engine's time per frame",
     ]
     rows = []
     for s in sizes:

@@ -228,8 +228,9 @@ def evaluate_load_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         least = min((v for v in fair if v is not None), default=None)
         rows.append(_row(f"{size}: every stream's fps >= {LOAD_FAIRNESS:g}x the mean (least)", least,
                          (least or 0) >= LOAD_FAIRNESS))
-    eight = case_median(results, "scaling", "ours", "passthrough", "512x512", SCALING_FPS, LOAD_NO_DROP_STREAMS) or {}
-    twelve = case_median(results, "scaling", "ours", "passthrough", "512x512", SCALING_FPS, LOAD_FEW_DROP_STREAMS) or {}
+    scaling = ("scaling", "ours", "passthrough", "512x512", SCALING_FPS)
+    eight = case_median(results, *scaling, LOAD_NO_DROP_STREAMS) or {}
+    twelve = case_median(results, *scaling, LOAD_FEW_DROP_STREAMS) or {}
     rows += [
         _row(f"{LOAD_NO_DROP_STREAMS} x {SCALING_FPS:g} fps 512x512: 0 % dropped", eight.get("drop_pct"),
              (eight.get("drop_pct") or 0) == 0),

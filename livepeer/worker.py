@@ -205,7 +205,8 @@ class LivepeerWorker:
                     self._streams.pop(sid, None)
                 continue
             try:
-                snapshot = self.registry.brief(sid)  # (a full status per stream per tick cost 8 % of the loop)
+                # (counts only: a whole status per stream per tick was 8 % of the loop at 12 streams)
+                snapshot = self.registry.brief(sid)
             except StreamNotFound:
                 snapshot = {"state": "stopped", "counters": tracked.counters}
             tracked.stream_state = snapshot.get("state", "stopped")

@@ -1,4 +1,4 @@
-"""Streaming MPEG-TS/H.264 decoder: bytes in (across trickle segment boundaries), frames out (RGB on first use).
+"""Streaming MPEG-TS/H.264 decoder: bytes in (across trickle segment boundaries), frames out.
 
 Threading: :meth:`StreamDecoder.feed` and :meth:`StreamDecoder.end_of_input` are called from any thread
 (typically the asyncio loop) and only append to a bounded :class:`ByteFeed`. One decode thread owned by the

@@ -45,7 +45,8 @@ class FrameConverter:
     def __init__(self, target: tuple[int, int] | None) -> None:
         self._target = target
         self._reformatter = VideoReformatter()
-        self._lock = threading.Lock()  # one scaler context; frames are converted on whichever thread takes them
+        # one scaler context; a frame is converted on whichever thread first uses it
+        self._lock = threading.Lock()
 
     def output_shape(self, frame: av.VideoFrame) -> tuple[int, int, int]:
         """The ``(height, width, 3)`` that ``convert(frame)`` returns, known without converting."""

@@ -136,7 +136,8 @@ class ExecutorFairness:
         return waited
 
     def _others_ready(self, stream_id: str) -> bool:
-        return len(self._at_gate) > (stream_id in self._at_gate) or len(self._ready) > (stream_id in self._ready)
+        others_at_gate = len(self._at_gate) > (stream_id in self._at_gate)
+        return others_at_gate or len(self._ready) > (stream_id in self._ready)
 
     def _share_locked(self, stream_id: str) -> float:
         if self._window_total <= 1e-12:  # (float sums of removed charges leave dust, never a share)

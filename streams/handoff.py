@@ -19,8 +19,9 @@ they arrive. A frame served more than ``max_lateness_s`` (``params.max_lateness_
 keeping-up stream's hiccups, well under a second-old queue) after it was due, while newer frames wait, means a
 standing queue, not a burst: the stream goes newest first. It goes back to oldest first when its pump,
 with no prompt in flight, finds no frame waiting (``consumer_idle``: it caught up; under overload a newer
-frame always waits by the time a prompt ends, and a frame queued ahead keeps the pump from asking). The producer never blocks, so a slow workflow
-never stalls the network side; dropped frames are never converted to RGB (``media.resize.PendingRGB``).
+frame always waits by the time a prompt ends, and a frame queued ahead keeps the pump from asking). The
+producer never blocks, so a slow workflow never stalls the network side; dropped frames are never
+converted to RGB (``media.resize.PendingRGB``).
 """
 
 from __future__ import annotations

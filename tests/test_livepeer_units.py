@@ -183,7 +183,8 @@ class FakeRegistry:
         return self.snapshots[stream_id]
 
     def active_count(self) -> int:
-        return sum(1 for s in self.snapshots.values() if s["state"] in ("starting", "waiting", "running", "stopping"))
+        active = ("starting", "waiting", "running", "stopping")
+        return sum(1 for snapshot in self.snapshots.values() if snapshot["state"] in active)
 
     def session(self, stream_id: str):
         raise AttributeError("no sessions in this fake")

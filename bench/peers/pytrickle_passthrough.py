@@ -46,7 +46,8 @@ def gaussian_blur(tensor: Any, radius: int, sigma: float) -> Any:
     kernel = kernel.repeat(channels, 1, 1).unsqueeze(1)
     chw = images.permute(0, 3, 1, 2)
     padded = F.pad(chw, (radius, radius, radius, radius), "reflect")
-    blurred = F.conv2d(padded, kernel, padding=size // 2, groups=channels)[:, :, radius:-radius, radius:-radius]
+    blurred = F.conv2d(padded, kernel, padding=size // 2, groups=channels)
+    blurred = blurred[:, :, radius:-radius, radius:-radius]
     return blurred.permute(0, 2, 3, 1).reshape(shape).to(tensor.dtype)
 
 
