@@ -39,7 +39,7 @@ WORKFLOWS: dict[str, dict[str, Any]] = {
     # frame on the 2-core machine, as slow as a diffusion model on most GPUs
     "blur": {
         "1": {"class_type": "TrickleInput", "inputs": {}},
-        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 12, "sigma": 1.0}},
+        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 12, "sigma": 0.25}},
         "3": {"class_type": "TrickleOutput", "inputs": {"images": ["2", 0]}},
     },
 }

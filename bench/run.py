@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="runs per case (medians are reported)")
     parser.add_argument("--sizes", help="comma-separated WxH list, e.g. 512x512,1280x720")
     parser.add_argument(
-        "--parts", help="comma-separated subset of throughput,unpaced,latency,startup,scaling,floor,live"
+        "--parts",
+        help="comma-separated subset of throughput,unpaced,latency,overload,startup,scaling,floor,live",
     )
     parser.add_argument("--scaling", help="comma-separated stream counts, e.g. 1,2,4,8,12,16")
     parser.add_argument(
