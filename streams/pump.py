@@ -13,7 +13,8 @@ prompt queued behind it, so ComfyUI starts it the moment the running one ends in
 the event loop has seen that output and queued the next. At most one prompt waits ahead, and only while
 no other stream has a frame ready (their prompts keep the executor busy anyway, and a deeper queue would
 only add latency), never while a slow warm-up is being covered. The frame queued ahead is the one the
-stream would take next anyway (the hand-off is FIFO within its backlog bound), so nothing gets older. If
+stream would take next anyway, and when the stream is overloaded its prompt swaps it for the newest frame
+as it starts (``streams.handoff``), so waiting in the queue makes no frame older. If
 the prompt it waits behind fails, it is withdrawn: ComfyUI records the failure in its history before it
 starts the next prompt, and the frame's ``TrickleInput`` asks for it (``FrameBridge.open_ticket``'s
 ``withdraw_if``), so a failing stream never runs a frame past the failure.
