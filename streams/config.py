@@ -143,7 +143,8 @@ def parse_start_request(body: Any, limits: StreamLimits = DEFAULT_LIMITS) -> Str
     max_backlog_s = _backlog(params, limits)
     _check_frames_per_prompt(params, limits)
     _check_first_frame_timeout(params, limits)
-    _seconds(params, LATENESS_PARAM, limits.min_lateness_s, limits.max_lateness_s)
+    seconds_param(params, LATENESS_PARAM, limits.min_lateness_s, limits.max_lateness_s)
+    seconds_param(params, "input_wait_s", 0.0, limits.max_input_wait_s)  # (read by streams.input_wait)
     workflow = parse_workflow(params.get("prompt"), field_name="params.prompt")
     if len(workflow) > limits.max_workflow_nodes:
         raise ApiError(
@@ -335,10 +336,10 @@ def _dimension(params: dict[str, Any], name: str, limits: StreamLimits) -> int:
 
 
 def _backlog(params: dict[str, Any], limits: StreamLimits) -> float | None:
-    return _seconds(params, "max_backlog_s", limits.min_backlog_s, limits.max_backlog_s)
+    return seconds_param(params, "max_backlog_s", limits.min_backlog_s, limits.max_backlog_s)
 
 
-def _seconds(params: dict[str, Any], name: str, low: float, high: float) -> float | None:
+def seconds_param(params: dict[str, Any], name: str, low: float, high: float) -> float | None:
     """``params[name]`` as seconds in ``low..high`` (else a 400 naming the field); None when not given."""
     if name not in params:
         return None
@@ -371,7 +372,7 @@ def _check_frames_per_prompt(params: dict[str, Any], limits: StreamLimits) -> No
 
 def _check_first_frame_timeout(params: dict[str, Any], limits: StreamLimits) -> None:
     low, high = limits.min_first_frame_timeout_s, limits.max_first_frame_timeout_s
-    _seconds(params, FIRST_FRAME_TIMEOUT_PARAM, low, high)
+    seconds_param(params, FIRST_FRAME_TIMEOUT_PARAM, low, high)
 
 
 def _json_type(value: Any) -> str:

@@ -221,8 +221,7 @@ class FrameHandoff:
     async def get(self, keep: int = 1) -> InputFrame | None:
         """The next frame to serve (``take_nowait``), waiting for one; None at end of input / after close.
         For a consumer with nothing in flight: having to wait means it keeps up (``consumer_idle``)."""
-        if not len(self):
-            self.consumer_idle()
+        self.consumer_idle()  # (it says nothing while a frame waits)
         while await self.wait_for_frame():
             frame = self.take_nowait(keep)
             if frame is not None:

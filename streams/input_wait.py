@@ -9,13 +9,12 @@ then answers 404; instead of failing at once, the ingest asks again every ``POLL
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 from typing import Any
 
 from ..trickle.errors import TrickleChannelNotFound, TrickleError
 from ..trickle.subscriber import SubscribedSegment, TrickleSubscriber
-from .errors import ApiError
+from .config import seconds_param
 from .limits import DEFAULT_LIMITS, StreamLimits
 
 POLL_S = 0.25
@@ -31,21 +30,8 @@ class InputNeverArrived(TrickleError):
 
 def input_wait_of(params: dict[str, Any], limits: StreamLimits = DEFAULT_LIMITS) -> float:
     """``params.input_wait_s`` checked against ``limits`` (400 naming the field), or the default."""
-    if INPUT_WAIT_PARAM not in params:
-        return limits.default_input_wait_s
-    value = params[INPUT_WAIT_PARAM]
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not 0 <= value <= limits.max_input_wait_s
-    ):
-        raise ApiError(
-            400,
-            f"params.{INPUT_WAIT_PARAM} must be seconds in 0..{limits.max_input_wait_s:g}, got {value!r}",
-            {"field": f"params.{INPUT_WAIT_PARAM}"},
-        )
-    return float(value)
+    seconds = seconds_param(params, INPUT_WAIT_PARAM, 0.0, limits.max_input_wait_s)
+    return limits.default_input_wait_s if seconds is None else seconds
 
 
 async def first_segment(

@@ -191,7 +191,7 @@ def test_max_lateness_out_of_range_or_not_a_number(value):
     assert err.message == f"params.max_lateness_s must be seconds in 0.01..120, got {value!r}"
 
 
-@pytest.mark.parametrize("name", ["max_backlog_s", "first_frame_timeout_s", "max_lateness_s"])
+@pytest.mark.parametrize("name", ["max_backlog_s", "first_frame_timeout_s", "max_lateness_s", "input_wait_s"])
 def test_a_seconds_param_with_hundreds_of_digits_is_a_400_not_a_crash(name):
     err = rejected(body(params=params(**{name: 10**400})))
     assert err.details == {"field": f"params.{name}"} and err.message.endswith("...")
