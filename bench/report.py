@@ -11,6 +11,7 @@ from .targets import (
     evaluate_goals,
     evaluate_load_goals,
     evaluate_targets,
+    load_goals_by_run,
     overload_figures,
 )
 
@@ -47,6 +48,17 @@ def target_rows(targets: list[dict[str, Any]]) -> list[str]:
         for t in targets
     ]
     return _table(["target", "measured", ""], rows)
+
+
+def load_goal_run_rows(goals: list[dict[str, Any]]) -> list[str]:
+    count = max((len(goal["runs"]) for goal in goals), default=0)
+    rows = [
+        [goal["target"]]
+        + [_fmt(run["measured"], 2) + (" x" if run["met"] is False else "") for run in goal["runs"]]
+        + [VERDICTS[goal["every_run"]]]
+        for goal in goals
+    ]
+    return _table(["goal", *(f"run {i + 1}" for i in range(count)), "every run"], rows)
 
 
 def _throughput_rows(
@@ -280,6 +292,9 @@ def render(results: dict[str, Any]) -> str:
     lines += target_rows(evaluate_goals(results))
     lines += ["", "goals of issue 22 (live under load)"]
     lines += target_rows(evaluate_load_goals(results))
+    if plan["repeat"] > 1:
+        lines += ["", "goals of issue 22, run by run (each must hold in every run; x = missed in that run)"]
+        lines += load_goal_run_rows(load_goals_by_run(results))
     failed = [name for name, entry in results["cases"].items() if entry.get("failed_runs")]
     if failed:
         lines += ["", "cases with failed runs: " + ", ".join(failed)]

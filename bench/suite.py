@@ -292,11 +292,12 @@ async def run_suite(
 
 
 def summarize_cases(cases: dict[str, dict[str, Any]]) -> None:
-    """Set each case's ``median`` (over its good runs) and ``failed_runs`` from its ``runs``."""
+    """Set each case's ``summaries`` (the figures of each good run), their ``median`` and ``failed_runs``
+    from its ``runs``."""
     for entry in cases.values():
-        good = [run for run in entry["runs"] if "aggregate" in run]
-        entry["median"] = _median_tree([_case_summary(run) for run in good]) if good else None
-        entry["failed_runs"] = len(entry["runs"]) - len(good)
+        entry["summaries"] = [_case_summary(run) for run in entry["runs"] if "aggregate" in run]
+        entry["median"] = _median_tree(entry["summaries"]) if entry["summaries"] else None
+        entry["failed_runs"] = len(entry["runs"]) - len(entry["summaries"])
 
 
 async def _warm_up(pipeline: OursPipeline, relay: RelayProcess, sources: dict[Any, EncodedSource]) -> None:

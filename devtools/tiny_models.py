@@ -19,7 +19,7 @@ import contextlib
 import json
 import shutil
 import subprocess
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -173,12 +173,13 @@ LOADER_IDS = {"VAELoader": "10", "UpscaleModelLoader": "20"}
 
 
 class ExecutionCounter:
-    """Counts ``executing`` events per node id (namespace prefix stripped) that ComfyUI sends to one
-    client id: a stream's prompts go to ``comfy-trickle:<stream id>``. Cached nodes send none."""
+    """Counts ``executing`` events per node id (namespace prefix stripped), and notes the nodes each prompt
+    ran, from what ComfyUI sends to one client id: a stream's prompts go to ``comfy-trickle:<stream id>``.
+    Cached nodes send none."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
-        self.prompts: set[str] = set()
+        self.nodes_by_prompt: defaultdict[str, set[str]] = defaultdict(set)
 
     def record(self, message: dict[str, Any]) -> None:
         if message.get("type") != "executing":
@@ -187,9 +188,10 @@ class ExecutionCounter:
         node = data.get("node")
         if node is None:
             return
-        self.counts[str(node).split("_", 1)[-1]] += 1
+        node_id = str(node).split("_", 1)[-1]
+        self.counts[node_id] += 1
         if data.get("prompt_id"):
-            self.prompts.add(data["prompt_id"])
+            self.nodes_by_prompt[data["prompt_id"]].add(node_id)
 
 
 @contextlib.asynccontextmanager

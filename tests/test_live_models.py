@@ -190,7 +190,10 @@ async def test_user_runs_and_a_stream_keep_each_others_cache(api, relay, comfy, 
             await api.stop(stream_id)
     if cache_mode == "none":
         assert user_exec.counts["2"] == 4  # with no cache every Run loads again; the stream still ran
-        assert stream_exec.counts["10"] == stream_exec.counts["1"]
+        # every frame's prompt loaded the VAE (ComfyUI runs the loader first, so the prompt running at the
+        # stop may have loaded it and not reached the TrickleInput)
+        frame_prompts = [nodes for nodes in stream_exec.nodes_by_prompt.values() if "1" in nodes]
+        assert len(frame_prompts) > 12 and all("10" in nodes for nodes in frame_prompts), stream_exec.counts
         return
     # the stream's model loaded once, though four user prompts ran during it
     assert stream_exec.counts["10"] == 1, stream_exec.counts
