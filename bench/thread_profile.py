@@ -1,20 +1,28 @@
 """Where a running process's threads spend their time: py-spy samples, summed per thread.
 
-    python bench/thread_profile.py --pid PID [--seconds 15] [--rate 100] [--py-spy PATH] [--top 8]
+    python bench/thread_profile.py --pid PID [--seconds 15] [--rate 100] [--py-spy PATH] [--top 8] [--gil]
 
 Prints, per thread, the share of the sampling time it was busy (100 % = one core), and the functions it
 spent the most samples in (inclusive: a function and what it called), e.g. to see what the event loop does
 at 12 streams. py-spy is no dependency of the pack or its tests: install it apart (a scratch venv). It
-samples without stopping the process (``--nonblocking``), so figures are shares, not exact times.
+samples without stopping the process (``--nonblocking``), so figures are shares, not exact times. With
+``--gil`` only samples of the thread holding the GIL count: where one process's Python work is bounded by
+the GIL (its threads together near 100 % of one core), that says which thread's Python code fills it.
+With ``--cpu`` it measures instead each thread's CPU time from ``/proc/PID/task`` over the seconds (what
+the kernel counts, native work included: codecs, swscale, torch), summed per thread name (py-spy names the
+Python threads; the rest, such as x264's and swscale's workers, count as "native").
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
+import os
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,15 +76,60 @@ def report(threads: dict[str, ThreadSamples], seconds: float, rate: int, top: in
     return "\n".join(lines)
 
 
-def record(pid: int, seconds: float, rate: int, py_spy: str) -> str:
+def record(pid: int, seconds: float, rate: int, py_spy: str, gil: bool = False) -> str:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "profile.txt"
         subprocess.run(
             [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(rate),
-             "--format", "raw", "--threads", "--nonblocking", "--output", str(out)],
+             "--format", "raw", "--threads", "--nonblocking", "--output", str(out),
+             *(["--gil"] if gil else [])],
             check=True, capture_output=True, timeout=seconds + 60,
         )  # fmt: skip
         return out.read_text()
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of ``pid`` so far, by OS thread id."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return seconds
+
+
+def python_thread_names(pid: int, py_spy: str) -> dict[int, str]:
+    """OS thread id -> Python thread name, from ``py-spy dump --json``."""
+    dump = subprocess.run(
+        [py_spy, "dump", "--pid", str(pid), "--json", "--nonblocking"],
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return {thread["os_thread_id"]: thread["thread_name"] for thread in json.loads(dump.stdout)}
+
+
+def cpu_report(pid: int, seconds: float, py_spy: str) -> str:
+    """Each thread name's CPU share over ``seconds`` (100 % = one core) and how many threads bear it."""
+    before = thread_cpu_seconds(pid)
+    started = time.monotonic()
+    time.sleep(seconds)
+    after = thread_cpu_seconds(pid)
+    elapsed = time.monotonic() - started
+    names = python_thread_names(pid, py_spy)
+    shares: collections.Counter[str] = collections.Counter()
+    counts: collections.Counter[str] = collections.Counter()
+    for tid, total in after.items():
+        name = names.get(tid, "native")
+        if name.startswith("trickle-encode-"):  # one name per kind: each stream's carries its stream id
+            name = "trickle-encode"
+        shares[name] += 100.0 * (total - before.get(tid, 0.0)) / elapsed
+        counts[name] += 1
+    lines = [f"{sum(shares.values()):6.1f} %  all {sum(counts.values())} threads"]
+    lines += [f"{share:6.1f} %  {name} ({counts[name]})" for name, share in shares.most_common()
+              if share >= 0.05]  # fmt: skip
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -86,8 +139,14 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--py-spy", default="py-spy")
     parser.add_argument("--top", type=int, default=8)
+    parser.add_argument("--gil", action="store_true", help="count only samples holding the GIL")
+    parser.add_argument("--cpu", action="store_true",
+                        help="per-thread CPU time from /proc instead of samples")  # fmt: skip
     args = parser.parse_args()
-    text = record(args.pid, args.seconds, args.rate, args.py_spy)
+    if args.cpu:
+        print(cpu_report(args.pid, args.seconds, args.py_spy))  # noqa: T201 - a CLI's output
+        return 0
+    text = record(args.pid, args.seconds, args.rate, args.py_spy, args.gil)
     print(report(parse_collapsed(text), args.seconds, args.rate, args.top))  # noqa: T201 - a CLI's output
     return 0
 

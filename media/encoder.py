@@ -13,6 +13,7 @@ Threading: :meth:`SegmentEncoder.encode`, :meth:`flush` and :meth:`close` must b
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Protocol
@@ -60,7 +61,9 @@ class EncoderSettings:
     max_bitrate: int | None = None  # bits/s; caps noise-like content, which otherwise reaches >10 Mbit/s
     buffer_size: int | None = None  # bits; defaults to one second of max_bitrate
     fps: float = 30.0  # nominal rate for x264's rate control; pts still come from the frames
-    threads: int = 0  # 0: let x264 decide
+    # x264 threads: 0 lets x264 decide (about 1.5 per core for each encoder); a callable is asked each time
+    # x264 opens (the stream engine shares the cores among the live streams' encoders)
+    threads: int | Callable[[], int] = 0
     audio: bool = True  # mux audio handed to add_audio()
     opus_bitrate: int = 64000  # for AAC -> Opus
     # AAC input becomes Opus (the gateway accepts only Opus); False keeps AAC, only to produce test input.
@@ -266,7 +269,7 @@ class SegmentEncoder:
         video.max_b_frames = 0
         # Keyframes come from segment starts; x264's own GOP limit is only a backstop.
         video.gop_size = max(1, round(settings.fps * settings.segment_seconds * 4))
-        video.thread_count = settings.threads
+        video.thread_count = settings.threads() if callable(settings.threads) else settings.threads
         options = {"preset": settings.preset, "tune": "zerolatency", "forced-idr": "1"}
         if settings.crf is not None:
             options["crf"] = str(settings.crf)

@@ -70,6 +70,11 @@ class ExecutorFairness:
             self._at_gate.discard(stream_id)
             self.held_s.pop(stream_id, None)
 
+    def stream_count(self) -> int:
+        """How many streams share the executor (any thread)."""
+        with self._lock:
+            return len(self._window_sums)
+
     def set_ready(self, stream_id: str, ready: bool) -> None:
         """Whether the stream has a frame ready and not yet queued (its hand-off says so as it fills and
         empties, any thread): others over their share may wait for it."""

@@ -137,6 +137,12 @@ class FrameHandoff:
         self._frames: collections.deque[InputFrame] = collections.deque()
         self._lock = threading.Lock()
         self._ready = asyncio.Event()  # touched only on the loop
+        # A frame put while the consumer is busy wakes nothing: each wake-up from another thread writes to
+        # the loop's self-pipe and hands the GIL to the loop, and under overload the consumer rarely waits.
+        # (Under the lock: waits under way in ``wait_for_frame``, a cancelled one until it ends, and
+        # whether a wake-up is on its way since the last wait began.)
+        self._waits = 0
+        self._wake_sent = False
         self._ended = False
         self._closed = False
         self._due = DueClock()
@@ -179,7 +185,10 @@ class FrameHandoff:
                 self._frames.popleft()
                 self.dropped += 1
             self._tell_ready()
-        self._wake()
+            wake = self._waits > 0 and not self._wake_sent
+            self._wake_sent = self._wake_sent or wake
+        if wake:
+            self._wake()
         return True
 
     def end(self) -> None:
@@ -316,7 +325,13 @@ class FrameHandoff:
                 if self._ended:
                     return False
                 self._ready.clear()
-            await self._ready.wait()
+                self._waits += 1
+                self._wake_sent = False
+            try:
+                await self._ready.wait()
+            finally:
+                with self._lock:
+                    self._waits -= 1
 
     def _wake(self) -> None:
         if self._loop.is_closed():

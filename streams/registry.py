@@ -218,7 +218,8 @@ class StreamRegistry:
         if self._media_factory is None:
             from .trickle_io import trickle_media
 
-            ingest, egress = trickle_media(config, max_backlog_s, input_wait_s, self._address_check)
+            ingest, egress = trickle_media(config, max_backlog_s, input_wait_s, self._address_check,
+                                           self._context.fairness.stream_count)
         else:
             ingest, egress = self._media_factory(config)
         prefix = f"ct{next(self._prefixes)}_"

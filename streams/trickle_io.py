@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
@@ -63,18 +64,27 @@ FATAL_OUTPUT_ERRORS = (
 )
 
 
+def encoder_threads(live_streams: int, cores: int | None = None) -> int:
+    """x264 threads for one stream's encoder: the machine's cores shared among the live streams, at least
+    one. x264's own choice, about 1.5 threads per core for every encoder, gives a dozen streams on 2 cores
+    three dozen threads whose hand-offs cost more CPU than they save (bench/README.md, issue 22)."""
+    return max(1, (cores or os.cpu_count() or 1) // max(1, live_streams))
+
+
 def trickle_media(
     config: Any, max_backlog_s: float = 1.0, input_wait_s: float = 0.0,
-    address_check: AddressCheck | None = None,
+    address_check: AddressCheck | None = None, live_streams: Callable[[], int] | None = None,
 ) -> tuple[TrickleIngest, TrickleEgress]:
     """Ingest and egress for a ``StreamConfig``; ``address_check`` holds every connection to the host
-    allowlist at connect time (``trickle.address_guard``)."""
+    allowlist at connect time (``trickle.address_guard``); ``live_streams`` (any thread) counts the streams
+    whose encoders share the cores (``encoder_threads``; None: x264 decides)."""
     low, high = EGRESS_QUEUE_BOUNDS
     queue_frames = max(low, min(high, round(max_backlog_s * 30)))
+    settings = EncoderSettings(threads=lambda: encoder_threads(live_streams())) if live_streams else None
     return (
         TrickleIngest(config.subscribe_url, width=config.width, height=config.height,
                       input_wait_s=input_wait_s, address_check=address_check),
-        TrickleEgress(config.publish_url, name=config.stream_id, queue_frames=queue_frames,
+        TrickleEgress(config.publish_url, name=config.stream_id, settings=settings, queue_frames=queue_frames,
                       address_check=address_check),
     )
 

@@ -5,6 +5,7 @@ test_engine_comfyui.py."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from fractions import Fraction
 
@@ -26,7 +27,7 @@ from comfy_trickle.streams.errors import (
 from comfy_trickle.streams.handoff import FrameHandoff, InputFrame
 from comfy_trickle.streams.registry import KEEP_FINISHED, StreamRegistry
 from comfy_trickle.streams.stages import FrameStamps, Stage
-from comfy_trickle.streams.trickle_io import TrickleEgress
+from comfy_trickle.streams.trickle_io import TrickleEgress, encoder_threads
 from comfy_trickle.streams.workflow import PromptBuilder, prepare_workflow
 from engine_fakes import FakeEgress, FakeIngest, FakeRunner, frame_of
 
@@ -233,6 +234,57 @@ async def test_handoff_close_wakes_a_waiting_consumer_and_refuses_frames():
     handoff.close()
     assert await asyncio.wait_for(waiter, 1) is None
     assert handoff.put(input_frame(0, 0.0)) is False
+
+
+class WakeCounter:
+    """A loop's ``call_soon_threadsafe`` (each call a wake-up through the loop's self-pipe), counting the
+    calls that set an ``asyncio.Event`` (the hand-off's; ``to_thread`` uses it too, for its result)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.calls = 0
+        self._real = loop.call_soon_threadsafe
+
+    def __call__(self, callback, *args):
+        self.calls += isinstance(getattr(callback, "__self__", None), asyncio.Event)
+        return self._real(callback, *args)
+
+
+async def put_from_thread(handoff: FrameHandoff, *frames: InputFrame) -> None:
+    await asyncio.to_thread(lambda: [handoff.put(frame) for frame in frames])
+
+
+async def test_handoff_wakes_a_waiting_consumer_once_and_a_busy_one_not_at_all(monkeypatch):
+    loop = asyncio.get_running_loop()
+    wakes = WakeCounter(loop)
+    monkeypatch.setattr(loop, "call_soon_threadsafe", wakes)
+    handoff = FrameHandoff(loop, max_lateness_s=lambda: 120.0)
+    # the decoder's thread puts frames while the consumer is busy (no get under way): no wake-up
+    await put_from_thread(handoff, *(input_frame(i, i / 30) for i in range(5)))
+    assert wakes.calls == 0
+    assert [handoff.take_nowait().index for _ in range(5)] == [0, 1, 2, 3, 4]
+    # the consumer waits: the first frame wakes it, the frames after it while the wake-up is on its way
+    # need none
+    waiter = asyncio.create_task(handoff.get())
+    await asyncio.sleep(0.01)
+    await put_from_thread(handoff, *(input_frame(i, i / 30) for i in range(5, 8)))
+    assert (await asyncio.wait_for(waiter, 1)).index == 5
+    assert wakes.calls == 1
+
+
+async def test_handoff_a_cancelled_wait_does_not_take_the_next_waits_wake_up():
+    """The pump's look-ahead wait is cancelled when its prompt's output comes, and the pump waits again
+    in the same step: the cancelled wait ends only after the new one began, and must leave it its wake-up."""
+    loop = asyncio.get_running_loop()
+    handoff = FrameHandoff(loop)
+    look_ahead = asyncio.ensure_future(handoff.wait_for_frame())
+    await asyncio.sleep(0.01)
+    look_ahead.cancel()  # (its CancelledError is delivered on a later loop iteration)
+    threading.Timer(0.05, lambda: handoff.put(input_frame(0, 0.0))).start()  # the decoder's thread
+    guard = loop.call_later(2.0, handoff.close)  # a lost wake-up: get returns None instead of hanging
+    frame = await handoff.get()  # waits before look_ahead has ended
+    guard.cancel()
+    assert look_ahead.cancelled()
+    assert frame is not None and frame.index == 0
 
 
 async def test_handoff_gives_a_batch_the_waiting_frames_of_its_size_only():
@@ -748,3 +800,8 @@ async def test_dropped_frames_stay_counted_after_stop():
         assert counters["frames_out"] + counters["frames_dropped"] >= 199
     finally:
         runner.close()
+
+
+def test_the_live_streams_encoders_share_the_cores_between_them():
+    assert [encoder_threads(streams, cores=2) for streams in (0, 1, 2, 12)] == [2, 2, 1, 1]
+    assert [encoder_threads(streams, cores=16) for streams in (1, 4, 5, 32)] == [16, 4, 3, 1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from itertools import pairwise
 
@@ -283,3 +284,30 @@ def test_flush_ends_the_segment_and_encoding_can_go_on():
     second, _, _ = decode_bytes(bytes(sink.segments[1]))  # starts with its own IDR
     assert [read_frame_index(f.rgb) for f in second] == [5, 6, 7, 8, 9]
     assert encoder.stats.keyframes == 2 and encoder.stats.frames == 10
+
+
+def _threads_of_this_process() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc")
+def test_the_encoder_asks_for_its_x264_threads_each_time_x264_opens():
+    """The stream engine shares the cores among the live streams' encoders (``encoder_threads``): the
+    encoder asks when x264 opens (the first frame, and a new size), and x264 runs that many threads."""
+    answers = iter([4, 1])
+    asked = []
+
+    def threads() -> int:
+        asked.append(next(answers))
+        return asked[-1]
+
+    encoder = SegmentEncoder(RecordingSink(), EncoderSettings(audio=False, threads=threads))
+    before = _threads_of_this_process()
+    encoder.encode(make_test_frame(0, 256, 192), 0, MPEGTS_TIME_BASE)  # (x264 runs none for tiny frames)
+    with_four = _threads_of_this_process() - before
+    encoder.encode(make_test_frame(1, 512, 384), 3000, MPEGTS_TIME_BASE)  # a new size: x264 opens again
+    encoder.encode(make_test_frame(2, 512, 384), 6000, MPEGTS_TIME_BASE)
+    with_one = _threads_of_this_process() - before
+    encoder.close()
+    assert asked == [4, 1]
+    assert with_four >= 4 and with_one < with_four, (with_four, with_one)
