@@ -107,8 +107,63 @@ class OursPipeline:
             except (aiohttp.ContentTypeError, ValueError):
                 return {"error": f"stop answered {response.status}"}
 
+    async def back_to_back_fps(
+        self, session: aiohttp.ClientSession, workflow: str, width: int, height: int, prompts: int = 12
+    ) -> float | None:
+        """Frames a second ComfyUI's executor gives ``workflow``'s own nodes run back to back, no stream
+        in the way: ``prompts`` prompts queued at once, each starting from a fresh ``EmptyImage`` of the
+        case's size (its own color, so nothing comes from the cache) where ``TrickleInput`` was and ending in
+        ``GetImageSize -> PreviewAny`` where ``TrickleOutput`` was; from the first prompt's start to the
+        last one's end, by ComfyUI's own timestamps. None if a prompt failed."""
+        client_id = f"bench-back-to-back-{time.monotonic_ns()}"
+        prompt_ids = []
+        for index in range(prompts):
+            prompt = _standalone_prompt(WORKFLOWS[workflow], width, height, color=index + 1)
+            body = {"prompt": prompt, "client_id": client_id}
+            async with session.post(f"{self.base_url}/prompt", json=body) as response:
+                answer = await response.json()
+                if response.status != 200:
+                    raise PipelineError(f"/prompt answered {response.status}: {answer}")
+                prompt_ids.append(answer["prompt_id"])
+        entries = [await self._history_entry(session, prompt_id) for prompt_id in prompt_ids]
+        if any(entry is None or entry["status"]["status_str"] != "success" for entry in entries):
+            return None
+        stamps = {event: [data["timestamp"] for e in entries for event_name, data in e["status"]["messages"]
+                          if event_name == event]
+                  for event in ("execution_start", "execution_success")}  # fmt: skip
+        seconds = (max(stamps["execution_success"]) - min(stamps["execution_start"])) / 1000.0
+        return round(prompts / seconds, 2) if seconds > 0 else None
+
+    async def _history_entry(
+        self, session: aiohttp.ClientSession, prompt_id: str, timeout_s: float = 120.0
+    ) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            async with session.get(f"{self.base_url}/history/{prompt_id}") as response:
+                entry = (await response.json()).get(prompt_id)
+            if entry is not None:
+                return entry
+            await asyncio.sleep(0.1)
+        return None
+
     async def close(self) -> None:
         return None
+
+
+def _standalone_prompt(workflow: dict[str, Any], width: int, height: int, color: int) -> dict[str, Any]:
+    """``workflow`` without the stream: ``EmptyImage`` for its ``TrickleInput``, ``GetImageSize ->
+    PreviewAny`` for its ``TrickleOutput``."""
+    prompt: dict[str, Any] = {}
+    for node_id, node in workflow.items():
+        if node["class_type"] == "TrickleInput":
+            prompt[node_id] = {"class_type": "EmptyImage",
+                               "inputs": {"width": width, "height": height, "batch_size": 1, "color": color}}
+        elif node["class_type"] == "TrickleOutput":
+            prompt[node_id] = {"class_type": "GetImageSize", "inputs": {"image": node["inputs"]["images"]}}
+            prompt[f"{node_id}-preview"] = {"class_type": "PreviewAny", "inputs": {"source": [node_id, 0]}}
+        else:
+            prompt[node_id] = json.loads(json.dumps(node))
+    return prompt  # fmt: skip
 
 
 class PytricklePipeline:

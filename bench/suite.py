@@ -17,12 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from comfy_trickle.devtools.comfyui_server import start_comfyui
 
 from .bench_live_update import run_live_update
 from .cases import CaseSpec, run_case
 from .codec_floor import run_floor
-from .pipelines import PYTRICKLE_WORKFLOWS, OursPipeline, PytricklePipeline, default_pytrickle_python
+from .pipelines import (
+    PYTRICKLE_WORKFLOWS,
+    OursPipeline,
+    PipelineError,
+    PytricklePipeline,
+    default_pytrickle_python,
+)
 from .procs import RelayProcess, cpu_seconds
 from .source import EncodedSource, cached_source
 
@@ -245,6 +252,8 @@ async def run_suite(
                 except Exception as exc:
                     logger.exception("case %s failed", spec.name)
                     run = {"spec": spec.as_dict(), "error": repr(exc)}
+                if spec.kind == "overload" and spec.pipeline == "ours" and "aggregate" in run:
+                    run["executor_back_to_back_fps"] = await _back_to_back(ours, spec)
                 entry = results.setdefault(spec.name, {"spec": spec.as_dict(), "runs": []})
                 entry["runs"].append(run)
                 if "aggregate" in run:
@@ -314,6 +323,17 @@ async def _warm_up(pipeline: OursPipeline, relay: RelayProcess, sources: dict[An
     await _until_idle(pipeline.pid)
 
 
+async def _back_to_back(pipeline: OursPipeline, spec: CaseSpec) -> float | None:
+    """The overload case's yardstick, right after its run: the executor's rate for the same workflow back
+    to back (``OursPipeline.back_to_back_fps``)."""
+    try:
+        async with aiohttp.ClientSession() as session:
+            return await pipeline.back_to_back_fps(session, spec.workflow, spec.width, spec.height)
+    except (aiohttp.ClientError, PipelineError, asyncio.TimeoutError):
+        logger.exception("back-to-back run of %s failed", spec.name)
+        return None
+
+
 async def _until_idle(pid: int, *, below: float = 0.05, step_s: float = 0.5, limit_s: float = 10.0) -> None:
     """Wait (bounded) until ``pid`` uses less than ``below`` of a core over ``step_s``."""
     deadline = time.monotonic() + limit_s
@@ -340,6 +360,7 @@ def _case_summary(run: dict[str, Any]) -> dict[str, Any]:
         "relay_cpu_percent": usage.get("relay", {}).get("cpu_percent"),
         "gateway_cpu_percent": usage.get("gateway", {}).get("cpu_percent"),
         "loadavg_before": (run.get("loadavg_before") or [None])[0],
+        "executor_back_to_back_fps": run.get("executor_back_to_back_fps"),
     }
     growth = [g for g in (_latency_growth(s, run["spec"]) for s in run["streams"]) if g is not None]
     # does latency keep growing over the run (queueing) or stay flat (dropping to the newest)?

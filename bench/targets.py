@@ -204,16 +204,22 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def overload_figures(case: dict[str, Any]) -> dict[str, float | None]:
-    """The overload case's own yardsticks: the workflow's time per frame (the engine's ``workflow`` stage
-    mean, TrickleInput -> TrickleOutput), the rate that allows, and the output's part of it."""
+    """The overload case's yardsticks: the rate ComfyUI's executor gives the same workflow back to back
+    (``executor_back_to_back_fps``, measured right after the run; where missing, the rate the engine's
+    ``workflow`` stage alone allows, TrickleInput -> TrickleOutput, which leaves out ComfyUI's own
+    per-prompt work), the frame's processing time at that rate, and the output's part of that rate."""
     workflow_ms = (case.get("engine_stages_ms") or {}).get("workflow")
     out_fps = case.get("out_fps_mean")
-    bound_fps = 1000.0 / workflow_ms if workflow_ms else None
+    back_to_back = case.get("executor_back_to_back_fps")
+    bound_fps = back_to_back or (1000.0 / workflow_ms if workflow_ms else None)
+    frame_ms = 1000.0 / bound_fps if bound_fps else None
     return {
         "workflow_ms": workflow_ms,
         "workflow_fps": round(bound_fps, 2) if bound_fps else None,
+        "yardstick": "back to back" if back_to_back else "workflow stage",
+        "frame_ms": round(frame_ms, 1) if frame_ms else None,
         "out_vs_workflow": round(out_fps / bound_fps, 3) if bound_fps and out_fps is not None else None,
-        "p50_goal_ms": max(LOAD_P50_FLOOR_MS, 2 * workflow_ms) if workflow_ms else None,
+        "p50_goal_ms": max(LOAD_P50_FLOOR_MS, 2 * frame_ms) if frame_ms else None,
     }
 
 
@@ -228,9 +234,10 @@ def evaluate_load_goals(results: dict[str, Any], run: int | None = None) -> list
     yardsticks, p50 = overload_figures(overload), overload.get("latency_p50_ms")
     ratio, goal = yardsticks["out_vs_workflow"], yardsticks["p50_goal_ms"]
     rows = [
-        _row(f"overload (blur, {LATENCY_FPS:g} fps in): out >= {LOAD_OUT_VS_WORKFLOW:g}x the workflow's rate",
-             ratio, (ratio or 0) >= LOAD_OUT_VS_WORKFLOW),
-        _row(f"overload: p50 <= max({LOAD_P50_FLOOR_MS:g} ms, 2 x workflow ms)", p50,
+        _row(f"overload (blur, {LATENCY_FPS:g} fps in): out >= {LOAD_OUT_VS_WORKFLOW:g}x the executor's rate",
+             ratio, (ratio or 0) >= LOAD_OUT_VS_WORKFLOW,
+             f"({yardsticks['yardstick']}: {yardsticks['workflow_fps']} fps)" if ratio is not None else ""),
+        _row(f"overload: p50 <= max({LOAD_P50_FLOOR_MS:g} ms, 2 x frame processing ms)", p50,
              goal is not None and (p50 or 0) <= goal, f"(goal {goal:.0f} ms)" if goal else ""),
     ]
     counts = results["plan"]["scaling_streams"]

@@ -59,6 +59,10 @@ def test_quick_suite_runs_every_part_and_writes_results(comfyui, tmp_path):
         stream = results["cases"][name]["runs"][0]["streams"][0]
         assert stream["received"] > 0, (name, stream)
         assert stream["latency_ms"]["p50"] is not None, name
+    # the overload case's yardstick: ComfyUI ran the same blur back to back (a blur of 512x512 takes tens
+    # of ms on any CPU: well under 1000 prompts a second)
+    (overload,) = results["cases"]["overload-ours-blur-512x512-30fps"]["runs"]
+    assert 0 < overload["executor_back_to_back_fps"] < 1000
     ours = results["cases"]["latency-ours-passthrough-512x512-30fps"]["runs"][0]
     assert ours["streams"][0]["engine"]["counters"]["frames_out"] > 0  # the engine's own final status
     assert results["cases"]["latency-ours-passthrough-512x512-30fps"]["median"]["pipeline_rss_peak_mib"] > 100
@@ -183,6 +187,16 @@ def test_issue22_goals_measure_overload_against_the_workflows_own_time_and_scali
     assert row("12 x 24 fps", "dropped")["met"] is None
 
 
+def test_issue22_overload_yardstick_is_the_executors_back_to_back_rate_where_measured():
+    overload = _figures(out_fps_mean=7.8, latency_p50_ms=240.0, engine_stages_ms={"workflow": 100.0},
+                        executor_back_to_back_fps=8.0)  # fmt: skip
+    rows = evaluate_load_goals(fake_results({"overload-ours-blur-512x512-30fps": overload}, counts=[8, 16]))
+    out, p50 = rows[0], rows[1]
+    # against the stage alone (10 fps) 7.8 fps would be 0.78: ComfyUI's own per-prompt work is no loss of ours
+    assert (out["measured"], out["met"]) == (0.975, True) and "back to back: 8.0 fps" in out["note"]
+    assert (p50["measured"], p50["met"], p50["note"]) == (240.0, True, "(goal 250 ms)")  # 2 x 125 ms
+
+
 def test_issue22_goals_run_by_run_hold_only_when_every_run_holds():
     eight, twelve = "scaling-ours-passthrough-512x512-24fps-x8", "scaling-ours-passthrough-512x512-24fps-x12"
     runs = {
@@ -199,7 +213,7 @@ def test_issue22_goals_run_by_run_hold_only_when_every_run_holds():
     assert [run["met"] for run in no_drop_p50["runs"]] == [True, True, False]
     assert no_drop_p50["every_run"] is False  # the median (45 ms) meets it; the third run does not
     assert goals["12 x 24 fps 512x512: <= 1 % dropped"]["every_run"] is True
-    assert goals["overload: p50 <= max(150 ms, 2 x workflow ms)"]["every_run"] is None  # no overload case
+    assert goals["overload: p50 <= max(150 ms, 2 x frame processing ms)"]["every_run"] is None  # not run
     lines = render(results).split("run by run")[1].splitlines()
     missed = [line for line in lines if line.strip().startswith("8 x 24 fps 512x512: p50")]
     assert len(missed) == 1 and "60.00 x" in missed[0] and missed[0].endswith("MISSED")
