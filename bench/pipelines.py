@@ -108,7 +108,7 @@ class OursPipeline:
                 return {"error": f"stop answered {response.status}"}
 
     async def back_to_back_fps(
-        self, session: aiohttp.ClientSession, workflow: str, width: int, height: int, prompts: int = 12
+        self, session: aiohttp.ClientSession, workflow: str, width: int, height: int, prompts: int = 24
     ) -> float | None:
         """Frames a second ComfyUI's executor gives ``workflow``'s own nodes run back to back, no stream
         in the way: ``prompts`` prompts queued at once, each starting from a fresh ``EmptyImage`` of the
