@@ -66,30 +66,46 @@ class TrickleIngest:
         )
         self._decoder.start()
         self._subscriber = TrickleSubscriber(self.url, address_check=self._address_check)
-        segment = await first_segment(self._subscriber, self.input_wait_s, self._on_waiting)
+        feeding = asyncio.ensure_future(self._feed_segments(self._subscriber, self._decoder))
+        try:
+            # a decoder that ends before its input did has failed: the stream ends now, not when the
+            # input channel does (it may never)
+            await asyncio.wait({feeding, decoded_all}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not feeding.done():
+                feeding.cancel()
+                await asyncio.gather(feeding, return_exceptions=True)
+        if self._closed:
+            return
+        if not feeding.cancelled():
+            feeding.result()  # (raises what the input raised)
+            self._decoder.end_of_input()
+        error = await decoded_all
+        if error is not None:
+            raise RuntimeError(f"decoder failed: {error}") from error
+        if feeding.cancelled():
+            raise RuntimeError("decoder stopped before its input ended")
+
+    async def _feed_segments(self, subscriber: TrickleSubscriber, decoder: StreamDecoder) -> None:
+        """Every segment's bytes to the decoder as they arrive, until the input channel ends."""
+        segment = await first_segment(subscriber, self.input_wait_s, self._on_waiting)
         while segment is not None:
             # each trickle segment starts with PAT/PMT and an IDR: marking its first chunk flushes the
             # previous segment's last frames at once and picks up a changed layout (a restarted source's
             # new audio track)
             segment_start = True
             if self._pending_size is not None:
-                self._decoder.set_target_size(*self._pending_size)
+                decoder.set_target_size(*self._pending_size)
                 self._pending_size = None
             try:
                 while chunk := await segment.read_chunk():
-                    self._decoder.feed(chunk, segment_start=segment_start)
+                    decoder.feed(chunk, segment_start=segment_start)
                     segment_start = False
             except TrickleSegmentError as err:
                 logger.info(
                     "input %s: segment %s truncated (%s); going on", redact_url(self.url), segment.seq, err
                 )
-            segment = await self._subscriber.next_segment()
-        if self._closed:
-            return
-        self._decoder.end_of_input()
-        error = await decoded_all
-        if error is not None:
-            raise RuntimeError(f"decoder failed: {error}") from error
+            segment = await subscriber.next_segment()
 
     def watch_input(self, on_waiting: WaitingCallback) -> None:
         """``on_waiting(True)`` while the input channel does not exist yet, ``(False)`` once it delivers."""

@@ -587,6 +587,37 @@ async def test_egress_reports_an_encoding_failure_once_and_takes_no_more_frames(
     assert "enc-out" not in relay.relay.channels
 
 
+class DecodeThreadDied(BaseException):
+    """Nothing the decode thread expects (its frame callback's own errors are counted and skipped)."""
+
+
+async def test_a_decoder_that_dies_ends_the_ingest_at_once_with_its_error(relay):
+    """The real decoder's thread fails at the fifth frame while the input goes on (10 s that never end by
+    themselves): the ingest stops reading and raises the decoder's error at once (the session then ends
+    the stream in error with it), instead of feeding a dead decoder until the input channel ends."""
+    relay.relay.create_channel("dies-in", "video/MP2T")
+    url = relay.channel_url("dies-in")
+    seen = []
+
+    def on_frame(frame):
+        seen.append(frame.index)
+        if len(seen) == 5:
+            raise DecodeThreadDied("the decode thread's own bug")
+
+    publisher = asyncio.create_task(publish_synthetic(url, 300, width=SIZE, height=SIZE, end=False))
+    ingest = TrickleIngest(url, width=SIZE, height=SIZE)
+    try:
+        with pytest.raises(RuntimeError, match="decoder failed: the decode thread's own bug"):
+            await asyncio.wait_for(ingest.run(on_frame, lambda packet: None), 20)
+        input_still_publishing = not publisher.done()
+    finally:
+        publisher.cancel()
+        await asyncio.gather(publisher, return_exceptions=True)
+        await ingest.close()
+    assert len(seen) == 5  # no frame after the failure
+    assert input_still_publishing  # it ended at the failure, not when the input ran out
+
+
 async def test_ingest_picks_up_audio_that_a_restarted_source_adds(relay):
     """The input's source restarts with an audio track: the ingest marks each trickle segment's start
     for the decoder, so the new track is demuxed and reaches the stream (one long-lived demuxer never

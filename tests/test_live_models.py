@@ -110,26 +110,33 @@ async def run_counted(api, relay, comfy, stream_id, workflow, frames=FRAMES, tim
 
 async def test_model_loaders_run_once_per_stream_and_once_between_streams(api, relay, comfy, cache_mode):
     a, b, up = unique("taesd-a"), unique("taesd-b"), unique("upscale")
+    frames = 3 * FRAMES  # 2 s of input: a load of a second still leaves frames that run after it
     results = await asyncio.gather(
-        run_counted(api, relay, comfy, a, taesd_workflow(1.0)),
-        run_counted(api, relay, comfy, b, taesd_workflow(0.5)),
-        run_counted(api, relay, comfy, up, upscale_workflow()),
+        run_counted(api, relay, comfy, a, taesd_workflow(1.0), frames),
+        run_counted(api, relay, comfy, b, taesd_workflow(0.5), frames),
+        run_counted(api, relay, comfy, up, upscale_workflow(), frames),
     )
     for output, final, executions in results:
         assert final["state"] == "completed", final
         counters = final["counters"]
-        # every frame ran through the models; (egress has been seen to leave out the last frame at end of
-        # stream on a loaded machine: not a cache matter, see the report)
-        assert counters["frames_processed"] == FRAMES and counters["frames_out"] >= FRAMES - 1, counters
-        assert len(output.frames) >= FRAMES // 2  # (a subscriber joining late may miss the first segment)
+        # every frame ran through the models, or went out as a placeholder while the first frame loaded
+        # them (on a loaded machine a load over 0.4 s covers the frames meanwhile: streams/warmup.py); the
+        # ones that ran are the ones the loader counts below are about
+        assert counters["frames_dropped"] == 0, counters
+        assert counters["frames_processed"] + counters["frames_covered"] >= frames, counters
+        assert executions.counts["1"] >= counters["frames_processed"] >= FRAMES, counters
+        # (egress has been seen to leave out the last frame at end of stream on a loaded machine: not a
+        # cache matter, see the report)
+        assert counters["frames_out"] >= frames - 1, counters
+        assert len(output.frames) >= frames // 2  # (a subscriber joining late may miss the first segment)
         assert {(frame.rgb.shape[1], frame.rgb.shape[0]) for frame in output.frames} == {(SIZE, SIZE)}
-        assert executions.counts["1"] == FRAMES  # the live input ran per frame
     (_, _, exec_a), (_, _, exec_b), (_, _, exec_up) = results
-    assert exec_a.counts["11"] == exec_b.counts["11"] == FRAMES  # VAEEncode: per frame
-    assert exec_up.counts["22"] == FRAMES  # the upscale itself: per frame
+    ran_a, ran_b, ran_up = exec_a.counts["1"], exec_b.counts["1"], exec_up.counts["1"]
+    assert (exec_a.counts["11"], exec_b.counts["11"]) == (ran_a, ran_b)  # VAEEncode: per frame that ran
+    assert exec_up.counts["22"] == ran_up  # the upscale itself: per frame that ran
     vae_loads = exec_a.counts["10"] + exec_b.counts["10"]
     if cache_mode == "none":  # no cache: every constant runs per frame (README "Cache modes")
-        assert vae_loads == 2 * FRAMES and exec_up.counts["20"] == FRAMES
+        assert vae_loads == ran_a + ran_b and exec_up.counts["20"] == ran_up
     else:  # both streams name the same taesd files: loaded once between them
         assert vae_loads == 1, (exec_a.counts, exec_b.counts)
         assert exec_up.counts["20"] == 1, exec_up.counts
