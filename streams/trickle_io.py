@@ -66,8 +66,9 @@ FATAL_OUTPUT_ERRORS = (
 
 def encoder_threads(live_streams: int, cores: int | None = None) -> int:
     """x264 threads for one stream's encoder: the machine's cores shared among the live streams, at least
-    one. x264's own choice, about 1.5 threads per core for every encoder, gives a dozen streams on 2 cores
-    three dozen threads whose hand-offs cost more CPU than they save (bench/README.md, issue 22)."""
+    one. x264's own choice, about 1.5 threads per core for every encoder, gave a dozen streams on 2 cores
+    three dozen x264 threads on top of their own, all competing for the same cores; the streams themselves
+    are the parallelism (bench/README.md, issue 22)."""
     return max(1, (cores or os.cpu_count() or 1) // max(1, live_streams))
 
 
