@@ -8,7 +8,7 @@ Order of a case (every step bounded in time):
    and ``/stream/start`` comes one second into it, as when a gateway starts a runner on a live input);
 3. feed every ``in`` for ``seconds`` while sampling CPU/RSS of the pipeline, relay and gateway;
 4. end the input (DELETE ``in``: the pipeline may flush a frame it held) and drain: wait until no output
-   arrived for ``DRAIN_IDLE_S`` (at most ``DRAIN_MAX_S``);
+   arrived for ``DRAIN_IDLE_S`` and every stream put out a frame (at most ``DRAIN_MAX_S``);
 5. stop the pipeline's streams (ours: ``/stream/{id}/stop``, which returns the engine's counters), delete
    the remaining channels.
 """
@@ -93,10 +93,13 @@ def _loadavg() -> list[float]:
 
 
 async def _drain(receivers: list[OutputReceiver]) -> None:
-    deadline = time.monotonic() + DRAIN_MAX_S
-    while time.monotonic() < deadline:
-        newest = max((r.log.frames[-1][1] for r in receivers if r.log.frames), default=0.0)
-        if time.monotonic() - newest >= DRAIN_IDLE_S:
+    """Until no output arrived for ``DRAIN_IDLE_S`` and every stream put out a frame, at most
+    ``DRAIN_MAX_S``: a pipeline slow to start (pytrickle's peer, about 2 s on a slow machine) may put out
+    its first frames only after a short feed ended."""
+    started = time.monotonic()
+    while time.monotonic() < started + DRAIN_MAX_S:
+        newest = max((r.log.frames[-1][1] for r in receivers if r.log.frames), default=started)
+        if all(r.log.frames for r in receivers) and time.monotonic() - newest >= DRAIN_IDLE_S:
             return
         await asyncio.sleep(0.1)
 
