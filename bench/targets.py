@@ -217,7 +217,6 @@ def overload_figures(case: dict[str, Any]) -> dict[str, float | None]:
         "workflow_ms": workflow_ms,
         "workflow_fps": round(bound_fps, 2) if bound_fps else None,
         "yardstick": "back to back" if back_to_back else "workflow stage",
-        "frame_ms": round(frame_ms, 1) if frame_ms else None,
         "out_vs_workflow": round(out_fps / bound_fps, 3) if bound_fps and out_fps is not None else None,
         "p50_goal_ms": max(LOAD_P50_FLOOR_MS, 2 * frame_ms) if frame_ms else None,
     }
